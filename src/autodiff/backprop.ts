@@ -1,0 +1,72 @@
+/**
+ * Reverse-mode sweep over a recorded tape. This is the engine's own algorithm
+ * (filter the nodes that lie between xs and y, then walk them backwards), written
+ * here so that one recorded forward + gradient graph can be swept many times, once
+ * per vector, and so that every kernel on the path is checked against the list of
+ * kernels whose second derivatives we have verified.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { TapeNode } from './engine.js';
+
+/** Nodes of `tape` on some path from one of `xs` to `y`, inputs pruned to those that depend on xs. */
+export function filterTape(tape: TapeNode[], xs: tf.Tensor[], y: tf.Tensor): TapeNode[] {
+  const fromX = new Set<number>(xs.map((x) => x.id));
+  const nodesFromX = new Set<number>();
+  for (const node of tape) {
+    if (Object.values(node.inputs).some((t) => fromX.has(t.id))) {
+      for (const o of node.outputs) fromX.add(o.id);
+      nodesFromX.add(node.id);
+    }
+  }
+  const leadsToY = new Set<number>([y.id]);
+  const nodesToY = new Set<number>();
+  for (let i = tape.length - 1; i >= 0; i--) {
+    const node = tape[i]!;
+    if (node.outputs.some((o) => leadsToY.has(o.id))) {
+      for (const t of Object.values(node.inputs)) leadsToY.add(t.id);
+      nodesToY.add(node.id);
+    }
+  }
+  const filtered: TapeNode[] = [];
+  for (const node of tape) {
+    if (!nodesFromX.has(node.id) || !nodesToY.has(node.id)) continue;
+    const inputs: Record<string, tf.Tensor> = {};
+    for (const [name, t] of Object.entries(node.inputs)) if (fromX.has(t.id)) inputs[name] = t;
+    filtered.push({ ...node, inputs });
+  }
+  return filtered;
+}
+
+/**
+ * Accumulates d y / d t for every tensor t on the filtered tape, starting from dy = 1.
+ * Returns the gradients of `xs` (undefined where y does not depend on x). Must run inside
+ * a tidy: intermediate gradients are left for it to dispose.
+ */
+export function backprop(
+  filtered: TapeNode[],
+  xs: tf.Tensor[],
+  y: tf.Tensor,
+): (tf.Tensor | undefined)[] {
+  const grads = new Map<number, tf.Tensor>();
+  grads.set(y.id, tf.onesLike(y));
+  for (let i = filtered.length - 1; i >= 0; i--) {
+    const node = filtered[i]!;
+    const dys = node.outputs.map((o) => grads.get(o.id) ?? tf.zerosLike(o));
+    if (node.gradient == null) {
+      throw new Error(
+        `Cannot differentiate through kernel '${node.kernelName}': it has no gradient.`,
+      );
+    }
+    const inputGrads = node.gradient(dys);
+    for (const [name, x] of Object.entries(node.inputs)) {
+      const gradFn = inputGrads[name];
+      if (gradFn == null) {
+        throw new Error(`Kernel '${node.kernelName}' gives no gradient for its input '${name}'.`);
+      }
+      const dx = gradFn();
+      const previous = grads.get(x.id);
+      grads.set(x.id, previous == null ? dx : tf.add(previous, dx));
+    }
+  }
+  return xs.map((x) => grads.get(x.id));
+}

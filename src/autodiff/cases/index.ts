@@ -1,0 +1,9 @@
+/** Every case the coverage table and checkSecondOrder() run, by family. */
+import { basicCases } from './basic.js';
+import type { SecondOrderCase } from './types.js';
+
+export type { SecondOrderCase, SecondOrderProblem } from './types.js';
+
+export function allSecondOrderCases(): SecondOrderCase[] {
+  return [...basicCases];
+}

@@ -1,0 +1,69 @@
+/**
+ * checkSecondOrder(): a self-test users run on their own backend. Every case of the
+ * coverage table is built, its Hessian-vector product compared with central finite
+ * differences in float32, and the outcome reported per case.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { allSecondOrderCases, type SecondOrderCase } from './cases/index.js';
+import { compareHvpWithFiniteDifferences } from './finite-difference.js';
+
+export interface SecondOrderCheckResult {
+  name: string;
+  group: SecondOrderCase['group'];
+  backend: string;
+  /** Relative error of H v against finite differences (NaN when the case threw). */
+  relError: number;
+  pass: boolean;
+  /** The error message when the case threw. */
+  error?: string;
+}
+
+export interface CheckSecondOrderOptions {
+  /** Largest relative error that passes (default 1e-2; a wrong op is off by 0.3 or more). */
+  tolerance?: number;
+  /** Only cases whose name contains this string, or for which this returns true. */
+  filter?: string | ((c: SecondOrderCase) => boolean);
+  /** Called after each case, e.g. to print progress. */
+  onResult?: (r: SecondOrderCheckResult) => void;
+}
+
+export const DEFAULT_FD_TOLERANCE = 1e-2;
+
+export async function checkSecondOrder(
+  options: CheckSecondOrderOptions = {},
+): Promise<SecondOrderCheckResult[]> {
+  await tf.ready();
+  const tolerance = options.tolerance ?? DEFAULT_FD_TOLERANCE;
+  const backend = tf.getBackend();
+  const { filter } = options;
+  const cases = allSecondOrderCases().filter((c) =>
+    filter == null ? true : typeof filter === 'string' ? c.name.includes(filter) : filter(c),
+  );
+  const results: SecondOrderCheckResult[] = [];
+  for (const c of cases) {
+    if (c.skipBackends?.includes(backend)) continue;
+    const result = runCase(c, backend, tolerance);
+    results.push(result);
+    options.onResult?.(result);
+    await new Promise((r) => setTimeout(r, 0)); // keep a browser page responsive
+  }
+  return results;
+}
+
+export function runCase(
+  c: SecondOrderCase,
+  backend: string,
+  tolerance: number,
+): SecondOrderCheckResult {
+  let problem;
+  try {
+    problem = c.build();
+    const { relError } = compareHvpWithFiniteDifferences(problem.lossFn, problem.vars);
+    return { name: c.name, group: c.group, backend, relError, pass: relError <= tolerance };
+  } catch (e) {
+    const error = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    return { name: c.name, group: c.group, backend, relError: NaN, pass: false, error };
+  } finally {
+    problem?.dispose();
+  }
+}

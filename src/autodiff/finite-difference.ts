@@ -1,0 +1,82 @@
+/**
+ * Central finite differences of the gradient, the yardstick for every Hessian-vector
+ * product we claim: (g(w + e v) - g(w - e v)) / 2e -> H v as e -> 0.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { gradAndHvp } from './hvp.js';
+import { privateEngine } from './engine.js';
+
+export interface FiniteDifferenceComparison {
+  /** ||Hv - fd|| / max(||Hv||, ||fd||), the smallest over the step sizes tried. */
+  relError: number;
+  /** The step size that gave relError. */
+  epsilon: number;
+  /** ||Hv||, to tell a zero product from a small one. */
+  hvpNorm: number;
+}
+
+/** Gradient of lossFn at the variables' current values (zeros where it does not depend on one). */
+export function gradientAt(lossFn: () => tf.Scalar, vars: tf.Variable[]): tf.Tensor[] {
+  return tf.tidy(() => {
+    const { grads } = privateEngine().gradients(lossFn, vars, undefined, true);
+    return grads.map((g, i) => g ?? tf.zerosLike(vars[i]!));
+  });
+}
+
+/** A random direction of unit norm over all variables, reproducible from `seed`. */
+export function randomUnitVector(vars: tf.Variable[], seed: number): tf.Tensor[] {
+  return tf.tidy(() => {
+    const raw = vars.map((v, i) => tf.randomNormal(v.shape, 0, 1, 'float32', seed + i));
+    const norm = tf.sqrt(tf.addN(raw.map((r) => tf.sum(tf.square(r)))));
+    return raw.map((r) => tf.div(r, norm));
+  });
+}
+
+/**
+ * Compares gradAndHvp with central differences along `vector` (a random unit vector when
+ * omitted). The variables are restored bit for bit afterwards.
+ */
+export function compareHvpWithFiniteDifferences(
+  lossFn: () => tf.Scalar,
+  vars: tf.Variable[],
+  options: { vector?: tf.Tensor[]; epsilons?: number[]; seed?: number } = {},
+): FiniteDifferenceComparison {
+  const epsilons = options.epsilons ?? [1e-2, 3e-3, 1e-3];
+  const vector = options.vector ?? randomUnitVector(vars, options.seed ?? 1234);
+  const original = vars.map((v) => tf.keep(v.clone()));
+  try {
+    const r = gradAndHvp(lossFn, vars, vector);
+    const hvp = r.hvp;
+    tf.dispose([r.loss, ...r.grads]);
+    const hvpNorm = norm(hvp);
+    let best: FiniteDifferenceComparison = { relError: Infinity, epsilon: NaN, hvpNorm };
+    for (const eps of epsilons) {
+      const at = (sign: number) => {
+        vars.forEach((v, i) => {
+          const moved = tf.tidy(() => tf.add(original[i]!, tf.mul(vector[i]!, sign * eps)));
+          v.assign(moved);
+          moved.dispose();
+        });
+        return gradientAt(lossFn, vars);
+      };
+      const plus = at(1);
+      const minus = at(-1);
+      const fd = tf.tidy(() => plus.map((p, i) => tf.div(tf.sub(p, minus[i]!), 2 * eps)));
+      const diff = tf.tidy(() => fd.map((f, i) => tf.sub(f, hvp[i]!)));
+      const scale = Math.max(hvpNorm, norm(fd));
+      const relError = scale === 0 ? 0 : norm(diff) / scale;
+      if (relError < best.relError) best = { relError, epsilon: eps, hvpNorm };
+      tf.dispose([...plus, ...minus, ...fd, ...diff]);
+    }
+    tf.dispose(hvp);
+    return best;
+  } finally {
+    vars.forEach((v, i) => v.assign(original[i]!));
+    tf.dispose(original);
+    if (options.vector == null) tf.dispose(vector);
+  }
+}
+
+function norm(ts: tf.Tensor[]): number {
+  return Math.sqrt(tf.tidy(() => tf.addN(ts.map((t) => tf.sum(tf.square(t)))).dataSync()[0]!));
+}

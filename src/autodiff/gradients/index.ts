@@ -1,0 +1,16 @@
+/**
+ * Registers the gradients that stock TensorFlow.js 4.22 lacks, or gets wrong, for
+ * second-order use, one family per module. Each module also marks the kernels it makes
+ * correct as verified (verified-kernels.ts) once finite-difference cases cover them.
+ */
+import { registerConvGradients } from './conv.js';
+import { registerPoolGradients } from './pool.js';
+import { registerActivationGradients } from './activations.js';
+import { registerNnGradients } from './nn.js';
+
+export function registerSecondOrderGradients(): void {
+  registerConvGradients();
+  registerPoolGradients();
+  registerActivationGradients();
+  registerNnGradients();
+}

@@ -1,0 +1,167 @@
+/**
+ * Hessian-vector products by reverse-over-reverse (Pearlmutter): H v = d(g . v)/dw.
+ *
+ * One forward pass and one gradient pass are recorded on the engine's tape; then for
+ * each vector v we form g . v and sweep the recorded graph backwards once more. So k
+ * vectors cost one forward, one backward and k second-order sweeps.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { backprop, filterTape } from './backprop.js';
+import { privateEngine, type TapeNode } from './engine.js';
+import { assertSecondOrderSupported } from './verified-kernels.js';
+import { installSecondOrderSupport } from './install.js';
+
+export interface GradAndHvp {
+  loss: tf.Scalar;
+  grads: tf.Tensor[];
+  hvp: tf.Tensor[];
+}
+
+export interface GradAndHvpMany {
+  loss: tf.Scalar;
+  grads: tf.Tensor[];
+  /** One list of products per vector list given, each matching `vars`. */
+  hvps: tf.Tensor[][];
+}
+
+export interface HvpOptions {
+  /**
+   * Throw when the loss is NaN or +-Inf (default true). Reading the loss back costs one
+   * small synchronous download per call.
+   */
+  checkFinite?: boolean;
+}
+
+/** Thrown for input that cannot give a meaningful product; the message names the problem. */
+export class HvpInputError extends Error {
+  override name = 'HvpInputError';
+}
+
+/** Loss, gradient and H v for one list of vectors (one tensor per variable). */
+export function gradAndHvp(
+  lossFn: () => tf.Scalar,
+  vars: tf.Variable[],
+  vectors: tf.Tensor[],
+  options: HvpOptions = {},
+): GradAndHvp {
+  const { loss, grads, hvps } = gradAndHvpMany(lossFn, vars, [vectors], options);
+  return { loss, grads, hvp: hvps[0]! };
+}
+
+/** Loss, gradient and H v_j for several vector lists, sharing one forward and gradient pass. */
+export function gradAndHvpMany(
+  lossFn: () => tf.Scalar,
+  vars: tf.Variable[],
+  vectorLists: tf.Tensor[][],
+  options: HvpOptions = {},
+): GradAndHvpMany {
+  installSecondOrderSupport();
+  validate(vars, vectorLists);
+  const engine = privateEngine();
+  const outerDepth = engine.state.gradientDepth;
+  let tape: TapeNode[] | null = null;
+  try {
+    return tf.tidy(() => {
+      let loss: tf.Tensor;
+      let grads: (tf.Tensor | undefined)[];
+      const dots: tf.Scalar[] = [];
+      engine.startTape();
+      try {
+        tape = engine.state.activeTape;
+        ({ value: loss, grads } = engine.gradients(
+          () => checkedLoss(lossFn),
+          vars,
+          undefined,
+          true,
+        ));
+        const gradList = grads.map((g, i) => g ?? tf.zerosLike(vars[i]!));
+        for (const vectors of vectorLists) {
+          dots.push(tf.addN(gradList.map((g, i) => tf.sum(tf.mul(g, vectors[i]!)))) as tf.Scalar);
+        }
+      } finally {
+        engine.endTape();
+      }
+      if (options.checkFinite ?? true) assertFinite(loss);
+      const hvps = dots.map((dot) => {
+        const filtered = filterTape(tape!, vars, dot);
+        assertSecondOrderSupported(filtered);
+        return tf.tidy(() =>
+          backprop(filtered, vars, dot).map((h, i) => h ?? tf.zerosLike(vars[i]!)),
+        );
+      });
+      const gradsOut = grads.map((g, i) => g ?? tf.zerosLike(vars[i]!));
+      return { loss: loss as tf.Scalar, grads: gradsOut, hvps };
+    });
+  } finally {
+    releaseTape(tape, outerDepth);
+  }
+}
+
+function checkedLoss(lossFn: () => tf.Scalar): tf.Scalar {
+  const loss = lossFn();
+  if (!(loss instanceof tf.Tensor)) {
+    throw new HvpInputError('The loss function must return a tf.Tensor (a scalar).');
+  }
+  if (loss.rank !== 0) {
+    throw new HvpInputError(
+      `The loss must be a scalar, but the loss function returned shape [${loss.shape.join(', ')}]; ` +
+        'reduce it (e.g. tf.mean) first.',
+    );
+  }
+  if (loss.dtype !== 'float32') {
+    throw new HvpInputError(`The loss must be float32, got ${loss.dtype}.`);
+  }
+  return loss;
+}
+
+function assertFinite(loss: tf.Tensor): void {
+  const value = loss.dataSync()[0]!;
+  if (!Number.isFinite(value)) {
+    throw new HvpInputError(`The loss is ${value}; a Hessian-vector product needs a finite loss.`);
+  }
+}
+
+function validate(vars: tf.Variable[], vectorLists: tf.Tensor[][]): void {
+  if (!Array.isArray(vars) || vars.length === 0) {
+    throw new HvpInputError('vars must be a non-empty array of tf.Variable.');
+  }
+  vars.forEach((v, i) => {
+    if (!(v instanceof tf.Variable)) throw new HvpInputError(`vars[${i}] is not a tf.Variable.`);
+    if (v.dtype !== 'float32') {
+      throw new HvpInputError(
+        `vars[${i}] ('${v.name}') is ${v.dtype}; only float32 variables are supported.`,
+      );
+    }
+  });
+  if (!Array.isArray(vectorLists) || vectorLists.length === 0) {
+    throw new HvpInputError('At least one vector list is required.');
+  }
+  vectorLists.forEach((vectors, j) => {
+    const where = vectorLists.length > 1 ? ` (vector list ${j})` : '';
+    if (!Array.isArray(vectors) || vectors.length !== vars.length) {
+      throw new HvpInputError(
+        `Expected ${vars.length} vector tensors, one per variable${where}, got ${Array.isArray(vectors) ? vectors.length : typeof vectors}.`,
+      );
+    }
+    vectors.forEach((v, i) => {
+      const w = vars[i]!;
+      if (!(v instanceof tf.Tensor))
+        throw new HvpInputError(`vectors[${i}]${where} is not a tf.Tensor.`);
+      if (!tf.util.arraysEqual(v.shape, w.shape)) {
+        throw new HvpInputError(
+          `vectors[${i}]${where} has shape [${v.shape.join(', ')}] but variable '${w.name}' has shape [${w.shape.join(', ')}].`,
+        );
+      }
+      if (v.dtype !== 'float32')
+        throw new HvpInputError(`vectors[${i}]${where} must be float32, got ${v.dtype}.`);
+    });
+  });
+}
+
+/** Frees what the engine keeps for a recorded tape, as engine.gradients does at depth 0. */
+function releaseTape(tape: TapeNode[] | null, outerDepth: number): void {
+  if (tape == null || outerDepth > 0) return; // an enclosing gradient still owns the tape
+  for (const node of tape) for (const t of node.saved ?? []) t.dispose();
+  const engine = privateEngine();
+  if (engine.state.activeTape === tape) engine.state.activeTape = null;
+}

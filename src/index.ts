@@ -1,0 +1,35 @@
+/**
+ * adahessian: second-order optimization and Hessian analysis for TensorFlow.js.
+ * Importing this module installs the second-order fixes (see autodiff/install.ts).
+ */
+import { installSecondOrderSupport } from './autodiff/install.js';
+
+installSecondOrderSupport();
+
+export { installSecondOrderSupport, VERIFIED_TFJS_VERSIONS } from './autodiff/install.js';
+export {
+  gradAndHvp,
+  gradAndHvpMany,
+  HvpInputError,
+  type GradAndHvp,
+  type GradAndHvpMany,
+  type HvpOptions,
+} from './autodiff/hvp.js';
+export {
+  UnsupportedSecondOrderError,
+  isSecondOrderVerified,
+  secondOrderVerifiedKernels,
+} from './autodiff/verified-kernels.js';
+export {
+  checkSecondOrder,
+  DEFAULT_FD_TOLERANCE,
+  type CheckSecondOrderOptions,
+  type SecondOrderCheckResult,
+} from './autodiff/check.js';
+export {
+  compareHvpWithFiniteDifferences,
+  randomUnitVector,
+  type FiniteDifferenceComparison,
+} from './autodiff/finite-difference.js';
+export type { SecondOrderCase, SecondOrderProblem } from './autodiff/cases/index.js';
+export { useBackend, availableBackends, BACKENDS, type BackendName } from './backends.js';
