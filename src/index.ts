@@ -33,3 +33,4 @@ export {
 } from './autodiff/finite-difference.js';
 export type { SecondOrderCase, SecondOrderProblem } from './autodiff/cases/index.js';
 export { useBackend, availableBackends, BACKENDS, type BackendName } from './backends.js';
+export * from './models/index.js';
