@@ -82,6 +82,10 @@ export function gradAndHvpMany(
         engine.endTape();
       }
       if (options.checkFinite ?? true) assertFinite(loss);
+      // The forward kernels between vars and loss: their gradient functions are what the
+      // second-order sweep differentiates, so they must be verified too (a gradient computed
+      // off the tape would otherwise just drop out of the path, silently).
+      assertSecondOrderSupported(filterTape(tape!, vars, loss));
       const hvps = dots.map((dot) => {
         const filtered = filterTape(tape!, vars, dot);
         assertSecondOrderSupported(filtered);

@@ -13,9 +13,8 @@ export const VERIFIED_TFJS_VERSIONS = ['4.22.0'];
 
 let installed = false;
 
-export function installSecondOrderSupport(): void {
-  if (installed) return;
-  const version = tf.version_core;
+/** Throws unless `version` (of @tensorflow/tfjs-core) is one we verified. */
+export function assertVerifiedTfjsVersion(version: string): void {
   if (!VERIFIED_TFJS_VERSIONS.includes(version)) {
     throw new Error(
       `adahessian was verified against @tensorflow/tfjs-core ${VERIFIED_TFJS_VERSIONS.join(', ')}, ` +
@@ -23,6 +22,11 @@ export function installSecondOrderSupport(): void {
         'refuses to run rather than risk wrong Hessians. Install @tensorflow/tfjs@4.22.0.',
     );
   }
+}
+
+export function installSecondOrderSupport(): void {
+  if (installed) return;
+  assertVerifiedTfjsVersion(tf.version_core);
   installTapeOrderRepair();
   registerSecondOrderGradients();
   registerFastKernels();

@@ -83,7 +83,24 @@ export class UnsupportedSecondOrderError extends Error {
   }
 }
 
+type PathObserver = (kernelNames: string[]) => void;
+const observers = new Set<PathObserver>();
+
+/**
+ * Calls `observer` with the kernel names on the path of every Hessian-vector product from now
+ * on, until the returned function is called. The coverage tooling uses it to show that each
+ * verified kernel is exercised by some finite-difference case.
+ */
+export function observeSecondOrderKernels(observer: PathObserver): () => void {
+  observers.add(observer);
+  return () => observers.delete(observer);
+}
+
 export function assertSecondOrderSupported(filtered: TapeNode[]): void {
+  if (observers.size > 0) {
+    const names = [...new Set(filtered.map((n) => n.kernelName))];
+    for (const o of observers) o(names);
+  }
   for (const node of filtered) {
     if (!verified.has(node.kernelName)) throw new UnsupportedSecondOrderError(node.kernelName);
   }
