@@ -1,6 +1,85 @@
 /**
  * Kernels registered for backends that lack them (wasm: Conv2DBackpropFilter, the depthwise
- * backprop kernels, UnsortedSegmentSum) or whose own version is pathologically slow
- * (cpu: Conv2DBackpropFilter). (To be filled in.)
+ * backprop kernels, UnsortedSegmentSum; every other kernel a conv / pool / embedding
+ * training or HVP path needs, MaxPoolGrad and AvgPoolGrad included, wasm has) or whose own
+ * version is pathologically slow (cpu: Conv2DBackpropFilter, DepthwiseConv2dNativeBackpropFilter
+ * and UnsortedSegmentSum). The tensorflow (tfjs-node) backend has all of them natively.
  */
-export function registerFastKernels(): void {}
+import * as tf from '@tensorflow/tfjs';
+import { makeConv2DBackpropFilter } from './conv2d-backprop-filter.js';
+import { makeDepthwiseBackpropFilter, makeDepthwiseBackpropInput } from './depthwise-backprop.js';
+import { makeUnsortedSegmentSum } from './unsorted-segment-sum.js';
+
+export { UnsupportedKernelAttributeError } from './conv-geometry.js';
+
+interface FastKernel {
+  kernelName: string;
+  backendName: string;
+  make: (backendName: string, stock: tf.KernelConfig | undefined) => tf.KernelFunc;
+}
+
+/** cpu's stock kernel handles NCHW; ours implement NHWC only, so hand NCHW back to it. */
+function nhwcOrStock(make: (backendName: string) => tf.KernelFunc): FastKernel['make'] {
+  return (backendName, stock) => {
+    const fast = make(backendName);
+    if (stock == null) return fast;
+    return (args) =>
+      (args.attrs?.['dataFormat'] ?? 'NHWC') === 'NHWC' ? fast(args) : stock.kernelFunc(args);
+  };
+}
+
+export const FAST_KERNELS: readonly FastKernel[] = [
+  { kernelName: 'Conv2DBackpropFilter', backendName: 'wasm', make: makeConv2DBackpropFilter },
+  {
+    kernelName: 'Conv2DBackpropFilter',
+    backendName: 'cpu',
+    make: nhwcOrStock(makeConv2DBackpropFilter),
+  },
+  {
+    kernelName: 'DepthwiseConv2dNativeBackpropFilter',
+    backendName: 'wasm',
+    make: makeDepthwiseBackpropFilter,
+  },
+  {
+    kernelName: 'DepthwiseConv2dNativeBackpropFilter',
+    backendName: 'cpu',
+    make: makeDepthwiseBackpropFilter,
+  },
+  {
+    kernelName: 'DepthwiseConv2dNativeBackpropInput',
+    backendName: 'wasm',
+    make: makeDepthwiseBackpropInput,
+  },
+  { kernelName: 'UnsortedSegmentSum', backendName: 'wasm', make: makeUnsortedSegmentSum },
+  { kernelName: 'UnsortedSegmentSum', backendName: 'cpu', make: makeUnsortedSegmentSum },
+];
+
+const ourKernelFuncs = new Set<tf.KernelFunc>();
+const stockKernels = new Map<string, tf.KernelConfig>();
+const key = (kernelName: string, backendName: string) => `${backendName}/${kernelName}`;
+
+/** Registers FAST_KERNELS, replacing (and remembering) any stock kernel. Idempotent. */
+export function registerFastKernels(): void {
+  for (const { kernelName, backendName, make } of FAST_KERNELS) {
+    const existing = tf.getKernel(kernelName, backendName);
+    if (existing != null && ourKernelFuncs.has(existing.kernelFunc)) continue;
+    if (existing != null) {
+      stockKernels.set(key(kernelName, backendName), existing);
+      tf.unregisterKernel(kernelName, backendName);
+    }
+    const kernelFunc = make(backendName, existing);
+    ourKernelFuncs.add(kernelFunc);
+    tf.registerKernel({ kernelName, backendName, kernelFunc });
+  }
+}
+
+/** The backend's own kernel that registerFastKernels replaced, if any (for tests and benchmarks). */
+export function stockKernel(kernelName: string, backendName: string): tf.KernelConfig | undefined {
+  return stockKernels.get(key(kernelName, backendName));
+}
+
+/** Whether the kernel now registered for (kernelName, backendName) is one of ours. */
+export function isFastKernelRegistered(kernelName: string, backendName: string): boolean {
+  const config = tf.getKernel(kernelName, backendName);
+  return config != null && ourKernelFuncs.has(config.kernelFunc);
+}
