@@ -34,3 +34,4 @@ export {
 export type { SecondOrderCase, SecondOrderProblem } from './autodiff/cases/index.js';
 export { useBackend, availableBackends, BACKENDS, type BackendName } from './backends.js';
 export * from './models/index.js';
+export * from './data/index.js';
