@@ -7,3 +7,12 @@ export {
   type ImageDataset,
   type ImageDatasetOptions,
 } from './image-dataset.js';
+export {
+  toImageTensors,
+  batches,
+  batchCount,
+  type ImageTensors,
+  type Batch,
+  type BatchOptions,
+} from './tensors.js';
+export { seededPermutation, mulberry32 } from './shuffle.js';
