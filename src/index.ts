@@ -35,3 +35,4 @@ export type { SecondOrderCase, SecondOrderProblem } from './autodiff/cases/index
 export { useBackend, availableBackends, BACKENDS, type BackendName } from './backends.js';
 export * from './models/index.js';
 export * from './data/index.js';
+export * from './optimizers/index.js';

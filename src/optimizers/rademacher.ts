@@ -1,0 +1,81 @@
+/**
+ * Seeded Rademacher probes (entries +1 or -1, each with probability 1/2) for Hutchinson's
+ * estimator. The generator is plain JavaScript (xoshiro128**, seeded through splitmix32) so
+ * that its whole state is four 32-bit words: small enough to save with the optimizer and
+ * restore bit for bit, and independent of the backend's own random ops.
+ */
+
+/** The generator state: four unsigned 32-bit words, never all zero. */
+export type RademacherState = [number, number, number, number];
+
+export class RademacherGenerator {
+  private s: RademacherState;
+
+  constructor(seed: number) {
+    if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
+      throw new RangeError(`The probe seed must be an integer in [0, 2^32 - 1], got ${seed}.`);
+    }
+    // splitmix32 spreads one seed over four well-mixed, non-zero words.
+    let x = seed >>> 0;
+    const next = (): number => {
+      x = (x + 0x9e3779b9) >>> 0;
+      let z = x;
+      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+      return (z ^ (z >>> 16)) >>> 0;
+    };
+    this.s = [next(), next(), next(), next()];
+    if (this.s.every((w) => w === 0)) this.s[0] = 1;
+  }
+
+  /** A copy of the state, for saving. */
+  get state(): RademacherState {
+    return [...this.s];
+  }
+
+  set state(words: RademacherState) {
+    if (
+      !Array.isArray(words) ||
+      words.length !== 4 ||
+      !words.every((w) => Number.isInteger(w) && w >= 0 && w <= 0xffffffff) ||
+      words.every((w) => w === 0)
+    ) {
+      throw new RangeError(
+        `A Rademacher generator state is four unsigned 32-bit integers, not all zero; got [${String(words)}].`,
+      );
+    }
+    this.s = [words[0], words[1], words[2], words[3]];
+  }
+
+  /** The next 32 random bits (xoshiro128**). */
+  nextUint32(): number {
+    const s = this.s;
+    const result = Math.imul(rotl(Math.imul(s[1], 5), 7), 9) >>> 0;
+    const t = (s[1] << 9) >>> 0;
+    s[2] = (s[2] ^ s[0]) >>> 0;
+    s[3] = (s[3] ^ s[1]) >>> 0;
+    s[1] = (s[1] ^ s[2]) >>> 0;
+    s[0] = (s[0] ^ s[3]) >>> 0;
+    s[2] = (s[2] ^ t) >>> 0;
+    s[3] = rotl(s[3], 11);
+    return result;
+  }
+
+  /**
+   * `n` signs, one bit each. Every call starts on a fresh 32-bit word, so the state after a
+   * call depends only on the state before it and on n.
+   */
+  signs(n: number): Float32Array {
+    const out = new Float32Array(n);
+    let word = 0;
+    for (let i = 0; i < n; i++) {
+      if ((i & 31) === 0) word = this.nextUint32();
+      out[i] = (word >>> (i & 31)) & 1 ? 1 : -1;
+    }
+    return out;
+  }
+}
+
+function rotl(x: number, k: number): number {
+  return ((x << k) | (x >>> (32 - k))) >>> 0;
+}
