@@ -4,13 +4,18 @@
  */
 import { IdxFormatError, type IdxArray } from './idx.js';
 
-/** `count` images of height x width bytes (row-major, 0 = background) and their labels. */
+/**
+ * `count` images and their labels. Images are bytes in NHWC order (row-major, channels
+ * interleaved; for greyscale, 0 = background).
+ */
 export interface ImageDataset {
   images: Uint8Array;
   labels: Uint8Array;
   count: number;
   height: number;
   width: number;
+  /** 1 for greyscale (Fashion-MNIST), 3 for RGB (CIFAR-10). */
+  channels: number;
 }
 
 /** The Fashion-MNIST class names, indexed by label. */
@@ -75,6 +80,7 @@ export function imageDatasetFromIdx(
     count,
     height,
     width,
+    channels: 1,
   };
 }
 

@@ -8,31 +8,41 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { seededPermutation } from './shuffle.js';
+import type { ImageDataset } from './image-dataset.js';
 
 export interface ImageTensors {
-  /** [count, height, width, 1] float32 in [0, 1] (bytes / 255). */
+  /** [count, height, width, channels] float32 in [0, 1] (bytes / 255). */
   x: tf.Tensor4D;
   /** [count, classes] float32 one-hot labels. */
   y: tf.Tensor2D;
 }
 
-/** Converts `count` greyscale images of h x w bytes and their labels to tensors. */
+export interface ImageTensorOptions {
+  /** Channels per pixel, interleaved (NHWC bytes); default 1 (greyscale). */
+  channels?: number;
+  /** Length of the one-hot label vectors; labels must be below it (default 10). */
+  classes?: number;
+}
+
+/** Converts `count` images of height x width x channels bytes (NHWC) and their labels to tensors. */
 export function toImageTensors(
   images: Uint8Array,
   labels: Uint8Array,
   count: number,
   height: number,
   width: number,
-  classes = 10,
+  options: ImageTensorOptions = {},
 ): ImageTensors {
-  for (const [name, value] of Object.entries({ count, height, width, classes })) {
+  const { channels = 1, classes = 10 } = options;
+  for (const [name, value] of Object.entries({ count, height, width, channels, classes })) {
     if (!Number.isInteger(value) || value < 1) {
       throw new RangeError(`toImageTensors: ${name} must be a positive integer, got ${value}.`);
     }
   }
-  if (images.length !== count * height * width) {
+  const size = count * height * width * channels;
+  if (images.length !== size) {
     throw new RangeError(
-      `toImageTensors: ${count} images of ${height}x${width} need ${count * height * width} bytes, got ${images.length}.`,
+      `toImageTensors: ${count} images of ${height}x${width}x${channels} need ${size} bytes, got ${images.length}.`,
     );
   }
   if (labels.length !== count) {
@@ -46,9 +56,18 @@ export function toImageTensors(
   }
   const pixels = new Float32Array(images.length);
   for (let i = 0; i < images.length; i++) pixels[i] = images[i]! / 255;
-  const x = tf.tensor4d(pixels, [count, height, width, 1], 'float32');
+  const x = tf.tensor4d(pixels, [count, height, width, channels], 'float32');
   const y = tf.tidy(() => tf.oneHot(tf.tensor1d(labels, 'int32'), classes).toFloat() as tf.Tensor2D);
   return { x, y };
+}
+
+/** toImageTensors for a whole dataset as the readers return it. */
+export function datasetToTensors(
+  dataset: ImageDataset,
+  options: Pick<ImageTensorOptions, 'classes'> = {},
+): ImageTensors {
+  const { images, labels, count, height, width, channels } = dataset;
+  return toImageTensors(images, labels, count, height, width, { channels, ...options });
 }
 
 export interface BatchOptions {

@@ -45,7 +45,7 @@ for (const backend of TEST_BACKENDS) {
 
     it('scales bytes to [0, 1] and one-hot encodes labels', () => {
       const images = Uint8Array.of(0, 51, 255, 102, 0, 0, 0, 255);
-      const { x, y } = toImageTensors(images, Uint8Array.of(3, 0), 2, 2, 2, 4);
+      const { x, y } = toImageTensors(images, Uint8Array.of(3, 0), 2, 2, 2, { classes: 4 });
       assert.deepEqual(x.shape, [2, 2, 2, 1]);
       assert.equal(x.dtype, 'float32');
       const values = Array.from(x.dataSync());
@@ -150,7 +150,7 @@ describe('toImageTensors and batches: bad input', () => {
     const images = new Uint8Array(8);
     assert.throws(
       () => toImageTensors(images, Uint8Array.of(0, 1), 2, 2, 3),
-      /2 images of 2x3 need 12 bytes, got 8/,
+      /2 images of 2x3x1 need 12 bytes, got 8/,
     );
     assert.throws(
       () => toImageTensors(images, Uint8Array.of(0), 2, 2, 2),

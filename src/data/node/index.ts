@@ -9,3 +9,5 @@ export {
   type FashionMnistSplit,
   type LoadFashionMnistOptions,
 } from './fashion-mnist.js';
+export { loadCifar10, readCifar10File, CIFAR10_FILES, type Cifar10Split } from './cifar10.js';
+export { loadCharText } from './char-text.js';
