@@ -3,12 +3,15 @@
  * backprop kernels, UnsortedSegmentSum; every other kernel a conv / pool / embedding
  * training or HVP path needs, MaxPoolGrad and AvgPoolGrad included, wasm has) or whose own
  * version is pathologically slow (cpu: Conv2DBackpropFilter, DepthwiseConv2dNativeBackpropFilter
- * and UnsortedSegmentSum). The tensorflow (tfjs-node) backend has all of them natively.
+ * and UnsortedSegmentSum) or wrong (cpu's depthwise backprop kernels ignore the dilations
+ * attribute; stock TF.js only calls them with dilation 1). The tensorflow (tfjs-node)
+ * backend has all of them natively and is left alone.
  */
 import * as tf from '@tensorflow/tfjs';
 import { makeConv2DBackpropFilter } from './conv2d-backprop-filter.js';
 import { makeDepthwiseBackpropFilter, makeDepthwiseBackpropInput } from './depthwise-backprop.js';
 import { makeUnsortedSegmentSum } from './unsorted-segment-sum.js';
+import { makeMaxPoolGrad } from './max-pool-grad.js';
 
 export { UnsupportedKernelAttributeError } from './conv-geometry.js';
 
@@ -50,7 +53,13 @@ export const FAST_KERNELS: readonly FastKernel[] = [
     backendName: 'wasm',
     make: makeDepthwiseBackpropInput,
   },
+  {
+    kernelName: 'DepthwiseConv2dNativeBackpropInput',
+    backendName: 'cpu',
+    make: makeDepthwiseBackpropInput,
+  },
   { kernelName: 'UnsortedSegmentSum', backendName: 'wasm', make: makeUnsortedSegmentSum },
+  { kernelName: 'MaxPoolGrad', backendName: 'wasm', make: makeMaxPoolGrad },
   { kernelName: 'UnsortedSegmentSum', backendName: 'cpu', make: makeUnsortedSegmentSum },
 ];
 
