@@ -81,6 +81,10 @@ const SAME_STRIDE_2_ODD: ConvCase = {
 for (const backend of TEST_BACKENDS) {
   test(`${backend}: depthwise filter and input gradients match reference loops on random cases`, async () => {
     await onBackend(backend);
+    if (backend === 'cpu' || backend === 'wasm') {
+      assert.ok(isFastKernelRegistered('DepthwiseConv2dNativeBackpropFilter', backend));
+      assert.ok(isFastKernelRegistered('DepthwiseConv2dNativeBackpropInput', backend));
+    }
     const rand = seededRandom(4321);
     const cases = [
       SAME_STRIDE_2_ODD,

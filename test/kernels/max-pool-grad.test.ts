@@ -127,7 +127,7 @@ test(
       const x = tf.tensor4d([-4, -3, -2, -1], [1, 2, 2, 1]);
       return Array.from(
         tf
-          .grad((v: tf.Tensor4D) => tf.sum(tf.maxPool(v, 2, 2, 'valid')))(x)
+          .grad((v: tf.Tensor) => tf.sum(tf.maxPool(v as tf.Tensor4D, 2, 2, 'valid')))(x)
           .dataSync(),
       );
     });
