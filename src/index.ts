@@ -36,3 +36,4 @@ export { useBackend, availableBackends, BACKENDS, type BackendName } from './bac
 export * from './models/index.js';
 export * from './data/index.js';
 export * from './optimizers/index.js';
+export * from './losses.js';
