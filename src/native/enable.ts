@@ -1,0 +1,209 @@
+/**
+ * enableNativeKernels(): routes TF.js's heavy kernels (matmul, conv and their gradients) on
+ * the cpu backend through ONNX Runtime's MLAS kernels, keeping TF.js's own kernel as the
+ * fallback for every call the native path does not handle (other dtypes, NCHW, unsupported
+ * attributes, a missing onnxruntime-node). Results agree with TF.js to float32 rounding;
+ * gradient registrations are untouched, so first- and second-order autodiff are unchanged.
+ */
+import { availableParallelism } from 'node:os';
+import * as tf from '@tensorflow/tfjs';
+import { installSecondOrderSupport } from '../autodiff/install.js';
+import { NATIVE_KERNELS, type NativeKernel, type NativePlan } from './kernels/index.js';
+import { loadOnnxRuntime, onnxRuntimeUnavailableReason, SessionCache } from './onnx-runtime.js';
+
+export interface NativeKernelOptions {
+  /** Backends whose kernels are wrapped (default ['cpu']; 'wasm' works too, with copies). */
+  backends?: string[];
+  /** ONNX Runtime threads per kernel call (default: 2, or 1 on a one-core machine). */
+  threads?: number;
+  /** Compiled graphs kept (default 256); one per kernel, shape and attribute combination. */
+  cacheSize?: number;
+  /** Only these kernel names (default: all of NATIVE_KERNEL_NAMES). */
+  kernels?: string[];
+}
+
+export interface NativeKernelStatus {
+  enabled: boolean;
+  /** Why the native path is off, when it is. */
+  reason: string;
+  runtimeVersion: string | null;
+  threads: number;
+  backends: string[];
+  /** The kernel names taken over (per backend, the same list). */
+  kernels: string[];
+  /** Calls served natively and calls handed to TF.js's kernel, since enabling. */
+  nativeCalls: number;
+  fallbackCalls: number;
+  /** Compiled graphs in the cache now, and compiled in total since enabling. */
+  cachedGraphs: number;
+  compiledGraphs: number;
+  /** The last native failure that caused a fallback (each failing graph is tried once). */
+  lastError: string | null;
+}
+
+export const NATIVE_KERNEL_NAMES: readonly string[] = NATIVE_KERNELS.map((k) => k.kernelName);
+
+/** cpu and wasm both have it; it is not on the public KernelBackend type. */
+interface TensorInfoMaker {
+  makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
+}
+
+interface Installed {
+  cache: SessionCache;
+  restore: (() => void)[];
+  failedKeys: Set<string>;
+  status: NativeKernelStatus;
+}
+
+let installed: Installed | null = null;
+
+/**
+ * Takes over the heavy kernels for the given backends; returns what it did. When
+ * onnxruntime-node is missing it changes nothing and says why in `reason`. Calling it again
+ * re-installs with the new options.
+ */
+export function enableNativeKernels(options: NativeKernelOptions = {}): NativeKernelStatus {
+  disableNativeKernels();
+  // Our fallbacks must be the final TF.js kernels, so let the library register its own first.
+  installSecondOrderSupport();
+  const threads = options.threads ?? Math.min(2, availableParallelism());
+  const backends = options.backends ?? ['cpu'];
+  validateOptions(options, threads, backends);
+  const runtime = loadOnnxRuntime();
+  if (runtime == null) {
+    return { ...emptyStatus(threads, backends), reason: onnxRuntimeUnavailableReason() };
+  }
+  const cache = new SessionCache(runtime, { threads, cacheSize: options.cacheSize ?? 256 });
+  const kernels = NATIVE_KERNELS.filter((k) => options.kernels?.includes(k.kernelName) ?? true);
+  const status: NativeKernelStatus = {
+    ...emptyStatus(threads, backends),
+    enabled: true,
+    runtimeVersion: runtime.version,
+    kernels: kernels.map((k) => k.kernelName),
+  };
+  const state: Installed = { cache, restore: [], failedKeys: new Set(), status };
+  for (const backendName of backends) {
+    for (const kernel of kernels) state.restore.push(wrapKernel(kernel, backendName, state));
+  }
+  installed = state;
+  return { ...status };
+}
+
+/** Restores TF.js's own kernels and frees every compiled graph. Safe to call when off. */
+export function disableNativeKernels(): void {
+  if (installed == null) return;
+  for (const restore of installed.restore.reverse()) restore();
+  installed.cache.dispose();
+  installed = null;
+}
+
+export function nativeKernelStatus(): NativeKernelStatus {
+  if (installed == null) {
+    return { ...emptyStatus(0, []), reason: 'enableNativeKernels() has not been called.' };
+  }
+  const { status, cache } = installed;
+  return { ...status, cachedGraphs: cache.size, compiledGraphs: cache.created };
+}
+
+function emptyStatus(threads: number, backends: string[]): NativeKernelStatus {
+  return {
+    enabled: false,
+    reason: '',
+    runtimeVersion: null,
+    threads,
+    backends,
+    kernels: [],
+    nativeCalls: 0,
+    fallbackCalls: 0,
+    cachedGraphs: 0,
+    compiledGraphs: 0,
+    lastError: null,
+  };
+}
+
+function validateOptions(options: NativeKernelOptions, threads: number, backends: string[]): void {
+  if (!Number.isInteger(threads) || threads < 1) {
+    throw new Error(`enableNativeKernels: 'threads' must be a positive integer, got ${threads}.`);
+  }
+  if (
+    options.cacheSize != null &&
+    (!Number.isInteger(options.cacheSize) || options.cacheSize < 1)
+  ) {
+    throw new Error(
+      `enableNativeKernels: 'cacheSize' must be a positive integer, got ${options.cacheSize}.`,
+    );
+  }
+  for (const name of options.kernels ?? []) {
+    if (!NATIVE_KERNEL_NAMES.includes(name)) {
+      throw new Error(
+        `enableNativeKernels: unknown kernel '${name}'; expected some of ${NATIVE_KERNEL_NAMES.join(', ')}.`,
+      );
+    }
+  }
+  for (const name of backends) {
+    if (name !== 'cpu' && name !== 'wasm') {
+      throw new Error(
+        `enableNativeKernels: backend '${name}' is not supported; use 'cpu' or 'wasm'.`,
+      );
+    }
+  }
+}
+
+/** Registers the native version of `kernel` for `backendName`; returns how to undo it. */
+function wrapKernel(kernel: NativeKernel, backendName: string, state: Installed): () => void {
+  const original = tf.getKernel(kernel.kernelName, backendName);
+  const kernelFunc: tf.KernelFunc = (args) => {
+    const backend = args.backend as tf.KernelBackend;
+    const result = tryNative(kernel, args.inputs, args.attrs ?? {}, backend, state);
+    if (result != null) {
+      state.status.nativeCalls++;
+      return result;
+    }
+    state.status.fallbackCalls++;
+    if (original == null) {
+      throw new Error(
+        `Kernel '${kernel.kernelName}' is not available on backend '${backendName}' for these inputs ` +
+          '(the native kernel does not handle them and TF.js has no kernel of its own).',
+      );
+    }
+    return original.kernelFunc(args);
+  };
+  if (original != null) tf.unregisterKernel(kernel.kernelName, backendName);
+  tf.registerKernel({ kernelName: kernel.kernelName, backendName, kernelFunc });
+  return () => {
+    tf.unregisterKernel(kernel.kernelName, backendName);
+    if (original != null) tf.registerKernel(original);
+  };
+}
+
+function tryNative(
+  kernel: NativeKernel,
+  inputs: tf.NamedTensorInfoMap,
+  attrs: tf.NamedAttrMap,
+  backend: tf.KernelBackend,
+  state: Installed,
+): tf.TensorInfo | null {
+  let plan: NativePlan | null;
+  try {
+    plan = kernel.plan(inputs, attrs);
+  } catch (e) {
+    state.status.lastError = `${kernel.kernelName}: ${e instanceof Error ? e.message : String(e)}`;
+    return null;
+  }
+  if (plan == null || state.failedKeys.has(plan.key)) return null;
+  const graphInputs = plan.inputs.map((info, i) => ({
+    data: backend.readSync(info.dataId) as Float32Array,
+    shape: plan.inputShapes[i]!,
+  }));
+  let values: Float32Array;
+  try {
+    values = state.cache.run(plan.key, plan.build, graphInputs);
+  } catch (e) {
+    // Compile or run failures (an attribute combination ONNX Runtime rejects) fall back
+    // for good; the error is kept for nativeKernelStatus().
+    state.failedKeys.add(plan.key);
+    state.status.lastError = `${plan.key}: ${e instanceof Error ? e.message : String(e)}`;
+    return null;
+  }
+  return (backend as unknown as TensorInfoMaker).makeTensorInfo(plan.outShape, 'float32', values);
+}

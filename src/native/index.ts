@@ -1,0 +1,9 @@
+/** The Node-only native kernel path (onnxruntime-node); never imported by the browser entry. */
+export {
+  enableNativeKernels,
+  disableNativeKernels,
+  nativeKernelStatus,
+  NATIVE_KERNEL_NAMES,
+  type NativeKernelOptions,
+  type NativeKernelStatus,
+} from './enable.js';

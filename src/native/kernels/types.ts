@@ -1,0 +1,32 @@
+/**
+ * What a native kernel is: for one TF.js kernel name, a planner that turns a call's inputs
+ * and attributes into a small ONNX graph (cached by `key`) or returns null when it does not
+ * handle the call, so that TF.js's own kernel runs instead.
+ */
+import type * as tf from '@tensorflow/tfjs';
+import type { OnnxGraph } from '../onnx-model.js';
+
+export interface NativePlan {
+  /** Identifies the graph: same key, same graph (op, shapes and attributes). */
+  key: string;
+  build: () => OnnxGraph;
+  /** The TF.js tensors fed to the graph's inputs, in order. */
+  inputs: tf.TensorInfo[];
+  /** The graph's inputs may see an input with another shape (a view of the same data). */
+  inputShapes: number[][];
+  outShape: number[];
+}
+
+export interface NativeKernel {
+  kernelName: string;
+  plan(inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap): NativePlan | null;
+}
+
+export const ints = (value: readonly number[]) => ({ kind: 'ints' as const, value });
+export const int = (value: number) => ({ kind: 'int' as const, value });
+export const float = (value: number) => ({ kind: 'float' as const, value });
+
+/** True when every given tensor is float32 (the only dtype the native graphs take). */
+export function allFloat32(...infos: (tf.TensorInfo | undefined)[]): boolean {
+  return infos.every((t) => t == null || t.dtype === 'float32');
+}

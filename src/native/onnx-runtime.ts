@@ -1,0 +1,157 @@
+/**
+ * The optional ONNX Runtime (onnxruntime-node) binding, loaded lazily, and a cache of one
+ * inference session per small graph. We call the binding's synchronous `run` directly,
+ * because TF.js kernel functions must return synchronously; the package's public API only
+ * offers an async run.
+ *
+ * Inputs are handed to ONNX Runtime as views of the caller's Float32Arrays (no copy) and the
+ * output is written into a Float32Array we allocate, which the TF.js cpu backend then keeps.
+ */
+import { createRequire } from 'node:module';
+import { encodeOnnxModel, type OnnxGraph } from './onnx-model.js';
+
+interface OrtTensor {
+  readonly data: Float32Array;
+}
+type OrtTensorConstructor = new (type: 'float32', data: Float32Array, dims: number[]) => OrtTensor;
+
+interface OrtSession {
+  loadModel(buffer: ArrayBuffer, byteOffset: number, byteLength: number, options: object): void;
+  run(
+    feeds: Record<string, OrtTensor>,
+    fetches: Record<string, OrtTensor>,
+    options: object,
+  ): Record<string, OrtTensor>;
+  dispose(): void;
+}
+
+interface OrtBinding {
+  binding: { InferenceSession: new () => OrtSession };
+  initOrt: () => void;
+}
+
+interface LoadedRuntime {
+  binding: OrtBinding;
+  Tensor: OrtTensorConstructor;
+  version: string;
+}
+
+let loaded: LoadedRuntime | null | undefined;
+let loadError = '';
+
+/** The binding, or null when onnxruntime-node cannot be loaded (see `onnxRuntimeUnavailableReason`). */
+export function loadOnnxRuntime(): LoadedRuntime | null {
+  if (loaded !== undefined) return loaded;
+  try {
+    const require = createRequire(import.meta.url);
+    const binding = require('onnxruntime-node/dist/binding.js') as OrtBinding;
+    const common = require('onnxruntime-common') as { Tensor: OrtTensorConstructor };
+    const pkg = require('onnxruntime-node/package.json') as { version: string };
+    binding.initOrt();
+    loaded = { binding, Tensor: common.Tensor, version: pkg.version };
+  } catch (e) {
+    loadError = e instanceof Error ? e.message.split('\n')[0]! : String(e);
+    loaded = null;
+  }
+  return loaded;
+}
+
+export function onnxRuntimeUnavailableReason(): string {
+  loadOnnxRuntime();
+  return loaded == null ? `onnxruntime-node could not be loaded: ${loadError}` : '';
+}
+
+export interface SessionSettings {
+  /** ONNX Runtime intra-op threads per kernel call. */
+  threads: number;
+  /** How many compiled graphs to keep; the least recently used is disposed beyond that. */
+  cacheSize: number;
+}
+
+export interface GraphInput {
+  data: Float32Array;
+  shape: number[];
+}
+
+interface CompiledGraph {
+  session: OrtSession;
+  inputNames: string[];
+  /** The output's shape as the graph declares it (may be a view of the kernel's shape). */
+  outputShape: number[];
+}
+
+/** Compiles small graphs once per key and runs them synchronously. */
+export class SessionCache {
+  private readonly sessions = new Map<string, CompiledGraph>();
+  created = 0;
+
+  constructor(
+    private readonly runtime: LoadedRuntime,
+    private readonly settings: SessionSettings,
+  ) {}
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  /**
+   * Runs the graph cached under `key` (building it with `build` on first use) on `inputs`,
+   * in the order of the graph's inputs, and returns its single output's values.
+   */
+  run(key: string, build: () => OnnxGraph, inputs: GraphInput[]): Float32Array {
+    let entry = this.sessions.get(key);
+    if (entry == null) {
+      entry = this.compile(build());
+      this.sessions.set(key, entry);
+      this.evictBeyondCapacity();
+    } else {
+      // Map keeps insertion order: re-inserting marks the entry most recently used.
+      this.sessions.delete(key);
+      this.sessions.set(key, entry);
+    }
+    const { Tensor } = this.runtime;
+    const feeds: Record<string, OrtTensor> = {};
+    inputs.forEach((input, i) => {
+      feeds[entry.inputNames[i]!] = new Tensor('float32', input.data, input.shape);
+    });
+    const { outputShape } = entry;
+    const out = new Float32Array(outputShape.reduce((a, b) => a * b, 1));
+    entry.session.run(feeds, { y: new Tensor('float32', out, outputShape) }, {});
+    return out;
+  }
+
+  dispose(): void {
+    for (const { session } of this.sessions.values()) session.dispose();
+    this.sessions.clear();
+  }
+
+  private compile(graph: OnnxGraph): CompiledGraph {
+    if (graph.outputs.length !== 1 || graph.outputs[0]!.name !== 'y') {
+      throw new Error("Native kernel graphs must have exactly one output, named 'y'.");
+    }
+    const bytes = encodeOnnxModel(graph);
+    const session = new this.runtime.binding.binding.InferenceSession();
+    session.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, {
+      intraOpNumThreads: this.settings.threads,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all',
+      // Idle pool threads must not spin: the JS thread runs the small ops between our calls.
+      extra: { session: { intra_op: { allow_spinning: '0' } } },
+    });
+    this.created++;
+    return {
+      session,
+      inputNames: graph.inputs.map((i) => i.name),
+      outputShape: [...graph.outputs[0]!.shape],
+    };
+  }
+
+  private evictBeyondCapacity(): void {
+    while (this.sessions.size > this.settings.cacheSize) {
+      const [oldestKey, oldest] = this.sessions.entries().next().value!;
+      oldest.session.dispose();
+      this.sessions.delete(oldestKey);
+    }
+  }
+}

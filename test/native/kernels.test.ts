@@ -1,0 +1,213 @@
+/**
+ * The native kernels against TF.js's own kernels on random shapes, strides, paddings and
+ * dilations (NHWC), forward and both gradients, plus matmul variants. Each comparison runs
+ * the same op with the native path off and on, and checks that the native path really ran.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { onBackend } from '../helpers.js';
+import {
+  disableNativeKernels,
+  enableNativeKernels,
+  nativeKernelStatus,
+} from '../../src/native/index.js';
+import { onnxRuntimeUnavailableReason } from '../../src/native/onnx-runtime.js';
+
+const unavailable = onnxRuntimeUnavailableReason();
+if (unavailable !== '') console.log(`# native kernel tests skipped: ${unavailable}`);
+
+/** Deterministic pseudo-random numbers (mulberry32). */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const randInt = (r: () => number, lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
+const randTensor = (shape: number[], seed: number) =>
+  tf.randomUniform(shape, -1, 1, 'float32', seed) as tf.Tensor;
+
+/** Runs `f` with TF.js kernels and with native ones; asserts agreement and native use. */
+function compare(label: string, f: () => tf.Tensor | tf.Tensor[], minNativeCalls = 1): void {
+  disableNativeKernels();
+  const expected = tf.tidy(() => [f()].flat().map((t) => t.arraySync() as unknown));
+  const status = enableNativeKernels({ threads: 1 });
+  assert.equal(status.enabled, true, status.reason);
+  const actualTensors = tf.tidy(() => [f()].flat().map((t) => tf.keep(t)));
+  const stats = nativeKernelStatus();
+  assert.ok(
+    stats.nativeCalls >= minNativeCalls,
+    `${label}: expected the native path to run (native ${stats.nativeCalls}, fallback ${stats.fallbackCalls}, last error ${stats.lastError})`,
+  );
+  actualTensors.forEach((actual, i) => {
+    const ref = tf.tensor(expected[i] as number[]);
+    const scale = Math.max(
+      1,
+      tf.tidy(() => tf.max(tf.abs(ref)).dataSync()[0]!),
+    );
+    const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(actual, ref))).dataSync()[0]!);
+    assert.deepEqual(actual.shape, ref.shape, `${label}: output ${i} shape`);
+    assert.ok(
+      diff <= 1e-5 * scale * 10,
+      `${label}: output ${i} differs by ${diff} (scale ${scale})`,
+    );
+    ref.dispose();
+    actual.dispose();
+  });
+  disableNativeKernels();
+}
+
+type Pad = 'same' | 'valid' | number;
+
+describe('native kernels match TF.js (cpu)', { skip: unavailable || false }, () => {
+  before(async () => onBackend('cpu'));
+  after(() => disableNativeKernels());
+
+  it('conv2d forward and both gradients on random geometry', () => {
+    const r = rng(1);
+    for (let trial = 0; trial < 24; trial++) {
+      const n = randInt(r, 1, 3);
+      const h = randInt(r, 4, 11);
+      const w = randInt(r, 4, 11);
+      const ci = randInt(r, 1, 5);
+      const co = randInt(r, 1, 6);
+      const kh = randInt(r, 1, 4);
+      const kw = randInt(r, 1, 4);
+      const dilated = trial % 3 === 2;
+      const stride: [number, number] = dilated ? [1, 1] : [randInt(r, 1, 3), randInt(r, 1, 3)];
+      const dilation: [number, number] = dilated ? [randInt(r, 1, 2), 2] : [1, 1];
+      const pads: Pad[] = ['same', 'valid', randInt(r, 0, 2)];
+      const pad = pads[trial % 3]!;
+      if ((kh - 1) * dilation[0] + 1 > h || (kw - 1) * dilation[1] + 1 > w) continue;
+      const label = `conv2d n${n} ${h}x${w}x${ci}->${co} k${kh}x${kw} s${stride} d${dilation} pad ${pad}`;
+      const x = randTensor([n, h, w, ci], trial);
+      const filter = randTensor([kh, kw, ci, co], trial + 100);
+      // TF.js sizes the width of numerically padded convs with the filter's height; where
+      // that disagrees with ONNX the native path must fall back (and still match).
+      const quirk = typeof pad === 'number' && (kh - 1) * dilation[0] !== (kw - 1) * dilation[1];
+      compare(
+        label,
+        () => tf.conv2d(x as tf.Tensor4D, filter as tf.Tensor4D, stride, pad, 'NHWC', dilation),
+        quirk ? 0 : 1,
+      );
+      if (!dilated) {
+        // Gradients (TF.js differentiates conv2d only without dilation): input and filter.
+        compare(
+          `${label} grads`,
+          () =>
+            tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+              tf.sum(tf.sin(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, stride, pad))),
+            )([x, filter]),
+          quirk ? 0 : 2,
+        );
+      }
+      x.dispose();
+      filter.dispose();
+    }
+  });
+
+  it('conv2d with explicit per-side padding and a 1x1 filter', () => {
+    const x = randTensor([2, 9, 7, 3], 5);
+    const f = randTensor([3, 2, 3, 4], 6);
+    const explicit: [[number, number], [number, number], [number, number], [number, number]] = [
+      [0, 0],
+      [2, 0],
+      [1, 3],
+      [0, 0],
+    ];
+    compare('explicit pads', () => tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, [2, 1], explicit));
+    compare('explicit pads grads', () =>
+      tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, [2, 1], explicit))),
+      )([x, f]),
+    );
+    const f1 = randTensor([1, 1, 3, 5], 7);
+    compare('1x1', () => tf.conv2d(x as tf.Tensor4D, f1 as tf.Tensor4D, 1, 'valid'));
+    tf.dispose([x, f, f1]);
+  });
+
+  it('conv2dTranspose (Conv2DBackpropInput) as an op', () => {
+    const dy = randTensor([2, 4, 5, 6], 8);
+    const f = randTensor([3, 3, 2, 6], 9);
+    compare('conv2dTranspose same s2', () =>
+      tf.conv2dTranspose(dy as tf.Tensor4D, f as tf.Tensor4D, [2, 8, 10, 2], 2, 'same'),
+    );
+    compare('conv2dTranspose valid s2 odd', () =>
+      tf.conv2dTranspose(dy as tf.Tensor4D, f as tf.Tensor4D, [2, 10, 12, 2], 2, 'valid'),
+    );
+    tf.dispose([dy, f]);
+  });
+
+  it('fused conv2d with bias and activations', () => {
+    const x = randTensor([2, 8, 8, 3], 10);
+    const f = randTensor([3, 3, 3, 4], 11);
+    const bias = randTensor([4], 12);
+    const alpha = randTensor([4], 13);
+    for (const activation of ['linear', 'relu', 'sigmoid', 'elu', 'leakyrelu', 'prelu'] as const) {
+      compare(`fused conv2d ${activation}`, () =>
+        tf.fused.conv2d({
+          x: x as tf.Tensor4D,
+          filter: f as tf.Tensor4D,
+          strides: 1,
+          pad: 'same',
+          bias,
+          activation,
+          preluActivationWeights: activation === 'prelu' ? alpha : undefined,
+          leakyreluAlpha: 0.3,
+        }),
+      );
+    }
+    tf.dispose([x, f, bias, alpha]);
+  });
+
+  it('depthwise conv2d forward and gradients', () => {
+    const r = rng(3);
+    for (let trial = 0; trial < 8; trial++) {
+      const ci = randInt(r, 1, 4);
+      const mult = randInt(r, 1, 3);
+      const stride = trial % 2 === 0 ? 1 : 2;
+      const pad: Pad = trial % 3 === 0 ? 'valid' : 'same';
+      const x = randTensor([2, randInt(r, 5, 9), randInt(r, 5, 9), ci], trial + 20);
+      const f = randTensor([3, randInt(r, 1, 3), ci, mult], trial + 40);
+      const label = `depthwise ci${ci} m${mult} s${stride} ${pad}`;
+      compare(label, () => tf.depthwiseConv2d(x as tf.Tensor4D, f as tf.Tensor4D, stride, pad));
+      compare(
+        `${label} grads`,
+        () =>
+          tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+            tf.sum(tf.sin(tf.depthwiseConv2d(a as tf.Tensor4D, b as tf.Tensor4D, stride, pad))),
+          )([x, f]),
+        3,
+      );
+      tf.dispose([x, f]);
+    }
+  });
+
+  it('matMul: 2-D, transposes, batched with broadcasting, fused bias and activation', () => {
+    const a = randTensor([5, 7], 30);
+    const b = randTensor([7, 4], 31);
+    const at = randTensor([7, 5], 32);
+    const bt = randTensor([4, 7], 33);
+    compare('mm', () => tf.matMul(a, b));
+    compare('mm tA tB', () => tf.matMul(at, bt, true, true));
+    const a3 = randTensor([3, 5, 7], 34);
+    const b3 = randTensor([1, 7, 4], 35);
+    compare('batched broadcast', () => tf.matMul(a3, b3));
+    compare('batched tB', () => tf.matMul(a3, randTensor([3, 4, 7], 36), false, true));
+    const bias = randTensor([4], 37);
+    for (const activation of ['linear', 'relu', 'sigmoid', 'elu', 'leakyrelu'] as const) {
+      compare(`fused ${activation}`, () => tf.fused.matMul({ a, b, bias, activation }));
+    }
+    compare('fused 2-D bias', () => tf.fused.matMul({ a, b, bias: randTensor([5, 4], 38) }));
+    compare('fused batched', () => tf.fused.matMul({ a: a3, b: b3, bias, activation: 'relu' }));
+    compare('matmul gradients', () =>
+      tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.sin(tf.matMul(x, y))))([a, b]),
+    );
+    tf.dispose([a, b, at, bt, a3, b3, bias]);
+  });
+});
