@@ -35,7 +35,9 @@ const randTensor = (shape: number[], seed: number) =>
 /** Runs `f` with TF.js kernels and with native ones; asserts agreement and native use. */
 function compare(label: string, f: () => tf.Tensor | tf.Tensor[], minNativeCalls = 1): void {
   disableNativeKernels();
-  const expected = tf.tidy(() => [f()].flat().map((t) => t.arraySync() as unknown));
+  const expectedTensors = tf.tidy(() => [f()].flat().map((t) => tf.keep(t)));
+  const expected = expectedTensors.map((t) => ({ shape: t.shape, values: t.dataSync().slice() }));
+  tf.dispose(expectedTensors);
   const status = enableNativeKernels({ threads: 1 });
   assert.equal(status.enabled, true, status.reason);
   const actualTensors = tf.tidy(() => [f()].flat().map((t) => tf.keep(t)));
@@ -45,7 +47,7 @@ function compare(label: string, f: () => tf.Tensor | tf.Tensor[], minNativeCalls
     `${label}: expected the native path to run (native ${stats.nativeCalls}, fallback ${stats.fallbackCalls}, last error ${stats.lastError})`,
   );
   actualTensors.forEach((actual, i) => {
-    const ref = tf.tensor(expected[i] as number[]);
+    const ref = tf.tensor(expected[i]!.values, expected[i]!.shape);
     const scale = Math.max(
       1,
       tf.tidy(() => tf.max(tf.abs(ref)).dataSync()[0]!),
