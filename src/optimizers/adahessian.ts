@@ -270,7 +270,9 @@ export class AdaHessian extends tf.Optimizer {
     cls: tf.serialization.SerializableConstructor<T>,
     config: tf.serialization.ConfigDict,
   ): T {
-    return new (cls as unknown as new (c: AdaHessianConfig) => T)(config as AdaHessianConfig);
+    // tf.loadLayersModel adds its customObjects to the config it passes here.
+    const { customObjects: _customObjects, ...settings } = config;
+    return new (cls as unknown as new (c: AdaHessianConfig) => T)(settings as AdaHessianConfig);
   }
 }
 

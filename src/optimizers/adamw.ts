@@ -107,7 +107,9 @@ export class AdamW extends tf.Optimizer {
     cls: tf.serialization.SerializableConstructor<T>,
     config: tf.serialization.ConfigDict,
   ): T {
-    return new (cls as unknown as new (c: AdamWConfig) => T)(config as AdamWConfig);
+    // tf.loadLayersModel adds its customObjects to the config it passes here.
+    const { customObjects: _customObjects, ...settings } = config;
+    return new (cls as unknown as new (c: AdamWConfig) => T)(settings as AdamWConfig);
   }
 }
 
