@@ -114,7 +114,7 @@ describe('model zoo: seeds', () => {
       disposeModel(b);
     });
 
-    it(`${name}: different seeds give different kernels, and no two kernels share a seed`, () => {
+    it(`${name}: different seeds give different kernels; biases start at zero`, () => {
       const a = modelByName(name, { seed: 1 });
       const b = modelByName(name, { seed: 2 });
       const wa = weightValues(a);
