@@ -138,6 +138,25 @@ describe('model zoo: seeds', () => {
     });
   }
 
+  it('the same seed gives the same weights on every test backend', async () => {
+    const referenceModel = buildSmallCnn({ seed: 7 });
+    const reference = weightValues(referenceModel);
+    referenceModel.dispose();
+    for (const backend of TEST_BACKENDS) {
+      await onBackend(backend);
+      const model = buildSmallCnn({ seed: 7 });
+      weightValues(model).forEach((w, i) =>
+        assert.deepEqual(
+          new Uint32Array(w.buffer),
+          new Uint32Array(reference[i]!.buffer),
+          `weight ${i} on ${backend}`,
+        ),
+      );
+      model.dispose();
+    }
+    await onBackend('cpu');
+  });
+
   it('unseeded models draw fresh weights', () => {
     const a = buildMlp({ hidden: 8 });
     const b = buildMlp({ hidden: 8 });
