@@ -47,7 +47,7 @@ export function makeConv2DBackpropFilter(backendName: string): tf.KernelFunc {
       for (let i = 0; i < sum.length; i++) sum[i]! += values[i]!;
       disposeInfo(backend, product);
     }
-    return writeTensor(backend, info.filterShape, 'float32', Float32Array.from(sum));
+    return writeTensor(backend, info.filterShape, 'float32', new Float32Array(sum));
   };
 }
 

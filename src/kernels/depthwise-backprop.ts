@@ -57,7 +57,7 @@ export function makeDepthwiseBackpropFilter(): tf.KernelFunc {
         }
       }
     }
-    return writeTensor(backend, info.filterShape, 'float32', Float32Array.from(dw));
+    return writeTensor(backend, info.filterShape, 'float32', new Float32Array(dw));
   };
 }
 
@@ -108,6 +108,6 @@ export function makeDepthwiseBackpropInput(): tf.KernelFunc {
         }
       }
     }
-    return writeTensor(backend, info.inShape, 'float32', Float32Array.from(dx));
+    return writeTensor(backend, info.inShape, 'float32', new Float32Array(dx));
   };
 }

@@ -1,14 +1,19 @@
 /**
- * Kernels registered for backends that lack them (wasm: Conv2DBackpropFilter, the depthwise
- * backprop kernels, UnsortedSegmentSum; every other kernel a conv / pool / embedding
- * training or HVP path needs, MaxPoolGrad and AvgPoolGrad included, wasm has) or whose own
- * version is pathologically slow (cpu: Conv2DBackpropFilter, DepthwiseConv2dNativeBackpropFilter
- * and UnsortedSegmentSum) or wrong (cpu's depthwise backprop kernels ignore the dilations
- * attribute; stock TF.js only calls them with dilation 1). The tensorflow (tfjs-node)
- * backend has all of them natively and is left alone.
+ * Kernels we register on the cpu and wasm backends (the tensorflow / tfjs-node backend has
+ * all of them natively and is left alone):
+ * - missing on wasm: Conv2DBackpropFilter, DepthwiseConv2dNativeBackpropFilter,
+ *   DepthwiseConv2dNativeBackpropInput, UnsortedSegmentSum (every other kernel a conv /
+ *   pool / embedding training or HVP path needs, AvgPoolGrad included, wasm has);
+ * - pathologically slow: cpu's Conv2DBackpropFilter, DepthwiseConv2dNativeBackpropFilter
+ *   (element-by-element reads) and UnsortedSegmentSum (one pass over x per segment);
+ *   wasm's Conv2DBackpropInput (a plain C++ loop, ~8x slower than the forward conv);
+ * - wrong: wasm's MaxPoolGrad (a window of only negative values sends its gradient to the
+ *   window's first element) and cpu's depthwise backprop kernels (ignore `dilations`;
+ *   stock TF.js only calls them with dilation 1).
  */
 import * as tf from '@tensorflow/tfjs';
 import { makeConv2DBackpropFilter } from './conv2d-backprop-filter.js';
+import { makeConv2DBackpropInput } from './conv2d-backprop-input.js';
 import { makeDepthwiseBackpropFilter, makeDepthwiseBackpropInput } from './depthwise-backprop.js';
 import { makeUnsortedSegmentSum } from './unsorted-segment-sum.js';
 import { makeMaxPoolGrad } from './max-pool-grad.js';
@@ -33,6 +38,7 @@ function nhwcOrStock(make: (backendName: string) => tf.KernelFunc): FastKernel['
 
 export const FAST_KERNELS: readonly FastKernel[] = [
   { kernelName: 'Conv2DBackpropFilter', backendName: 'wasm', make: makeConv2DBackpropFilter },
+  { kernelName: 'Conv2DBackpropInput', backendName: 'wasm', make: makeConv2DBackpropInput },
   {
     kernelName: 'Conv2DBackpropFilter',
     backendName: 'cpu',

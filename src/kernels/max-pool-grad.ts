@@ -35,9 +35,8 @@ export function makeMaxPoolGrad(): tf.KernelFunc {
     const { filterHeight, filterWidth, strideHeight, strideWidth } = info;
     const top = info.padInfo.top;
     const left = info.padInfo.left;
-    const dx = new Float64Array(xv.length);
-    const best = new Float64Array(channels);
-    const bestAt = new Int32Array(channels);
+    // Float32 accumulation: an element receives one term per window that picks it (few).
+    const dx = new Float32Array(xv.length);
     for (let n = 0; n < batchSize; n++) {
       for (let oh = 0; oh < outHeight; oh++) {
         const ihMin = Math.max(0, oh * strideHeight - top);
@@ -45,29 +44,26 @@ export function makeMaxPoolGrad(): tf.KernelFunc {
         for (let ow = 0; ow < outWidth; ow++) {
           const iwMin = Math.max(0, ow * strideWidth - left);
           const iwMax = Math.min(inWidth, ow * strideWidth - left + filterWidth);
-          best.fill(Number.NEGATIVE_INFINITY);
-          bestAt.fill(-1);
-          // Row-major scan of the window, as cpu's kernel does, so ties go to the same element.
-          for (let ih = ihMin; ih < ihMax; ih++) {
-            for (let iw = iwMin; iw < iwMax; iw++) {
-              const base = ((n * inHeight + ih) * inWidth + iw) * channels;
-              for (let c = 0; c < channels; c++) {
-                const v = xv[base + c]!;
-                if (v > best[c]!) {
-                  best[c] = v;
-                  bestAt[c] = base + c;
+          const dyBase = ((n * outHeight + oh) * outWidth + ow) * channels;
+          for (let c = 0; c < channels; c++) {
+            // Row-major scan of the window, as cpu's kernel does, so ties go to the same element.
+            let best = Number.NEGATIVE_INFINITY;
+            let bestAt = -1;
+            for (let ih = ihMin; ih < ihMax; ih++) {
+              let at = ((n * inHeight + ih) * inWidth + iwMin) * channels + c;
+              for (let iw = iwMin; iw < iwMax; iw++, at += channels) {
+                const v = xv[at]!;
+                if (v > best) {
+                  best = v;
+                  bestAt = at;
                 }
               }
             }
-          }
-          const dyBase = ((n * outHeight + oh) * outWidth + ow) * channels;
-          for (let c = 0; c < channels; c++) {
-            const at = bestAt[c]!;
-            if (at >= 0) dx[at]! += dyv[dyBase + c]!;
+            if (bestAt >= 0) dx[bestAt]! += dyv[dyBase + c]!;
           }
         }
       }
     }
-    return writeTensor(backend, x.shape, 'float32', Float32Array.from(dx));
+    return writeTensor(backend, x.shape, 'float32', dx);
   };
 }

@@ -46,7 +46,7 @@ export function makeUnsortedSegmentSum(): tf.KernelFunc {
       const dst = id * inner;
       for (let j = 0; j < inner; j++) sums[dst + j]! += xv[src + j]!;
     }
-    const values = x.dtype === 'float32' ? Float32Array.from(sums) : (sums as Int32Array);
+    const values = x.dtype === 'float32' ? new Float32Array(sums) : (sums as Int32Array);
     return writeTensor(backend, [numSegments, ...innerShape], x.dtype, values);
   };
 }

@@ -26,6 +26,8 @@ for (const backend of TEST_BACKENDS) {
     const dySame2 = tf.randomNormal([2, 4, 5, 4]);
     const dyDepthwise = tf.randomNormal([2, 4, 5, 6]);
     const filter = tf.randomNormal([3, 3, 3, 2]);
+    const filter4 = tf.randomNormal([3, 3, 3, 4]);
+    const bigFilter = tf.randomNormal([3, 3, 32, 2]);
     const big = tf.randomNormal([14, 48, 48, 32]);
     const bigDy = tf.randomNormal([14, 48, 48, 2]);
     const table = tf.randomNormal([12, 5]);
@@ -42,7 +44,24 @@ for (const backend of TEST_BACKENDS) {
       run(
         'Conv2DBackpropFilter',
         { x: big, dy: bigDy },
-        { strides: 1, pad: 'same', filterShape: [3, 3, 32, 2] },
+        { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 32, 2] },
+      ),
+      3,
+    );
+    assertNoLeak(
+      'Conv2DBackpropInput',
+      run(
+        'Conv2DBackpropInput',
+        { dy: dySame2, filter: filter4 },
+        { ...conv, inputShape: [2, 7, 9, 3] },
+      ),
+    );
+    assertNoLeak(
+      'Conv2DBackpropInput (chunked batch)',
+      run(
+        'Conv2DBackpropInput',
+        { dy: bigDy, filter: bigFilter },
+        { strides: 1, pad: 'same', dataFormat: 'NHWC', inputShape: [14, 48, 48, 32] },
       ),
       3,
     );
@@ -89,6 +108,19 @@ for (const backend of TEST_BACKENDS) {
         tf.grads(loss)([x, w, dw, table]);
       });
     });
-    tf.dispose([x, dySame2, dyDepthwise, filter, big, bigDy, table, ids, rows, pooled]);
+    tf.dispose([
+      x,
+      dySame2,
+      dyDepthwise,
+      filter,
+      filter4,
+      bigFilter,
+      big,
+      bigDy,
+      table,
+      ids,
+      rows,
+      pooled,
+    ]);
   });
 }
