@@ -8,7 +8,12 @@
 import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { installSecondOrderSupport } from '../autodiff/install.js';
-import { NATIVE_KERNELS, type NativeKernel, type NativePlan } from './kernels/index.js';
+import {
+  NATIVE_KERNELS,
+  type DirectKernel,
+  type NativeKernel,
+  type NativePlan,
+} from './kernels/index.js';
 import { loadOnnxRuntime, onnxRuntimeUnavailableReason, SessionCache } from './onnx-runtime.js';
 
 export interface NativeKernelOptions {
@@ -150,11 +155,18 @@ function validateOptions(options: NativeKernelOptions, threads: number, backends
 }
 
 /** Registers the native version of `kernel` for `backendName`; returns how to undo it. */
-function wrapKernel(kernel: NativeKernel, backendName: string, state: Installed): () => void {
+function wrapKernel(
+  kernel: NativeKernel | DirectKernel,
+  backendName: string,
+  state: Installed,
+): () => void {
   const original = tf.getKernel(kernel.kernelName, backendName);
   const kernelFunc: tf.KernelFunc = (args) => {
     const backend = args.backend as tf.KernelBackend;
-    const result = tryNative(kernel, args.inputs, args.attrs ?? {}, backend, state);
+    const result =
+      'run' in kernel
+        ? tryDirect(kernel, args.inputs, args.attrs ?? {}, backend, state)
+        : tryNative(kernel, args.inputs, args.attrs ?? {}, backend, state);
     if (result != null) {
       state.status.nativeCalls++;
       return result;
@@ -174,6 +186,21 @@ function wrapKernel(kernel: NativeKernel, backendName: string, state: Installed)
     tf.unregisterKernel(kernel.kernelName, backendName);
     if (original != null) tf.registerKernel(original);
   };
+}
+
+function tryDirect(
+  kernel: DirectKernel,
+  inputs: tf.NamedTensorInfoMap,
+  attrs: tf.NamedAttrMap,
+  backend: tf.KernelBackend,
+  state: Installed,
+): tf.TensorInfo | null {
+  try {
+    return kernel.run(inputs, attrs, backend);
+  } catch (e) {
+    state.status.lastError = `${kernel.kernelName}: ${e instanceof Error ? e.message : String(e)}`;
+    return null;
+  }
 }
 
 function tryNative(

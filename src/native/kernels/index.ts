@@ -9,10 +9,12 @@ import {
   fusedConv2DKernel,
   fusedDepthwiseConv2DKernel,
 } from './conv.js';
+import { addKernel, multiplyKernel, realDivKernel, subKernel, sumKernel } from './elementwise.js';
 import { batchMatMulKernel, fusedMatMulKernel } from './matmul.js';
-import type { NativeKernel } from './types.js';
+import { maxPoolGradKernel } from './max-pool-grad.js';
+import type { DirectKernel, NativeKernel } from './types.js';
 
-export const NATIVE_KERNELS: readonly NativeKernel[] = [
+export const NATIVE_KERNELS: readonly (NativeKernel | DirectKernel)[] = [
   batchMatMulKernel,
   fusedMatMulKernel,
   conv2DKernel,
@@ -23,6 +25,12 @@ export const NATIVE_KERNELS: readonly NativeKernel[] = [
   fusedDepthwiseConv2DKernel,
   depthwiseBackpropInputKernel,
   depthwiseBackpropFilterKernel,
+  addKernel,
+  subKernel,
+  multiplyKernel,
+  realDivKernel,
+  sumKernel,
+  maxPoolGradKernel,
 ];
 
-export type { NativeKernel, NativePlan } from './types.js';
+export type { DirectKernel, NativeKernel, NativePlan } from './types.js';

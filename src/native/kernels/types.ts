@@ -22,6 +22,19 @@ export interface NativeKernel {
   plan(inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap): NativePlan | null;
 }
 
+/**
+ * A kernel computed directly in typed-array JS (where ONNX has no operator); it returns
+ * null for calls it does not handle.
+ */
+export interface DirectKernel {
+  kernelName: string;
+  run(
+    inputs: tf.NamedTensorInfoMap,
+    attrs: tf.NamedAttrMap,
+    backend: tf.KernelBackend,
+  ): tf.TensorInfo | null;
+}
+
 export const ints = (value: readonly number[]) => ({ kind: 'ints' as const, value });
 export const int = (value: number) => ({ kind: 'int' as const, value });
 export const float = (value: number) => ({ kind: 'float' as const, value });

@@ -1,0 +1,151 @@
+"""PyTorch reference for bench/speed/step.ts: the same MLP and small CNN, batch 128, and the
+same optimizers, timed per training step. Run as a server by the TypeScript harness (one JSON
+request per line on stdin, one JSON answer per line on stdout) so that its timings interleave
+with the TF.js ones in the same run. Never a dependency of the package: Debian's python3-torch.
+
+AdaHessian follows the official implementation (github.com/amirgholami/adahessian): the
+gradient with create_graph=True, one Rademacher probe z, Hz by a second autograd.grad, D =
+|z * Hz| averaged over the spatial positions of conv kernels, Adam-like update with the
+bias-corrected sqrt(v) ** k denominator. With hessian_every = f the diagonal is recomputed
+every f-th step (the official code's "update_each"), reusing the last one in between.
+"""
+
+import json
+import math
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def build(model_name):
+    if model_name == "mlp":
+        return nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
+    if model_name == "cnn":
+        return nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(32 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10),
+        )
+    raise ValueError(f"unknown model {model_name}")
+
+
+class AdaHessian(torch.optim.Optimizer):
+    """The official update; call step() after loss.backward(create_graph=True) on Hessian steps."""
+
+    def __init__(self, params, lr=0.15, betas=(0.9, 0.999), eps=1e-4, weight_decay=0.0,
+                 hessian_power=1.0, update_each=1):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                      hessian_power=hessian_power))
+        self.update_each = update_each
+        self.steps = 0
+
+    def hessian_due(self):
+        return self.steps % self.update_each == 0
+
+    def params(self):
+        return [p for group in self.param_groups for p in group["params"] if p.requires_grad]
+
+    def get_trace(self, params, grads):
+        """Hutchinson with one Rademacher probe; conv kernels averaged over kh, kw."""
+        zs = [2 * torch.randint_like(p, high=2) - 1 for p in params]
+        hvs = torch.autograd.grad(grads, params, grad_outputs=zs, only_inputs=True,
+                                  retain_graph=False)
+        traces = []
+        for hv in hvs:
+            if hv.dim() <= 2:
+                traces.append(torch.abs(hv))
+            else:
+                traces.append(torch.mean(torch.abs(hv), dim=[2, 3], keepdim=True))
+        return traces
+
+    def step(self):
+        params = self.params()
+        hessian_step = self.hessian_due()
+        traces = self.get_trace(params, [p.grad for p in params]) if hessian_step else None
+        self.steps += 1
+        with torch.no_grad():
+            for i, p in enumerate(params):
+                group = self.param_groups[0]
+                state = self.state[p]
+                if len(state) == 0:
+                    state["step"] = 0
+                    state["hessian_step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_hessian_diag_sq"] = torch.zeros_like(p)
+                exp_avg, exp_hessian_diag_sq = state["exp_avg"], state["exp_hessian_diag_sq"]
+                beta1, beta2 = group["betas"]
+                state["step"] += 1
+                exp_avg.mul_(beta1).add_(p.grad.detach(), alpha=1 - beta1)
+                if traces is not None:
+                    # v moves only when a new diagonal arrives (no stale D fed in again).
+                    state["hessian_step"] += 1
+                    exp_hessian_diag_sq.mul_(beta2).addcmul_(traces[i], traces[i], value=1 - beta2)
+                bias_correction1 = 1 - beta1 ** state["step"]
+                bias_correction2 = 1 - beta2 ** state["hessian_step"]
+                k = group["hessian_power"]
+                denom = ((exp_hessian_diag_sq.sqrt() ** k) / math.sqrt(bias_correction2) ** k).add_(
+                    group["eps"])
+                step_size = group["lr"] / bias_correction1
+                p.data = p.data - step_size * (exp_avg / denom + group["weight_decay"] * p.data)
+
+
+def make_optimizer(name, params):
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=0.01)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=0.001)
+    if name == "adahessian-f1":
+        return AdaHessian(params, lr=0.15, update_each=1)
+    if name == "adahessian-f5":
+        return AdaHessian(params, lr=0.15, update_each=5)
+    raise ValueError(f"unknown optimizer {name}")
+
+
+class Setup:
+    def __init__(self, model_name, opt_name, batch):
+        torch.manual_seed(1)
+        self.model = build(model_name)
+        self.x = torch.rand(batch, 1, 28, 28)
+        self.y = torch.randint(0, 10, (batch,))
+        self.opt = make_optimizer(opt_name, self.model.parameters())
+        self.second_order = opt_name.startswith("adahessian")
+
+    def step(self):
+        self.opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(self.model(self.x), self.y)
+        if self.second_order and self.opt.hessian_due():
+            loss.backward(create_graph=True)
+        else:
+            loss.backward()
+        self.opt.step()
+        return loss
+
+
+def main():
+    setups = {}
+    for line in sys.stdin:
+        req = json.loads(line)
+        if req.get("threads"):
+            torch.set_num_threads(int(req["threads"]))
+            print(json.dumps({"threads": torch.get_num_threads(), "version": torch.__version__}),
+                  flush=True)
+            continue
+        key = (req["model"], req["optimizer"])
+        if key not in setups:
+            setups[key] = Setup(req["model"], req["optimizer"], req["batch"])
+            for _ in range(req.get("warmup", 2)):
+                setups[key].step()
+        s = setups[key]
+        t0 = time.perf_counter()
+        for _ in range(req["steps"]):
+            loss = s.step()
+        float(loss)
+        ms = (time.perf_counter() - t0) * 1000 / req["steps"]
+        print(json.dumps({"ms": ms}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+/**
+ * Large element-wise binary ops (with numpy/TF.js broadcasting) and Sum reductions as ONNX
+ * graphs. TF.js's cpu backend runs these in plain JS, and its broadcasting path indexes every
+ * element through coordinate arithmetic (~25x slower than ONNX Runtime on a per-channel
+ * broadcast), which is what a second-order sweep through bias gradients and pooling spends
+ * its time on. Small tensors stay with TF.js: below a few thousand elements the call
+ * overhead (~10 us) is larger than the work.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { allFloat32, type NativeKernel, type NativePlan } from './types.js';
+
+/** Below this many output elements TF.js's own kernel is as fast. */
+export const MIN_ELEMENTWISE_SIZE = 8192;
+
+const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+
+function binaryKernel(kernelName: string, opType: string): NativeKernel {
+  return {
+    kernelName,
+    plan(inputs): NativePlan | null {
+      const a = inputs['a']!;
+      const b = inputs['b']!;
+      if (!allFloat32(a, b)) return null;
+      let outShape: number[];
+      try {
+        outShape = tf.broadcast_util.assertAndGetBroadcastShape(a.shape, b.shape);
+      } catch {
+        return null;
+      }
+      if (size(outShape) < MIN_ELEMENTWISE_SIZE) return null;
+      const key = `${opType}|[${a.shape.join(',')}][${b.shape.join(',')}]`;
+      const build = () => ({
+        nodes: [{ opType, inputs: ['a', 'b'], outputs: ['y'] }],
+        inputs: [
+          { name: 'a', shape: a.shape },
+          { name: 'b', shape: b.shape },
+        ],
+        outputs: [{ name: 'y', shape: outShape }],
+      });
+      return { key, build, inputs: [a, b], inputShapes: [a.shape, b.shape], outShape };
+    },
+  };
+}
+
+export const addKernel = binaryKernel('Add', 'Add');
+export const subKernel = binaryKernel('Sub', 'Sub');
+export const multiplyKernel = binaryKernel('Multiply', 'Mul');
+export const realDivKernel = binaryKernel('RealDiv', 'Div');
+
+/** Sum over axes (ReduceSum); a reduction over no axes is left to TF.js. */
+export const sumKernel: NativeKernel = {
+  kernelName: 'Sum',
+  plan(inputs, attrs): NativePlan | null {
+    const x = inputs['x']!;
+    if (!allFloat32(x) || size(x.shape) < MIN_ELEMENTWISE_SIZE || x.shape.length === 0) return null;
+    const axes = tf.util.parseAxisParam(attrs['axis'] as number | number[], x.shape);
+    if (axes.length === 0) return null;
+    const keepDims = Boolean(attrs['keepDims']);
+    const kept = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
+    const outShape = keepDims ? kept : x.shape.filter((_, i) => !axes.includes(i));
+    const sorted = [...axes].sort((p, q) => p - q);
+    const key = `ReduceSum|[${x.shape.join(',')}]|${sorted.join(',')}|${keepDims}`;
+    const build = () => ({
+      nodes: [
+        {
+          opType: 'ReduceSum',
+          inputs: ['x', 'axes'],
+          outputs: ['y'],
+          attributes: { keepdims: { kind: 'int' as const, value: keepDims ? 1 : 0 } },
+        },
+      ],
+      initializers: [{ name: 'axes', values: sorted }],
+      inputs: [{ name: 'x', shape: x.shape }],
+      outputs: [{ name: 'y', shape: outShape }],
+    });
+    return { key, build, inputs: [x], inputShapes: [x.shape], outShape };
+  },
+};
