@@ -38,15 +38,26 @@ interface LoadedRuntime {
 
 let loaded: LoadedRuntime | null | undefined;
 let loadError = '';
+let packageName = 'onnxruntime-node';
+
+/**
+ * Forgets the loaded binding and loads `name` instead next time: lets a test prove the
+ * fallback when the package is missing. Not part of the public API.
+ */
+export function reloadOnnxRuntimeForTesting(name = 'onnxruntime-node'): void {
+  loaded = undefined;
+  loadError = '';
+  packageName = name;
+}
 
 /** The binding, or null when onnxruntime-node cannot be loaded (see `onnxRuntimeUnavailableReason`). */
 export function loadOnnxRuntime(): LoadedRuntime | null {
   if (loaded !== undefined) return loaded;
   try {
     const require = createRequire(import.meta.url);
-    const binding = require('onnxruntime-node/dist/binding.js') as OrtBinding;
+    const binding = require(`${packageName}/dist/binding.js`) as OrtBinding;
     const common = require('onnxruntime-common') as { Tensor: OrtTensorConstructor };
-    const pkg = require('onnxruntime-node/package.json') as { version: string };
+    const pkg = require(`${packageName}/package.json`) as { version: string };
     binding.initOrt();
     loaded = { binding, Tensor: common.Tensor, version: pkg.version };
   } catch (e) {

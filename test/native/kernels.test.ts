@@ -12,7 +12,10 @@ import {
   enableNativeKernels,
   nativeKernelStatus,
 } from '../../src/native/index.js';
-import { onnxRuntimeUnavailableReason } from '../../src/native/onnx-runtime.js';
+import {
+  onnxRuntimeUnavailableReason,
+  reloadOnnxRuntimeForTesting,
+} from '../../src/native/onnx-runtime.js';
 
 const unavailable = onnxRuntimeUnavailableReason();
 if (unavailable !== '') console.log(`# native kernel tests skipped: ${unavailable}`);
@@ -212,4 +215,133 @@ describe('native kernels match TF.js (cpu)', { skip: unavailable || false }, () 
     );
     tf.dispose([a, b, at, bt, a3, b3, bias]);
   });
+});
+
+describe(
+  'native element-wise, reduction and pooling-gradient kernels match TF.js (cpu)',
+  {
+    skip: unavailable || false,
+  },
+  () => {
+    before(async () => onBackend('cpu'));
+    after(() => disableNativeKernels());
+
+    it('broadcasting Add, Sub, Multiply, RealDiv on large tensors', () => {
+      const big = randTensor([16, 12, 12, 8], 50);
+      const perChannel = randTensor([1, 1, 1, 8], 51);
+      const row = randTensor([12, 1, 8], 52);
+      compare('add same shape', () => tf.add(big, randTensor([16, 12, 12, 8], 53)));
+      compare('sub per-channel', () => tf.sub(perChannel, big));
+      compare('mul row broadcast', () => tf.mul(big, row));
+      compare('div per-channel', () => tf.div(big, tf.add(tf.abs(perChannel), 0.5)));
+      compare('mul scalar', () => tf.mul(big, tf.scalar(3)));
+      tf.dispose([big, perChannel, row]);
+    });
+
+    it('Sum over axes, with and without keepDims', () => {
+      const x = randTensor([16, 12, 12, 8], 60);
+      compare('sum 0,1,2', () => tf.sum(x, [0, 1, 2]));
+      compare('sum -1 keepDims', () => tf.sum(x, -1, true));
+      compare('sum 1,3', () => tf.sum(x, [3, 1]));
+      compare('sum all', () => tf.sum(x));
+      x.dispose();
+    });
+
+    it('MaxPoolGrad on random geometry, with ties', () => {
+      const r = rng(7);
+      for (let trial = 0; trial < 8; trial++) {
+        const f = randInt(r, 1, 3);
+        const s = randInt(r, 1, 3);
+        const pad: Pad = trial % 2 === 0 ? 'valid' : 'same';
+        // Rounded inputs make ties common, so the tie rule is exercised too.
+        const x = tf.tidy(() => tf.round(tf.mul(randTensor([2, 7 + trial, 9, 3], trial + 70), 2)));
+        compare(`maxPool grad f${f} s${s} ${pad}`, () =>
+          tf.grad((a: tf.Tensor) => tf.sum(tf.sin(tf.maxPool(a as tf.Tensor4D, f, s, pad))))(x),
+        );
+        x.dispose();
+      }
+    });
+
+    it('small tensors, int32 and NCHW stay with TF.js and still agree', () => {
+      const a = randTensor([3, 4], 80);
+      compare('small add', () => tf.add(a, a), 0);
+      compare(
+        'int32 add',
+        () => tf.add(tf.ones([128, 128], 'int32'), tf.ones([128, 128], 'int32')),
+        0,
+      );
+      a.dispose();
+    });
+  },
+);
+
+describe('native kernels: fallback, status and memory (cpu)', () => {
+  before(async () => onBackend('cpu'));
+  after(() => {
+    reloadOnnxRuntimeForTesting();
+    disableNativeKernels();
+  });
+
+  it('without onnxruntime-node, enabling changes nothing and says why', () => {
+    const stock = tf.getKernel('Conv2D', 'cpu');
+    reloadOnnxRuntimeForTesting('onnxruntime-node-that-is-not-installed');
+    const status = enableNativeKernels();
+    assert.equal(status.enabled, false);
+    assert.match(status.reason, /onnxruntime-node could not be loaded/);
+    assert.equal(tf.getKernel('Conv2D', 'cpu'), stock);
+    const x = randTensor([1, 5, 5, 2], 90);
+    const f = randTensor([3, 3, 2, 2], 91);
+    const y = tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, 1, 'same');
+    assert.deepEqual(y.shape, [1, 5, 5, 2]);
+    tf.dispose([x, f, y]);
+    reloadOnnxRuntimeForTesting();
+  });
+
+  it(
+    'disable restores the TF.js kernels; bad options are named',
+    { skip: unavailable || false },
+    () => {
+      const stock = tf.getKernel('BatchMatMul', 'cpu');
+      const status = enableNativeKernels();
+      assert.ok(status.kernels.includes('Conv2DBackpropFilter'));
+      assert.notEqual(tf.getKernel('BatchMatMul', 'cpu'), stock);
+      disableNativeKernels();
+      assert.equal(tf.getKernel('BatchMatMul', 'cpu'), stock);
+      assert.throws(
+        () => enableNativeKernels({ threads: 0 }),
+        /'threads' must be a positive integer/,
+      );
+      assert.throws(() => enableNativeKernels({ kernels: ['Conv3D'] }), /unknown kernel 'Conv3D'/);
+      assert.throws(() => enableNativeKernels({ backends: ['webgl'] }), /backend 'webgl'/);
+    },
+  );
+
+  it(
+    'a training loop leaks no tensors, and the graph cache stays bounded',
+    {
+      skip: unavailable || false,
+    },
+    () => {
+      enableNativeKernels({ cacheSize: 8 });
+      const w = tf.variable(randTensor([3, 3, 2, 4], 100));
+      const d = tf.variable(randTensor([4 * 6 * 6, 3], 101));
+      const optimizer = tf.train.sgd(0.01);
+      const step = (size: number) =>
+        optimizer.minimize(() => {
+          const x = tf.randomUniform([2, size, size, 2]);
+          const h = tf.relu(tf.conv2d(x as tf.Tensor4D, w as unknown as tf.Tensor4D, 1, 'same'));
+          const pooled = tf.image.resizeBilinear(h as tf.Tensor4D, [6, 6]);
+          return tf.mean(tf.square(tf.matMul(tf.reshape(pooled, [2, -1]), d)));
+        });
+      for (let i = 0; i < 20; i++) step(6 + (i % 12)); // 12 shapes: more than the cache holds
+      const tensors = tf.memory().numTensors;
+      for (let i = 0; i < 1000; i++) step(6 + (i % 12));
+      assert.equal(tf.memory().numTensors, tensors);
+      const s = nativeKernelStatus();
+      assert.ok(s.cachedGraphs <= 8, `cache holds ${s.cachedGraphs} graphs`);
+      assert.ok(s.nativeCalls > 3000, `native calls ${s.nativeCalls}`);
+      optimizer.dispose();
+      tf.dispose([w, d]);
+    },
+  );
 });
