@@ -4,3 +4,4 @@
  */
 export * from './index.js';
 export * from './data/node/index.js';
+export * from './native/index.js';
