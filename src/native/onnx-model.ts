@@ -25,10 +25,11 @@ export interface OnnxValueInfo {
   shape: readonly number[];
 }
 
-/** A constant int64 tensor stored in the graph (e.g. the shape input of Reshape). */
+/** A constant 1-D tensor stored in the graph (e.g. the shape input of Reshape); int64 unless float. */
 export interface OnnxInt64Initializer {
   name: string;
   values: readonly number[];
+  float?: boolean;
 }
 
 export interface OnnxGraph {
@@ -130,8 +131,12 @@ function encodeValueInfo(info: OnnxValueInfo, elemType: number): Uint8Array {
 function encodeInt64Tensor(init: OnnxInt64Initializer): Uint8Array {
   const w = new ProtoWriter();
   w.varintField(1, init.values.length); // dims: a 1-D tensor
-  w.varintField(2, ONNX_INT64);
-  for (const v of init.values) w.varintField(7, v);
+  w.varintField(2, init.float ? ONNX_FLOAT : ONNX_INT64);
+  if (init.float) {
+    w.messageField(4, new Uint8Array(Float32Array.from(init.values).buffer)); // packed float_data
+  } else {
+    for (const v of init.values) w.varintField(7, v);
+  }
   w.stringField(8, init.name);
   return w.bytes();
 }

@@ -35,7 +35,9 @@ describe('checkSecondOrder with native kernels (cpu)', { skip: unavailable || fa
       const s = stock[i]!;
       assert.equal(r.name, s.name);
       if (r.pass !== s.pass) {
-        failures.push(`${r.name}: native ${r.relError} (${r.error ?? 'ok'}) vs TF.js ${s.relError}`);
+        failures.push(
+          `${r.name}: native ${r.relError} (${r.error ?? 'ok'}) vs TF.js ${s.relError}`,
+        );
       }
     });
     assert.deepEqual(failures, []);

@@ -76,3 +76,48 @@ export const sumKernel: NativeKernel = {
     return { key, build, inputs: [x], inputShapes: [x.shape], outShape };
   },
 };
+
+/**
+ * Relu and Step (relu's gradient mask) with TF.js's NaN behaviour: NaN stays NaN. Built from
+ * Where/Less/Greater rather than ONNX Relu, whose NaN handling is not specified.
+ */
+function unaryWhereKernel(kernelName: 'Relu' | 'Step'): NativeKernel {
+  return {
+    kernelName,
+    plan(inputs, attrs): NativePlan | null {
+      const x = inputs['x']!;
+      if (!allFloat32(x) || size(x.shape) < MIN_ELEMENTWISE_SIZE) return null;
+      const alpha = kernelName === 'Step' ? ((attrs['alpha'] as number | undefined) ?? 0) : 0;
+      const key = `${kernelName}|[${x.shape.join(',')}]|${alpha}`;
+      const scalar = (name: string, value: number) => ({ name, values: [value], float: true });
+      const build = () =>
+        kernelName === 'Relu'
+          ? {
+              // x < 0 ? 0 : x
+              nodes: [
+                { opType: 'Less', inputs: ['x', 'zero'], outputs: ['neg'] },
+                { opType: 'Where', inputs: ['neg', 'zero', 'x'], outputs: ['y'] },
+              ],
+              initializers: [scalar('zero', 0)],
+              inputs: [{ name: 'x', shape: x.shape }],
+              outputs: [{ name: 'y', shape: x.shape }],
+            }
+          : {
+              // isNaN(x) ? x : (x > 0 ? 1 : alpha)
+              nodes: [
+                { opType: 'Greater', inputs: ['x', 'zero'], outputs: ['pos'] },
+                { opType: 'Where', inputs: ['pos', 'one', 'alpha'], outputs: ['mask'] },
+                { opType: 'IsNaN', inputs: ['x'], outputs: ['nan'] },
+                { opType: 'Where', inputs: ['nan', 'x', 'mask'], outputs: ['y'] },
+              ],
+              initializers: [scalar('zero', 0), scalar('one', 1), scalar('alpha', alpha)],
+              inputs: [{ name: 'x', shape: x.shape }],
+              outputs: [{ name: 'y', shape: x.shape }],
+            };
+      return { key, build, inputs: [x], inputShapes: [x.shape], outShape: x.shape };
+    },
+  };
+}
+
+export const reluKernel = unaryWhereKernel('Relu');
+export const stepKernel = unaryWhereKernel('Step');

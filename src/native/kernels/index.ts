@@ -9,7 +9,15 @@ import {
   fusedConv2DKernel,
   fusedDepthwiseConv2DKernel,
 } from './conv.js';
-import { addKernel, multiplyKernel, realDivKernel, subKernel, sumKernel } from './elementwise.js';
+import {
+  addKernel,
+  multiplyKernel,
+  realDivKernel,
+  reluKernel,
+  stepKernel,
+  subKernel,
+  sumKernel,
+} from './elementwise.js';
 import { batchMatMulKernel, fusedMatMulKernel } from './matmul.js';
 import { maxPoolGradKernel } from './max-pool-grad.js';
 import type { DirectKernel, NativeKernel } from './types.js';
@@ -30,6 +38,8 @@ export const NATIVE_KERNELS: readonly (NativeKernel | DirectKernel)[] = [
   multiplyKernel,
   realDivKernel,
   sumKernel,
+  reluKernel,
+  stepKernel,
   maxPoolGradKernel,
 ];
 
