@@ -5,7 +5,8 @@
  *   DepthwiseConv2dNativeBackpropInput, UnsortedSegmentSum (every other kernel a conv /
  *   pool / embedding training or HVP path needs, AvgPoolGrad included, wasm has);
  * - pathologically slow: cpu's Conv2DBackpropFilter, DepthwiseConv2dNativeBackpropFilter
- *   (element-by-element reads) and UnsortedSegmentSum (one pass over x per segment);
+ *   (element-by-element reads), MaxPoolGrad (the same; ~30% of a CNN HVP on cpu) and
+ *   UnsortedSegmentSum (one pass over x per segment);
  *   wasm's Conv2DBackpropInput (a plain C++ loop, ~8x slower than the forward conv);
  * - wrong: wasm's MaxPoolGrad (a window of only negative values sends its gradient to the
  *   window's first element) and cpu's depthwise backprop kernels (ignore `dilations`;
@@ -66,6 +67,7 @@ export const FAST_KERNELS: readonly FastKernel[] = [
   },
   { kernelName: 'UnsortedSegmentSum', backendName: 'wasm', make: makeUnsortedSegmentSum },
   { kernelName: 'MaxPoolGrad', backendName: 'wasm', make: makeMaxPoolGrad },
+  { kernelName: 'MaxPoolGrad', backendName: 'cpu', make: makeMaxPoolGrad },
   { kernelName: 'UnsortedSegmentSum', backendName: 'cpu', make: makeUnsortedSegmentSum },
 ];
 

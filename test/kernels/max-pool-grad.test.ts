@@ -104,6 +104,8 @@ function cpuStockKernel(): tf.KernelConfig {
 
 for (const backend of TEST_BACKENDS) {
   test(`${backend}: MaxPoolGrad equals cpu's stock kernel, negative windows and ties included`, async () => {
+    if (backend === 'cpu' || backend === 'wasm')
+      assert.ok(isFastKernelRegistered('MaxPoolGrad', backend));
     const rand = seededRandom(2024);
     for (let i = 0; i < 40; i++) {
       const c = randomPoolCase(rand);
