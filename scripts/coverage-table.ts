@@ -84,14 +84,32 @@ for (const group of groups) {
 lines.push('## Kernels verified for second order', '');
 lines.push(
   'A Hessian-vector product through any kernel not in this list raises `UnsupportedSecondOrderError` naming it.',
+  'Names ending in `__op` are ops that TensorFlow.js builds with a custom gradient (they appear on the tape under',
+  'their op name). The count is the number of cases above whose second-order path runs through the kernel.',
   '',
+  '| kernel | cases |',
+  '|---|---|',
 );
-lines.push(
-  secondOrderVerifiedKernels()
-    .map((k) => `\`${k}\``)
-    .join(', '),
-);
+const casesByKernel = new Map<string, Set<string>>();
+for (const [name, perBackend] of results) {
+  for (const r of perBackend.values()) {
+    for (const k of r.kernels) {
+      if (!casesByKernel.has(k)) casesByKernel.set(k, new Set());
+      casesByKernel.get(k)!.add(name);
+    }
+  }
+}
+const uncovered: string[] = [];
+for (const k of secondOrderVerifiedKernels()) {
+  const n = casesByKernel.get(k)?.size ?? 0;
+  if (n === 0) uncovered.push(k);
+  lines.push(`| \`${k}\` | ${n} |`);
+}
 lines.push('');
+if (uncovered.length > 0) {
+  console.log(`verified but exercised by no case: ${uncovered.join(', ')}`);
+  failures += uncovered.length;
+}
 writeFileSync(out, lines.join('\n'));
 console.log(`wrote ${out.pathname} (${failures} failing)`);
 if (check && failures > 0) process.exit(1);

@@ -1,9 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { useBackend, type BackendName } from '../src/backends.js';
 
-// Silence TF.js's "install tfjs-node" banner and kernel re-registration notices in test output.
-tf.env().set('IS_TEST', false);
-
 /** The backends every test runs on; set ADAHESSIAN_TEST_BACKENDS=cpu to narrow it. */
 export const TEST_BACKENDS: BackendName[] = (
   process.env.ADAHESSIAN_TEST_BACKENDS ?? 'cpu,wasm'

@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { allSecondOrderCases, type SecondOrderCase } from './cases/index.js';
 import { compareHvpWithFiniteDifferences } from './finite-difference.js';
+import { observeSecondOrderKernels } from './verified-kernels.js';
 
 export interface SecondOrderCheckResult {
   name: string;
@@ -16,6 +17,8 @@ export interface SecondOrderCheckResult {
   pass: boolean;
   /** The error message when the case threw. */
   error?: string;
+  /** Kernels (and custom-gradient op scopes) on the case's second-order path. */
+  kernels: string[];
 }
 
 export interface CheckSecondOrderOptions {
@@ -55,15 +58,19 @@ export function runCase(
   backend: string,
   tolerance: number,
 ): SecondOrderCheckResult {
+  const seen = new Set<string>();
+  const stop = observeSecondOrderKernels((names) => names.forEach((n) => seen.add(n)));
+  const base = { name: c.name, group: c.group, backend };
   let problem;
   try {
     problem = c.build();
     const { relError } = compareHvpWithFiniteDifferences(problem.lossFn, problem.vars);
-    return { name: c.name, group: c.group, backend, relError, pass: relError <= tolerance };
+    return { ...base, relError, pass: relError <= tolerance, kernels: [...seen].sort() };
   } catch (e) {
     const error = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
-    return { name: c.name, group: c.group, backend, relError: NaN, pass: false, error };
+    return { ...base, relError: NaN, pass: false, error, kernels: [...seen].sort() };
   } finally {
+    stop();
     problem?.dispose();
   }
 }
