@@ -36,8 +36,8 @@ export interface HutchinsonTraceResult extends TraceEstimate {
   products: number;
   /** The individual z.Az values (PyHessian's trace() returns this list). */
   samples: number[];
-  /** Per-block estimates when `segments` was given; they sum to `trace`. */
-  segments?: TraceEstimate[];
+  /** Per-block estimates (and their samples) when `segments` was given; they sum to `trace`. */
+  segments?: (TraceEstimate & { samples: number[] })[];
 }
 
 export function meanAndStdError(values: readonly number[]): TraceEstimate {
@@ -104,7 +104,12 @@ export async function hutchinsonTrace(
     products: op.products - before,
     samples,
   };
-  if (segments !== undefined) result.segments = segmentSamples.map(meanAndStdError);
+  if (segments !== undefined) {
+    result.segments = segmentSamples.map((values) => ({
+      ...meanAndStdError(values),
+      samples: values,
+    }));
+  }
   return result;
 }
 
@@ -121,7 +126,7 @@ export interface HutchinsonDiagonalResult {
   products: number;
 }
 
-export async function hutchinsonDiagonal(
+export async function hutchinsonOperatorDiagonal(
   op: SymmetricOperator,
   options: HutchinsonDiagonalOptions = {},
 ): Promise<HutchinsonDiagonalResult> {

@@ -19,7 +19,7 @@ export {
 export { powerIteration } from './power-iteration.js';
 export {
   hutchinsonTrace,
-  hutchinsonDiagonal,
+  hutchinsonOperatorDiagonal,
   type HutchinsonTraceOptions,
   type HutchinsonTraceResult,
   type HutchinsonDiagonalOptions,

@@ -180,7 +180,7 @@ const key = (value: number, which: EigenTarget): number =>
  * Krylov space holds one copy of each distinct eigenvalue, so repeated eigenvalues can be
  * missing. A restart from a random vector orthogonal to the basis explores the rest, whose
  * distinct eigenvalues all appear in the new block; the block just closed therefore shows
- * every value the rest can still hold. Go on only while that block reaches the top N.
+ * every value the rest can still hold. Go on only while that block beats the N-th value.
  */
 function blockCanImprove(
   alphas: readonly number[],
@@ -193,12 +193,17 @@ function blockCanImprove(
   if (k < topN) return true;
   let blockStart = k - 1;
   while (blockStart > 0 && betas[blockStart - 1] !== 0) blockStart--;
-  const block = tridiagonalEigen(alphas.slice(blockStart), betas.slice(blockStart, k - 1), []).values;
+  const block = tridiagonalEigen(
+    alphas.slice(blockStart),
+    betas.slice(blockStart, k - 1),
+    [],
+  ).values;
   const all = tridiagonalEigen(alphas, betas, []).values;
   const chosen = pick(all, topN, which);
   const threshold = key(all[chosen[chosen.length - 1]!]!, which);
   const best = Math.max(...Array.from(block, (x) => key(x, which)));
-  return best >= threshold - tol * Math.abs(threshold);
+  // Copies of the N-th value itself would not change the values reported.
+  return best > threshold + tol * Math.abs(threshold);
 }
 
 /**
@@ -230,7 +235,8 @@ export async function lanczosTopEigen(
     keepBasis: true,
     shouldStop: (alphas, betas) => {
       const k = alphas.length;
-      if (betas[k - 1] === 0) return k === op.size || !blockCanImprove(alphas, betas, topN, which, tol);
+      if (betas[k - 1] === 0)
+        return k === op.size || !blockCanImprove(alphas, betas, topN, which, tol);
       if (k < topN) return false;
       converged = residualsConverged(alphas, betas);
       return converged.every(Boolean);

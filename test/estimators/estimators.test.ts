@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import {
   densityOnGrid,
-  hutchinsonDiagonal,
+  hutchinsonOperatorDiagonal,
   hutchinsonTrace,
   hutchPlusPlusTrace,
   lanczosTopEigen,
@@ -178,14 +178,14 @@ for (const backend of TEST_BACKENDS) {
       const dense = new Float64Array(25);
       diag.forEach((d, i) => (dense[i * 5 + i] = d));
       const dop = new MatrixOperator(dense);
-      const exactDiag = await hutchinsonDiagonal(dop, { samples: 1 });
+      const exactDiag = await hutchinsonOperatorDiagonal(dop, { samples: 1 });
       Array.from(exactDiag.diagonal.dataSync()).forEach((x, i) =>
         assert.ok(Math.abs(x - diag[i]!) < 1e-6),
       );
       const a = symmetricWithSpectrum(spectrum([4], 19, 0.5, 1.5), 2);
       const op = new MatrixOperator(a);
       const samples = 400;
-      const r = await hutchinsonDiagonal(op, { samples, probesPerPass: 100 });
+      const r = await hutchinsonOperatorDiagonal(op, { samples, probesPerPass: 100 });
       assert.equal(r.products, samples);
       const est = r.diagonal.dataSync();
       for (let i = 0; i < 20; i++) {

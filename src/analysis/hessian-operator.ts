@@ -1,0 +1,237 @@
+/**
+ * The Hessian of a loss as a symmetric operator on flat parameter vectors, built on
+ * gradAndHvpMany. Over a dataset every product is the size-weighted mean of the per-batch
+ * products, i.e. the Hessian of the mean loss over all examples (when each batch loss is a
+ * mean over its rows). Several vectors share one forward and gradient pass per batch.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { gradAndHvpMany } from '../autodiff/hvp.js';
+import { privateEngine } from '../autodiff/engine.js';
+import { CountingOperator } from '../estimators/operator.js';
+import { AnalysisInputError } from './errors.js';
+import { assertReiterable, type AnalysisData, forEachBatch } from './data-source.js';
+
+/** A loss closure and its weight in the mean (the batch size in model mode). */
+export interface WeightedLoss {
+  lossFn: () => tf.Scalar;
+  weight: number;
+}
+
+/** Visits the loss of every batch (or only the first); the closures are valid during the visit. */
+export type LossWalker = (
+  visit: (loss: WeightedLoss) => Promise<void> | void,
+  firstOnly?: boolean,
+) => Promise<void>;
+
+/** A loss on labels and predictions, e.g. softmaxCrossEntropy from adahessian's losses. */
+export type LabelLoss = (labels: tf.Tensor, predictions: tf.Tensor) => tf.Scalar;
+
+export interface HessianOperatorOptions {
+  /** Vectors per second-order pass; more share work, fewer use less memory (default 16). */
+  maxVectorsPerPass?: number;
+}
+
+export interface ModelLossOptions {
+  model: tf.LayersModel;
+  loss: LabelLoss;
+  data: AnalysisData;
+  /** Run the model in training mode (batch statistics, dropout); default false. */
+  training?: boolean;
+}
+
+export class HessianOperator extends CountingOperator {
+  /** Number of entries of each variable, in order: the blocks of a flat vector. */
+  readonly segments: number[];
+  private readonly maxVectorsPerPass: number;
+
+  constructor(
+    readonly vars: tf.Variable[],
+    readonly walk: LossWalker,
+    options: HessianOperatorOptions = {},
+  ) {
+    checkVariables(vars);
+    const segments = vars.map((v) => v.size);
+    super(segments.reduce((a, b) => a + b, 0));
+    this.segments = segments;
+    this.maxVectorsPerPass = options.maxVectorsPerPass ?? 16;
+    if (!Number.isInteger(this.maxVectorsPerPass) || this.maxVectorsPerPass < 1) {
+      throw new AnalysisInputError(
+        `maxVectorsPerPass must be a positive integer, got ${this.maxVectorsPerPass}.`,
+      );
+    }
+  }
+
+  /** The Hessian of `lossFn` with respect to `vars`. */
+  static fromLoss(
+    lossFn: () => tf.Scalar,
+    vars: tf.Variable[],
+    options: HessianOperatorOptions = {},
+  ): HessianOperator {
+    if (typeof lossFn !== 'function') {
+      throw new AnalysisInputError('lossFn must be a function that returns a scalar loss.');
+    }
+    return new HessianOperator(vars, async (visit) => visit({ lossFn, weight: 1 }), options);
+  }
+
+  /** The Hessian of the mean loss of `model` over `data`, with respect to its trainable weights. */
+  static fromModel(
+    source: ModelLossOptions,
+    options: HessianOperatorOptions = {},
+  ): HessianOperator {
+    return new HessianOperator(modelVariables(source.model), modelLossWalker(source), options);
+  }
+
+  /** The diagonal block of the Hessian for the variables at `indices`. */
+  block(indices: number[]): HessianOperator {
+    return new HessianOperator(
+      indices.map((i) => this.vars[i]!),
+      this.walk,
+      { maxVectorsPerPass: this.maxVectorsPerPass },
+    );
+  }
+
+  /** A flat [n] vector split into tensors shaped like the variables. */
+  toVariables(flat: tf.Tensor): tf.Tensor[] {
+    return tf.tidy(() =>
+      tf
+        .split(flat.reshape([-1]), this.segments)
+        .map((part, i) => part.reshape(this.vars[i]!.shape)),
+    );
+  }
+
+  /** Tensors shaped like the variables joined into one flat [n] vector. */
+  flatten(tensors: tf.Tensor[]): tf.Tensor1D {
+    return tf.tidy(() => tf.concat(tensors.map((t) => t.reshape([-1]))) as tf.Tensor1D);
+  }
+
+  /** The (size-weighted mean) loss at the current variable values. */
+  async loss(): Promise<number> {
+    let sum = 0;
+    let total = 0;
+    await this.walk(({ lossFn, weight }) => {
+      sum += weight * tf.tidy(() => lossFn().dataSync()[0]!);
+      total += weight;
+    });
+    return sum / total;
+  }
+
+  /** Indices of the variables the loss does not depend on (checked on the first batch). */
+  async variablesWithoutGradient(): Promise<number[]> {
+    const missing: number[] = [];
+    await this.walk(({ lossFn }) => {
+      tf.tidy(() => {
+        const { grads } = privateEngine().gradients(lossFn, this.vars, undefined, true);
+        grads.forEach((g, i) => {
+          if (g == null) missing.push(i);
+        });
+      });
+    }, true);
+    return missing;
+  }
+
+  protected async apply(vectors: tf.Tensor2D): Promise<tf.Tensor2D> {
+    const k = vectors.shape[0];
+    const chunks: tf.Tensor2D[] = [];
+    try {
+      for (let from = 0; from < k; from += this.maxVectorsPerPass) {
+        const count = Math.min(this.maxVectorsPerPass, k - from);
+        const rows = vectors.slice([from, 0], [count, this.size]);
+        try {
+          chunks.push(await this.applyChunk(rows));
+        } finally {
+          rows.dispose();
+        }
+      }
+      return chunks.length === 1 ? chunks[0]!.clone() : (tf.concat(chunks, 0) as tf.Tensor2D);
+    } finally {
+      tf.dispose(chunks);
+    }
+  }
+
+  private async applyChunk(rows: tf.Tensor2D): Promise<tf.Tensor2D> {
+    const lists = tf.unstack(rows).map((row) => {
+      const parts = this.toVariables(row);
+      row.dispose();
+      return parts;
+    });
+    let sum: tf.Tensor2D | null = null;
+    let total = 0;
+    try {
+      await this.walk(({ lossFn, weight }) => {
+        const { loss, grads, hvps } = gradAndHvpMany(lossFn, this.vars, lists);
+        const next: tf.Tensor2D = tf.tidy(() => {
+          const stacked = tf.stack(hvps.map((h) => tf.concat(h.map((t) => t.reshape([-1])))));
+          const weighted = tf.mul(stacked, weight);
+          return (sum == null ? weighted : tf.add(sum, weighted)) as tf.Tensor2D;
+        });
+        tf.dispose([loss, ...grads, ...hvps.flat()]);
+        sum?.dispose();
+        sum = next;
+        total += weight;
+      });
+    } catch (error) {
+      (sum as tf.Tensor2D | null)?.dispose();
+      throw error;
+    } finally {
+      tf.dispose(lists.flat());
+    }
+    const result = tf.div(sum!, total) as tf.Tensor2D;
+    (sum as tf.Tensor2D | null)?.dispose();
+    return result;
+  }
+}
+
+function checkVariables(vars: tf.Variable[]): void {
+  if (!Array.isArray(vars) || vars.length === 0) {
+    throw new AnalysisInputError('vars must be a non-empty array of tf.Variable.');
+  }
+  vars.forEach((v, i) => {
+    if (!(v instanceof tf.Variable)) {
+      throw new AnalysisInputError(`vars[${i}] is not a tf.Variable.`);
+    }
+    if (v.dtype !== 'float32') {
+      throw new AnalysisInputError(
+        `vars[${i}] ('${v.name}') is ${v.dtype}; only float32 variables are supported.`,
+      );
+    }
+  });
+}
+
+/** The tf.Variable behind each trainable weight of a tf.layers model. */
+export function modelVariables(model: tf.LayersModel): tf.Variable[] {
+  if (!(model instanceof tf.LayersModel)) {
+    throw new AnalysisInputError('model must be a tf.LayersModel (tf.sequential() or tf.model()).');
+  }
+  const vars = model.trainableWeights.map((w) => (w as unknown as { read(): tf.Variable }).read());
+  if (vars.length === 0) throw new AnalysisInputError('The model has no trainable weights.');
+  return vars;
+}
+
+function modelLossWalker({ model, loss, data, training = false }: ModelLossOptions): LossWalker {
+  if (typeof loss !== 'function') {
+    throw new AnalysisInputError('loss must be a function (labels, predictions) => tf.Scalar.');
+  }
+  if (data == null)
+    throw new AnalysisInputError('data is required with a model: a {x, y} batch or a dataset.');
+  if (model.inputs.length !== 1 || model.outputs.length !== 1) {
+    throw new AnalysisInputError(
+      `Only models with one input and one output are supported; this one has ${model.inputs.length} and ${model.outputs.length}.`,
+    );
+  }
+  assertReiterable(data);
+  const inputShape = model.inputs[0]!.shape;
+  return async (visit, firstOnly = false) => {
+    await forEachBatch(
+      data,
+      async ({ x, y, size }) => {
+        const lossFn = () => {
+          const predictions = model.apply(x, { training }) as tf.Tensor;
+          return loss(y, predictions);
+        };
+        await visit({ lossFn, weight: size });
+      },
+      inputShape,
+      firstOnly,
+    );
+  };
+}
