@@ -37,3 +37,5 @@ export * from './models/index.js';
 export * from './data/index.js';
 export * from './optimizers/index.js';
 export * from './losses.js';
+export * from './analysis/index.js';
+export * from './estimators/index.js';
