@@ -260,6 +260,19 @@ describe(
       x.dispose();
     });
 
+    it('MaxPool and AvgPool on random geometry', () => {
+      const r = rng(11);
+      for (let trial = 0; trial < 10; trial++) {
+        const f: [number, number] = [randInt(r, 1, 3), randInt(r, 1, 3)];
+        const s: [number, number] = [randInt(r, 1, 3), randInt(r, 1, 3)];
+        const pad: Pad = trial % 2 === 0 ? 'valid' : 'same';
+        const x = randTensor([2, randInt(r, 4, 9), randInt(r, 4, 9), 3], trial + 90);
+        compare(`maxPool f${f} s${s} ${pad}`, () => tf.maxPool(x as tf.Tensor4D, f, s, pad));
+        compare(`avgPool f${f} s${s} ${pad}`, () => tf.avgPool(x as tf.Tensor4D, f, s, pad));
+        x.dispose();
+      }
+    });
+
     it('MaxPoolGrad on random geometry, with ties', () => {
       const r = rng(7);
       for (let trial = 0; trial < 8; trial++) {

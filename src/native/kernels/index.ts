@@ -20,6 +20,7 @@ import {
 } from './elementwise.js';
 import { batchMatMulKernel, fusedMatMulKernel } from './matmul.js';
 import { maxPoolGradKernel } from './max-pool-grad.js';
+import { avgPoolKernel, maxPoolKernel } from './pool.js';
 import type { DirectKernel, NativeKernel } from './types.js';
 
 export const NATIVE_KERNELS: readonly (NativeKernel | DirectKernel)[] = [
@@ -40,6 +41,8 @@ export const NATIVE_KERNELS: readonly (NativeKernel | DirectKernel)[] = [
   sumKernel,
   reluKernel,
   stepKernel,
+  maxPoolKernel,
+  avgPoolKernel,
   maxPoolGradKernel,
 ];
 
