@@ -9,7 +9,13 @@ import { gradAndHvpMany } from '../autodiff/hvp.js';
 import { privateEngine } from '../autodiff/engine.js';
 import { CountingOperator } from '../estimators/operator.js';
 import { AnalysisInputError } from './errors.js';
-import { assertReiterable, type AnalysisData, forEachBatch } from './data-source.js';
+import {
+  assertReiterable,
+  type AnalysisData,
+  forEachBatch,
+  isSingleBatch,
+  normaliseBatch,
+} from './data-source.js';
 
 /** A loss closure and its weight in the mean (the batch size in model mode). */
 export interface WeightedLoss {
@@ -220,6 +226,8 @@ function modelLossWalker({ model, loss, data, training = false }: ModelLossOptio
   }
   assertReiterable(data);
   const inputShape = model.inputs[0]!.shape;
+  // A single batch can be checked now rather than at the first product.
+  if (isSingleBatch(data)) normaliseBatch(data, 'The batch', inputShape);
   return async (visit, firstOnly = false) => {
     await forEachBatch(
       data,
