@@ -39,3 +39,4 @@ export * from './optimizers/index.js';
 export * from './losses.js';
 export * from './analysis/index.js';
 export * from './estimators/index.js';
+export * from './report/index.js';
