@@ -1,0 +1,86 @@
+/**
+ * Atomic file replacement: write a temporary file in the same directory, flush it to disk,
+ * then rename it over the target. A reader (or a run resumed after a crash) sees the old file
+ * or the new one, never a part of one: rename within a directory is atomic on POSIX file
+ * systems, and the fsync before it makes sure the data is on disk before the name points at it.
+ */
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+
+const TEMP_SUFFIX = '.partial';
+let counter = 0;
+
+export interface AtomicWriteOptions {
+  /** Called after the temporary file is written and before the rename (tests inject failures here). */
+  beforeRename?: (tempPath: string) => void;
+}
+
+/** Replaces `path` with `data` atomically, creating the directory if needed. */
+export function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  options: AtomicWriteOptions = {},
+): void {
+  const dir = dirname(path);
+  mkdirSync(dir, { recursive: true });
+  const temp = join(dir, `.${basename(path)}.${process.pid}.${counter++}${TEMP_SUFFIX}`);
+  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  try {
+    const fd = openSync(temp, 'w');
+    try {
+      let offset = 0;
+      while (offset < bytes.length) offset += writeSync(fd, bytes, offset, bytes.length - offset);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    options.beforeRename?.(temp);
+    renameSync(temp, path);
+  } catch (error) {
+    rmSync(temp, { force: true });
+    throw error;
+  }
+  syncDirectory(dir);
+}
+
+/** Makes the rename itself durable; some platforms cannot open a directory, which is fine. */
+function syncDirectory(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(dir, 'r');
+    fsyncSync(fd);
+  } catch {
+    // Windows and some file systems refuse; the rename is still atomic there.
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/**
+ * Removes temporary files that a killed writer left in `dir` (they are never the real file,
+ * whose name only ever points at complete data). Returns the names removed.
+ */
+export function removeStaleTempFiles(dir: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const stale = names.filter((n) => n.startsWith('.') && n.endsWith(TEMP_SUFFIX));
+  for (const n of stale) rmSync(join(dir, n), { force: true });
+  return stale;
+}
+
+export function isTempFileName(name: string): boolean {
+  return name.startsWith('.') && name.endsWith(TEMP_SUFFIX);
+}

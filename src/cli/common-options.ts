@@ -1,0 +1,60 @@
+/** Options shared by several commands, declared once so their names and help agree. */
+import { Option, type Command } from 'commander';
+import { MODEL_NAMES } from '../models/index.js';
+import { CLI_BACKENDS } from './backend.js';
+import { DATASET_NAMES } from './datasets.js';
+import { positiveInteger, seed } from './options.js';
+
+export interface OutputFlags {
+  json?: boolean;
+  quiet?: boolean;
+}
+
+export function addOutputOptions(cmd: Command): Command {
+  return cmd
+    .option('--json', 'print the result as one JSON document on stdout (progress stays on stderr)')
+    .option('-q, --quiet', 'no progress or notes on stderr');
+}
+
+export function addBackendOption(cmd: Command, defaultBackend = 'wasm'): Command {
+  return cmd
+    .addOption(
+      new Option(
+        '--backend <name>',
+        `TensorFlow.js backend (default: ${defaultBackend}; tensorflow needs @tensorflow/tfjs-node)`,
+      ).choices(CLI_BACKENDS),
+    )
+    .option('--native', 'run heavy kernels through ONNX Runtime (needs onnxruntime-node)');
+}
+
+export function addModelOption(cmd: Command, defaultModel = 'small-cnn'): Command {
+  return cmd.addOption(
+    new Option('--model <name>', `model to build (default: ${defaultModel})`).choices(MODEL_NAMES),
+  );
+}
+
+export function addDataOptions(cmd: Command): Command {
+  return cmd
+    .addOption(
+      new Option(
+        '--dataset <name>',
+        'fashion-mnist-slice (shipped), fashion-mnist (full set, --data DIR), cifar10 (--data DIR), text (--data FILE) (default: fashion-mnist-slice)',
+      ).choices(DATASET_NAMES),
+    )
+    .option('--data <path>', 'dataset directory, or a UTF-8 file for --dataset text')
+    .option('--train-size <n>', 'use only the first n training examples', positiveInteger)
+    .option('--test-size <n>', 'use only the first n test examples', positiveInteger)
+    .option(
+      '--seq-length <n>',
+      'characters per sequence for --dataset text (default: 64)',
+      positiveInteger,
+    );
+}
+
+export function addSeedOption(cmd: Command): Command {
+  return cmd.option(
+    '--seed <n>',
+    'seed of the initial weights, data order and probes (default: 1)',
+    seed,
+  );
+}

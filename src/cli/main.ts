@@ -1,0 +1,82 @@
+/**
+ * The `adahessian` command line: train, analyze, bench, sweep and demo. runCli() parses and
+ * runs one command and returns the exit code (0 ok, 1 a run failed, 2 bad usage, 130
+ * interrupted); it never calls process.exit, so tests and other programs can call it.
+ */
+import { Command, CommanderError } from 'commander';
+import * as tf from '@tensorflow/tfjs';
+import '../index.js';
+import { trainCommand } from './commands/train.js';
+import { processContext, type CliContext } from './context.js';
+import { CliRunError, CliUsageError } from './errors.js';
+
+export function buildProgram(ctx: CliContext): Command {
+  const program = configure(
+    new Command('adahessian')
+      .description(
+        'AdaHessian and Hessian analysis for TensorFlow.js: train, analyze, benchmark and sweep from the command line.',
+      )
+      .version(VERSION),
+    ctx,
+  );
+  const commands = [trainCommand(ctx)];
+  for (const c of commands) program.addCommand(configure(c, ctx));
+  return program;
+}
+
+const VERSION = '0.1.0';
+
+/** Errors and help go through the context's io; no process.exit. */
+function configure(cmd: Command, ctx: CliContext): Command {
+  return cmd
+    .exitOverride()
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({
+      writeOut: (s) => void ctx.io({}).stdout.write(s),
+      writeErr: (s) => void ctx.io({}).stderr.write(s),
+    });
+}
+
+/** Parses `args` (without node and the script path) and runs the command. */
+export async function runCli(args: string[], ctx: CliContext = processContext()): Promise<number> {
+  tf.enableProdMode(); // no "install tfjs-node" banner, no debug checks
+  const program = buildProgram(ctx);
+  try {
+    await program.parseAsync(args, { from: 'user' });
+    return ctx.exitCode;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // Help and version exit 0; commander has already printed its error message.
+      if (
+        e.code === 'commander.helpDisplayed' ||
+        e.code === 'commander.version' ||
+        e.code === 'commander.help'
+      )
+        return 0;
+      return 2;
+    }
+    const stderr = ctx.io({}).stderr;
+    if (e instanceof CliUsageError || e instanceof CliRunError) {
+      stderr.write(`error: ${e.message}\n`);
+      return e.exitCode;
+    }
+    stderr.write(`error: ${(e as Error)?.stack ?? String(e)}\n`);
+    return 1;
+  }
+}
+
+/** The process entry point (bin/adahessian.js): Ctrl-C asks the running command to stop cleanly. */
+export async function main(argv: string[] = process.argv.slice(2)): Promise<void> {
+  const controller = new AbortController();
+  const onSigint = () => {
+    if (controller.signal.aborted) process.exit(130); // a second Ctrl-C: stop now
+    controller.abort();
+    process.stderr.write('\nStopping after this step (Ctrl-C again to quit at once)...\n');
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    process.exitCode = await runCli(argv, processContext(controller.signal));
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * Saving a trained tf.layers model as TensorFlow.js's own format (model.json with the topology
+ * and a weights manifest, plus weights.bin), so tf.loadLayersModel and other TF.js tools read
+ * it, and loading it back. Both files are written atomically; model.json, which names
+ * weights.bin, is written last.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { writeFileAtomic } from './atomic-file.js';
+import { CliUsageError } from './errors.js';
+
+export const MODEL_JSON = 'model.json';
+export const WEIGHTS_BIN = 'weights.bin';
+
+/** Writes `dir`/model.json and `dir`/weights.bin; `metadata` goes to userDefinedMetadata. */
+export async function saveModel(
+  model: tf.LayersModel,
+  dir: string,
+  metadata: Record<string, unknown> = {},
+): Promise<void> {
+  await model.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      const weights = artifacts.weightData;
+      const buffer =
+        weights === undefined
+          ? new ArrayBuffer(0)
+          : Array.isArray(weights)
+            ? tf.io.CompositeArrayBuffer.join(weights)
+            : weights;
+      writeFileAtomic(join(dir, WEIGHTS_BIN), new Uint8Array(buffer));
+      const json = {
+        modelTopology: artifacts.modelTopology,
+        format: 'layers-model',
+        generatedBy: artifacts.generatedBy,
+        convertedBy: null,
+        weightsManifest: [{ paths: [WEIGHTS_BIN], weights: artifacts.weightSpecs ?? [] }],
+        userDefinedMetadata: metadata,
+      };
+      writeFileAtomic(join(dir, MODEL_JSON), JSON.stringify(json));
+      return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
+    }),
+  );
+}
+
+export interface LoadedModel {
+  model: tf.LayersModel;
+  /** The userDefinedMetadata saved with it (e.g. the dataset it was trained on). */
+  metadata: Record<string, unknown>;
+  path: string;
+}
+
+/**
+ * Loads a model saved by saveModel (or any TF.js layers model.json with its weight files beside
+ * it). `path` is a model.json, a directory holding one, or a training output directory
+ * (which holds model/model.json).
+ */
+export async function loadModel(path: string): Promise<LoadedModel> {
+  const jsonPath = resolveModelJson(path);
+  const dir = join(jsonPath, '..');
+  let json: {
+    modelTopology?: unknown;
+    weightsManifest?: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
+    userDefinedMetadata?: Record<string, unknown>;
+  };
+  try {
+    json = JSON.parse(readFileSync(jsonPath, 'utf8'));
+  } catch (e) {
+    throw new CliUsageError(`${jsonPath} is not a readable model.json: ${(e as Error).message}`);
+  }
+  if (json.modelTopology == null || !Array.isArray(json.weightsManifest)) {
+    throw new CliUsageError(
+      `${jsonPath} is not a TF.js layers model (no modelTopology or weightsManifest).`,
+    );
+  }
+  const weightSpecs: tf.io.WeightsManifestEntry[] = [];
+  const parts: ArrayBuffer[] = [];
+  for (const group of json.weightsManifest) {
+    weightSpecs.push(...group.weights);
+    for (const p of group.paths) {
+      const file = join(dir, p);
+      if (!existsSync(file)) {
+        throw new CliUsageError(`${jsonPath} names the weight file ${p}, which is missing.`);
+      }
+      const bytes = readFileSync(file);
+      parts.push(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+    }
+  }
+  const model = await tf.loadLayersModel(
+    tf.io.fromMemory({
+      modelTopology: json.modelTopology as tf.io.ModelArtifacts['modelTopology'],
+      weightSpecs,
+      weightData: tf.io.CompositeArrayBuffer.join(parts),
+    }),
+  );
+  return { model, metadata: json.userDefinedMetadata ?? {}, path: jsonPath };
+}
+
+function resolveModelJson(path: string): string {
+  if (!existsSync(path)) throw new CliUsageError(`Model ${path} does not exist.`);
+  if (!statSync(path).isDirectory()) return path;
+  for (const candidate of [join(path, MODEL_JSON), join(path, 'model', MODEL_JSON)]) {
+    if (existsSync(candidate)) return candidate;
+  }
+  throw new CliUsageError(
+    `No model.json in ${path} (nor in ${join(path, 'model')}); pass the --out directory of 'adahessian train' or a model.json.`,
+  );
+}

@@ -1,0 +1,416 @@
+/**
+ * The training loop behind `adahessian train` and the demo: a seeded model, a seeded data order
+ * per epoch, one optimizer.minimize() per batch, test loss and accuracy after each epoch,
+ * checkpoints (at each epoch end and every --checkpoint-every steps) from which --resume
+ * continues to the same weights bit for bit, and an orderly stop on an abort signal (Ctrl-C).
+ */
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { batchCount, batches } from '../data/index.js';
+import { softmaxCrossEntropy } from '../losses.js';
+import { NonFiniteError } from '../optimizers/index.js';
+import { prepareBackend } from './backend.js';
+import { removeStaleTempFiles, writeFileAtomic } from './atomic-file.js';
+import {
+  emptyAccumulator,
+  loadCheckpoint,
+  saveCheckpoint,
+  type EpochMetrics,
+  type TrainingState,
+} from './checkpoint.js';
+import { loadDataset, type LoadedDataset, type Split } from './datasets.js';
+import { CliRunError, CliUsageError } from './errors.js';
+import { saveModel } from './model-io.js';
+import { note, type CliIo } from './output.js';
+import { startProgress } from './progress.js';
+import { toCsv } from './table.js';
+import {
+  buildModel,
+  buildOptimizer,
+  dataOrderSeed,
+  kebab,
+  resolveTrainConfig,
+  type TrainConfig,
+  type TrainSettings,
+} from './train-config.js';
+
+export interface TrainOptions extends TrainSettings {
+  /** Where metrics, the final model and checkpoints go (nothing is written without it). */
+  out?: string;
+  /** A previous run's output directory to continue from. */
+  resume?: string;
+  /** Also checkpoint every this many steps (default: at epoch ends only). */
+  checkpointEvery?: number;
+  /** Stop after the current step, checkpoint, and return with interrupted: true. */
+  signal?: AbortSignal;
+  /** Called after every step (tests use it to interrupt at a chosen step). */
+  onStep?: (info: { epoch: number; step: number; globalStep: number; loss: number }) => void;
+  /** Keep the trained model in the result (the caller disposes it); default: dispose it. */
+  keepModel?: boolean;
+  /** Route heavy kernels through ONNX Runtime (--native). */
+  native?: boolean;
+  /** Already-loaded data to train on instead of loading config.dataset (the demo shares it). */
+  preloaded?: LoadedDataset;
+}
+
+export interface TrainResult {
+  config: TrainConfig;
+  metrics: EpochMetrics[];
+  /** Training loss of every step, in order. */
+  stepLosses: number[];
+  globalStep: number;
+  /** True when stopped by the signal before the last epoch finished. */
+  interrupted: boolean;
+  /** Files written (absent without --out). */
+  files: { checkpoint?: string; metricsJson?: string; metricsCsv?: string; model?: string };
+  /** Mean milliseconds per training step over the whole run. */
+  msPerStep: number;
+  model?: tf.LayersModel;
+}
+
+/** Options that may differ from a checkpoint's on --resume (the rest must match). */
+const RESUMABLE_CHANGES = new Set(['epochs']);
+
+export async function train(options: TrainOptions, io: CliIo): Promise<TrainResult> {
+  const checkpoint = options.resume !== undefined ? loadCheckpoint(options.resume) : null;
+  const config = checkpoint
+    ? resumedConfig(checkpoint.config, options)
+    : resolveTrainConfig(options);
+  const out = options.out ?? options.resume;
+  if (out !== undefined) removeStaleTempFiles(out);
+
+  await prepareBackend(config.backend, options.native);
+  const data = options.preloaded ?? loadDataset(config);
+  const model = buildModel(config, data.modelOptions);
+  const optimizer = buildOptimizer(config);
+  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const state: TrainingState = checkpoint
+    ? {
+        config,
+        epoch: checkpoint.epoch,
+        stepInEpoch: checkpoint.stepInEpoch,
+        globalStep: checkpoint.globalStep,
+        accumulator: checkpoint.accumulator,
+        metrics: checkpoint.metrics,
+        stepLosses: checkpoint.stepLosses,
+      }
+    : {
+        config,
+        epoch: 0,
+        stepInEpoch: 0,
+        globalStep: 0,
+        accumulator: emptyAccumulator(),
+        metrics: [],
+        stepLosses: [],
+      };
+  const files: TrainResult['files'] = {};
+  let interrupted = false;
+  try {
+    if (checkpoint) {
+      await checkpoint.restore(model, optimizer);
+      note(
+        io,
+        `Resuming ${checkpoint.path}: ${state.epoch} of ${config.epochs} epochs done` +
+          (state.stepInEpoch > 0
+            ? `, ${state.stepInEpoch} steps into epoch ${state.epoch + 1}`
+            : '') +
+          '.',
+      );
+    }
+    const stepsPerEpoch = batchCount(data.train.count, config.batchSize);
+    const lossFn = (y: tf.Tensor, logits: tf.Tensor) => softmaxCrossEntropy(y, logits);
+    const save = async () => {
+      if (out !== undefined) files.checkpoint = await saveCheckpoint(out, state, model, optimizer);
+    };
+
+    while (state.epoch < config.epochs && !interrupted) {
+      const epoch = state.epoch;
+      const acc = state.accumulator;
+      const progress = startProgress(io, {
+        label: `epoch ${epoch + 1}/${config.epochs}`,
+        total: stepsPerEpoch,
+      });
+      progress.update(state.stepInEpoch);
+      let step = 0;
+      const order = batches(data.train.x, data.train.y, config.batchSize, {
+        shuffle: true,
+        seed: dataOrderSeed(config.seed, epoch),
+      });
+      for (const batch of order) {
+        if (step < state.stepInEpoch) {
+          tf.dispose([batch.x, batch.y]);
+          step++;
+          continue;
+        }
+        const started = performance.now();
+        let loss: number;
+        let correct: number;
+        try {
+          ({ loss, correct } = trainStep(model, optimizer, vars, batch.x, batch.y, lossFn));
+        } catch (e) {
+          throw divergence(e, epoch, step);
+        } finally {
+          tf.dispose([batch.x, batch.y]);
+        }
+        if (!Number.isFinite(loss)) {
+          throw divergence(new NonFiniteError(`the loss is ${loss}`), epoch, step);
+        }
+        const size = Math.min(config.batchSize, data.train.count - step * config.batchSize);
+        acc.seconds += (performance.now() - started) / 1000;
+        acc.steps++;
+        acc.lossSum += loss * size;
+        acc.correct += correct;
+        acc.seen += size * exampleUnits(data.train);
+        step++;
+        state.stepInEpoch = step;
+        state.globalStep++;
+        state.stepLosses.push(loss);
+        progress.update(step, {
+          loss: acc.lossSum / (acc.seen / exampleUnits(data.train)),
+          accuracy: acc.correct / acc.seen,
+        });
+        options.onStep?.({ epoch: epoch + 1, step, globalStep: state.globalStep, loss });
+        const stopping = options.signal?.aborted === true;
+        if (stopping && step < stepsPerEpoch) {
+          interrupted = true;
+          break;
+        }
+        if (
+          options.checkpointEvery &&
+          state.globalStep % options.checkpointEvery === 0 &&
+          step < stepsPerEpoch
+        ) {
+          await save();
+        }
+        if (stopping) interrupted = true;
+      }
+      progress.stop();
+      if (state.stepInEpoch === stepsPerEpoch) {
+        const test = evaluate(model, data.test, lossFn);
+        const metrics: EpochMetrics = {
+          epoch: epoch + 1,
+          steps: acc.steps,
+          trainLoss: acc.lossSum / (acc.seen / exampleUnits(data.train)),
+          trainAccuracy: acc.correct / acc.seen,
+          testLoss: test.loss,
+          testAccuracy: test.accuracy,
+          trainSeconds: acc.seconds,
+          msPerStep: (acc.seconds * 1000) / acc.steps,
+          stepsPerSecond: acc.steps / acc.seconds,
+        };
+        state.metrics.push(metrics);
+        state.epoch++;
+        state.stepInEpoch = 0;
+        state.accumulator = emptyAccumulator();
+        note(io, epochLine(metrics, config.epochs));
+        if (out !== undefined) Object.assign(files, writeMetrics(out, state, interrupted));
+      }
+      await save();
+    }
+    if (state.epoch >= config.epochs) interrupted = false;
+    if (interrupted) {
+      note(
+        io,
+        out !== undefined
+          ? `Stopped at step ${state.globalStep}; checkpoint saved. Continue with: adahessian train --resume ${out}`
+          : `Stopped at step ${state.globalStep} (no --out, so nothing was saved).`,
+      );
+    } else if (out !== undefined) {
+      const modelDir = join(out, 'model');
+      await saveModel(model, modelDir, {
+        trainedBy: 'adahessian train',
+        config,
+        finalMetrics: state.metrics.at(-1) ?? null,
+      });
+      files.model = join(modelDir, 'model.json');
+      Object.assign(files, writeMetrics(out, state, interrupted));
+    }
+    const seconds =
+      state.metrics.reduce((s, m) => s + m.trainSeconds, 0) + state.accumulator.seconds;
+    const steps = state.metrics.reduce((s, m) => s + m.steps, 0) + state.accumulator.steps;
+    const result: TrainResult = {
+      config,
+      metrics: state.metrics,
+      stepLosses: state.stepLosses,
+      globalStep: state.globalStep,
+      interrupted,
+      files,
+      msPerStep: steps > 0 ? (seconds * 1000) / steps : NaN,
+    };
+    if (options.keepModel) result.model = model;
+    return result;
+  } finally {
+    optimizer.dispose();
+    if (!options.keepModel) model.dispose();
+    if (options.preloaded === undefined) data.dispose();
+  }
+}
+
+/**
+ * One optimizer step; returns the batch loss and how many predictions were right (counted on
+ * the step's own forward pass, off the gradient path, so it costs no extra forward pass).
+ */
+export function trainStep(
+  model: tf.LayersModel,
+  optimizer: tf.Optimizer,
+  vars: tf.Variable[],
+  x: tf.Tensor,
+  y: tf.Tensor,
+  lossFn: (y: tf.Tensor, logits: tf.Tensor) => tf.Scalar,
+): { loss: number; correct: number } {
+  let correct: tf.Scalar | null = null;
+  const cost = optimizer.minimize(
+    () => {
+      const logits = model.apply(x, { training: true }) as tf.Tensor;
+      const count = tf.keep(countCorrect(logits, y));
+      correct?.dispose();
+      correct = count;
+      return lossFn(y, logits);
+    },
+    true,
+    vars,
+  );
+  try {
+    return {
+      loss: cost!.dataSync()[0]!,
+      correct: correct ? (correct as tf.Scalar).dataSync()[0]! : 0,
+    };
+  } finally {
+    cost?.dispose();
+    (correct as tf.Scalar | null)?.dispose();
+  }
+}
+
+/** Predictions whose arg-max matches the label's (per example, or per token for sequences). */
+export function countCorrect(logits: tf.Tensor, y: tf.Tensor): tf.Scalar {
+  return tf.tidy(() =>
+    tf.sum(tf.cast(tf.equal(tf.argMax(logits, -1), tf.argMax(y, -1)), 'float32')),
+  );
+}
+
+/** Predictions per example: 1 for images, the sequence length for text. */
+function exampleUnits(split: Split): number {
+  return split.y.shape.slice(1, -1).reduce((a, b) => a * b, 1);
+}
+
+/** Mean loss and accuracy over a split, in inference mode, in batches. */
+export function evaluate(
+  model: tf.LayersModel,
+  split: Split,
+  lossFn: (y: tf.Tensor, logits: tf.Tensor) => tf.Scalar,
+  batchSize = 250,
+): { loss: number; accuracy: number } {
+  let lossSum = 0;
+  let correct = 0;
+  for (const b of batches(split.x, split.y, batchSize)) {
+    const [l, c] = tf.tidy(() => {
+      const logits = model.apply(b.x, { training: false }) as tf.Tensor;
+      return [lossFn(b.y, logits).dataSync()[0]!, countCorrect(logits, b.y).dataSync()[0]!];
+    });
+    lossSum += l * b.x.shape[0]!;
+    correct += c;
+    tf.dispose([b.x, b.y]);
+  }
+  return { loss: lossSum / split.count, accuracy: correct / (split.count * exampleUnits(split)) };
+}
+
+function divergence(e: unknown, epoch: number, step: number): unknown {
+  if (e instanceof NonFiniteError) {
+    return new CliRunError(
+      `Training diverged at epoch ${epoch + 1}, step ${step + 1}: ${e.message}. Try a smaller --lr.`,
+    );
+  }
+  return e;
+}
+
+function epochLine(m: EpochMetrics, epochs: number): string {
+  return (
+    `epoch ${m.epoch}/${epochs}  train loss ${m.trainLoss.toFixed(4)} acc ${(m.trainAccuracy * 100).toFixed(1)}%` +
+    `  test loss ${m.testLoss.toFixed(4)} acc ${(m.testAccuracy * 100).toFixed(1)}%` +
+    `  ${m.msPerStep.toFixed(1)} ms/step`
+  );
+}
+
+const METRIC_COLUMNS: (keyof EpochMetrics)[] = [
+  'epoch',
+  'steps',
+  'trainLoss',
+  'trainAccuracy',
+  'testLoss',
+  'testAccuracy',
+  'trainSeconds',
+  'msPerStep',
+  'stepsPerSecond',
+];
+
+function writeMetrics(
+  out: string,
+  state: TrainingState,
+  interrupted: boolean,
+): { metricsJson: string; metricsCsv: string } {
+  const metricsJson = join(out, 'metrics.json');
+  const metricsCsv = join(out, 'metrics.csv');
+  const finished = state.epoch >= state.config.epochs && !interrupted;
+  writeFileAtomic(
+    metricsJson,
+    JSON.stringify(
+      { config: state.config, finished, metrics: state.metrics, stepLosses: state.stepLosses },
+      null,
+      2,
+    ),
+  );
+  writeFileAtomic(
+    metricsCsv,
+    toCsv(
+      METRIC_COLUMNS,
+      state.metrics.map((m) => METRIC_COLUMNS.map((k) => m[k])),
+    ),
+  );
+  return { metricsJson, metricsCsv };
+}
+
+/** The checkpoint's settings, with the changes a resumed run may make; others must agree. */
+function resumedConfig(saved: TrainConfig, options: TrainOptions): TrainConfig {
+  const config = { ...saved };
+  for (const [key, value] of Object.entries(options)) {
+    if (!isSettingKey(key) || value === undefined) continue;
+    const savedValue = (saved as unknown as Record<string, unknown>)[key];
+    if (RESUMABLE_CHANGES.has(key)) {
+      (config as unknown as Record<string, unknown>)[key] = value;
+    } else if (savedValue !== value) {
+      throw new CliUsageError(
+        `--${kebab(key)} ${String(value)} differs from the checkpoint's ${String(savedValue)}; ` +
+          'a resumed run keeps its settings (only --epochs may change).',
+      );
+    }
+  }
+  if (config.epochs < saved.epochs) {
+    throw new CliUsageError(
+      `--epochs ${config.epochs} is fewer than the checkpoint's ${saved.epochs}.`,
+    );
+  }
+  return resolveTrainConfig(config);
+}
+
+const SETTING_KEYS = new Set([
+  'model',
+  'dataset',
+  'data',
+  'trainSize',
+  'testSize',
+  'seqLength',
+  'optimizer',
+  'lr',
+  'epochs',
+  'batchSize',
+  'hessianEvery',
+  'blockSize',
+  'hessianPower',
+  'weightDecay',
+  'seed',
+  'backend',
+]);
+
+function isSettingKey(key: string): boolean {
+  return SETTING_KEYS.has(key);
+}
