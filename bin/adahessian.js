@@ -3,6 +3,7 @@
 // through tsx (a dev dependency, installed by `npm ci`); an installed package runs the build.
 import { existsSync } from 'node:fs';
 import process from 'node:process';
+import { URL } from 'node:url';
 
 const source = new URL('../src/cli/main.ts', import.meta.url);
 let cli;
