@@ -11,3 +11,8 @@ export class CliRunError extends Error {
   override name = 'CliRunError';
   readonly exitCode = 1;
 }
+
+/** Training produced a non-finite loss, gradient or Hessian estimate. Exit code 1. */
+export class TrainingDivergedError extends CliRunError {
+  override name = 'TrainingDivergedError';
+}

@@ -6,6 +6,9 @@
 import { Command, CommanderError } from 'commander';
 import * as tf from '@tensorflow/tfjs';
 import '../index.js';
+import { analyzeCommand } from './commands/analyze.js';
+import { benchCommand } from './commands/bench.js';
+import { sweepCommand } from './commands/sweep.js';
 import { trainCommand } from './commands/train.js';
 import { processContext, type CliContext } from './context.js';
 import { CliRunError, CliUsageError } from './errors.js';
@@ -19,7 +22,7 @@ export function buildProgram(ctx: CliContext): Command {
       .version(VERSION),
     ctx,
   );
-  const commands = [trainCommand(ctx)];
+  const commands = [trainCommand(ctx), analyzeCommand(ctx), benchCommand(ctx), sweepCommand(ctx)];
   for (const c of commands) program.addCommand(configure(c, ctx));
   return program;
 }

@@ -19,7 +19,7 @@ import {
   type TrainingState,
 } from './checkpoint.js';
 import { loadDataset, type LoadedDataset, type Split } from './datasets.js';
-import { CliRunError, CliUsageError } from './errors.js';
+import { CliUsageError, TrainingDivergedError } from './errors.js';
 import { saveModel } from './model-io.js';
 import { note, type CliIo } from './output.js';
 import { startProgress } from './progress.js';
@@ -316,7 +316,7 @@ export function evaluate(
 
 function divergence(e: unknown, epoch: number, step: number): unknown {
   if (e instanceof NonFiniteError) {
-    return new CliRunError(
+    return new TrainingDivergedError(
       `Training diverged at epoch ${epoch + 1}, step ${step + 1}: ${e.message}. Try a smaller --lr.`,
     );
   }

@@ -25,6 +25,7 @@ interface TrainFlags extends OutputFlags, TrainSettings {
 
 export function trainCommand(ctx: CliContext): Command {
   const cmd = new Command('train')
+    .summary('train a model with one optimizer (metrics, model, checkpoints; --resume)')
     .description(
       'Train a model with one optimizer. With --out DIR: metrics per epoch (metrics.json, metrics.csv), the final model (model/model.json, TF.js format) and a checkpoint (checkpoint.json, written atomically); --resume DIR continues an interrupted run to the same weights.',
     )

@@ -1,0 +1,192 @@
+/**
+ * Hessian analysis of a trained model on a few batches of data (HessianAnalyzer): top
+ * eigenvalues, trace, spectral density and per-layer curvature, plus the SVG plots of
+ * src/report. Shared by `adahessian analyze` and the demo.
+ */
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { HessianAnalyzer, type HessianReport } from '../analysis/index.js';
+import { batches } from '../data/index.js';
+import { densityOnGrid } from '../estimators/density.js';
+import { softmaxCrossEntropy } from '../losses.js';
+import { layerCurvatureSvg, spectralDensitySvg } from '../report/index.js';
+import { writeFileAtomic } from './atomic-file.js';
+import type { Split } from './datasets.js';
+import { CliUsageError } from './errors.js';
+import { formatTable } from './table.js';
+
+export interface AnalysisSettings {
+  /** Examples per batch (default 128). */
+  batchSize?: number;
+  /** Batches of the split to average over (default 1: PyHessian's one-batch mode). */
+  batches?: number;
+  /** Top eigenvalues (default 3). */
+  topN?: number;
+  /** Lanczos product budget for the top eigenvalues (default 100). */
+  eigenIters?: number;
+  /** Hutchinson probes at most (default 100). */
+  traceIters?: number;
+  /** Lanczos steps per density run (default 80) and runs (default 1). */
+  densityIters?: number;
+  densityRuns?: number;
+  /** Also the top eigenvalue of each layer's block (costs products per layer; default false). */
+  layerEigenvalues?: boolean;
+  seed?: number;
+}
+
+export interface AnalysisOutcome {
+  /** HessianAnalyzer's report (plain JSON). */
+  report: HessianReport;
+  /** Mean loss over the analysed data. */
+  loss: number;
+  examples: number;
+  seconds: number;
+  settings: Required<AnalysisSettings>;
+  /** The density as PyHessian plots it, on a 1000-point grid (for re-plotting). */
+  densityGrid?: { grid: number[]; density: number[] };
+}
+
+export const ANALYSIS_DEFAULTS: Required<AnalysisSettings> = {
+  batchSize: 128,
+  batches: 1,
+  topN: 3,
+  eigenIters: 100,
+  traceIters: 100,
+  densityIters: 80,
+  densityRuns: 1,
+  layerEigenvalues: false,
+  seed: 0,
+};
+
+export async function analyzeModel(
+  model: tf.LayersModel,
+  split: Split,
+  settings: AnalysisSettings = {},
+): Promise<AnalysisOutcome> {
+  const s = { ...ANALYSIS_DEFAULTS, ...definedOnly(settings) };
+  const examples = Math.min(split.count, s.batchSize * s.batches);
+  if (examples < 1) throw new CliUsageError('The analysis needs at least one example.');
+  const started = performance.now();
+  const x = tf.slice(split.x, 0, examples);
+  const y = tf.slice(split.y, 0, examples);
+  const data = [...batches(x, y, s.batchSize)];
+  tf.dispose([x, y]);
+  try {
+    const analyzer = new HessianAnalyzer({
+      model,
+      loss: softmaxCrossEntropy,
+      data: data.length === 1 ? data[0]! : data,
+      seed: s.seed,
+    });
+    const loss = await analyzer.loss();
+    // Block traces come with the full trace from the same probes, so one Hutchinson run
+    // (inside perLayer) serves both.
+    const report = await analyzer.analyze({
+      topEigenvalues: { topN: s.topN, maxIter: s.eigenIters },
+      trace: false,
+      density: { iterations: s.densityIters, runs: s.densityRuns },
+      perLayer: {
+        trace: { maxIter: s.traceIters },
+        topEigenvalue: s.layerEigenvalues ? { maxIter: 30 } : false,
+      },
+    });
+    if (report.perLayer) {
+      report.trace = {
+        trace: report.perLayer.trace,
+        stdError: report.perLayer.traceStdError,
+        products: report.perLayer.products,
+        method: 'hutchinson',
+      };
+    }
+    const outcome: AnalysisOutcome = {
+      report,
+      loss,
+      examples,
+      seconds: (performance.now() - started) / 1000,
+      settings: s,
+    };
+    if (report.density) {
+      const curve = densityOnGrid(report.density, { bins: 1000 });
+      outcome.densityGrid = { grid: curve.grid, density: curve.density };
+    }
+    return outcome;
+  } finally {
+    tf.dispose(data.flatMap((b) => [b.x, b.y]));
+  }
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** Writes analysis.json and the plots into `dir`; returns the paths. */
+export function writeAnalysis(
+  dir: string,
+  outcome: AnalysisOutcome,
+  extra: Record<string, unknown> = {},
+  title = 'Hessian',
+): { json: string; densityPlot?: string; layerPlot?: string } {
+  const files: { json: string; densityPlot?: string; layerPlot?: string } = {
+    json: join(dir, 'analysis.json'),
+  };
+  const { report } = outcome;
+  if (report.density) {
+    files.densityPlot = join(dir, 'spectral-density.svg');
+    writeFileAtomic(
+      files.densityPlot,
+      spectralDensitySvg(report.density, {
+        title: `${title}: eigenvalue density`,
+        markers: report.topEigenvalues?.eigenvalues,
+      }),
+    );
+  }
+  if (report.perLayer) {
+    files.layerPlot = join(dir, 'layer-curvature.svg');
+    writeFileAtomic(
+      files.layerPlot,
+      layerCurvatureSvg(report.perLayer, { title: `${title}: trace per layer` }),
+    );
+  }
+  writeFileAtomic(files.json, JSON.stringify({ ...extra, ...outcome }, null, 2));
+  return files;
+}
+
+export function analysisSummary(outcome: AnalysisOutcome): string {
+  const { report } = outcome;
+  const lines = [
+    `${report.parameters} parameters, ${outcome.examples} examples, loss ${outcome.loss.toFixed(4)}`,
+  ];
+  if (report.topEigenvalues) {
+    lines.push(
+      `top eigenvalues: ${report.topEigenvalues.eigenvalues.map((e) => e.toPrecision(5)).join(', ')}`,
+    );
+  }
+  if (report.trace) {
+    lines.push(
+      `trace: ${report.trace.trace.toPrecision(5)} +- ${report.trace.stdError.toPrecision(2)}`,
+    );
+  }
+  if (report.density) {
+    const nodes = report.density.nodes.flat();
+    lines.push(
+      `spectrum (density nodes): ${Math.min(...nodes).toPrecision(4)} .. ${Math.max(...nodes).toPrecision(4)}`,
+    );
+  }
+  if (report.perLayer) {
+    lines.push(
+      formatTable(
+        ['layer', 'params', 'trace', 'trace s.e.', 'top eigenvalue'],
+        report.perLayer.blocks.map((b) => [
+          b.name,
+          b.size,
+          b.trace,
+          b.traceStdError,
+          b.topEigenvalue,
+        ]),
+        { digits: [undefined, 0, 4, 4, 4] },
+      ),
+    );
+  }
+  lines.push(`${report.products} Hessian-vector products in ${outcome.seconds.toFixed(1)} s`);
+  return lines.join('\n');
+}

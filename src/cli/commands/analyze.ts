@@ -1,0 +1,129 @@
+/** `adahessian analyze`: Hessian analysis of a saved model on a dataset; JSON and SVG plots. */
+import { join } from 'node:path';
+import { Command, Option } from 'commander';
+import type { BackendName } from '../../backends.js';
+import {
+  analysisSummary,
+  analyzeModel,
+  writeAnalysis,
+  type AnalysisSettings,
+} from '../analysis.js';
+import { prepareBackend } from '../backend.js';
+import {
+  addBackendOption,
+  addDataOptions,
+  addOutputOptions,
+  addSeedOption,
+  type OutputFlags,
+} from '../common-options.js';
+import type { CliContext } from '../context.js';
+import { loadDataset, type DatasetName } from '../datasets.js';
+import { loadModel } from '../model-io.js';
+import { positiveInteger } from '../options.js';
+import { note, say, type CliIo } from '../output.js';
+import type { TrainConfig } from '../train-config.js';
+
+export interface AnalyzeOptions extends AnalysisSettings {
+  /** A model.json, a directory with one, or a `train --out` directory. */
+  model: string;
+  dataset?: DatasetName;
+  data?: string;
+  seqLength?: number;
+  split?: 'train' | 'test';
+  backend?: BackendName;
+  native?: boolean;
+  /** Where analysis.json and the plots go (default out/analysis). */
+  out?: string;
+}
+
+export async function analyze(options: AnalyzeOptions, io: CliIo) {
+  const backend = options.backend ?? 'wasm';
+  await prepareBackend(backend, options.native);
+  const { model, metadata, path } = await loadModel(options.model);
+  try {
+    // Unless told otherwise, analyse on the data the model was trained on.
+    const trained = (metadata.config ?? {}) as Partial<TrainConfig>;
+    const dataset = options.dataset ?? trained.dataset ?? 'fashion-mnist-slice';
+    const sameData = options.dataset === undefined || options.dataset === trained.dataset;
+    const split = options.split ?? 'train';
+    const needed = (options.batchSize ?? 128) * (options.batches ?? 1);
+    const data = loadDataset({
+      dataset,
+      data: options.data ?? (sameData ? trained.data : undefined),
+      seqLength: options.seqLength ?? (sameData ? trained.seqLength : undefined),
+      trainSize: split === 'train' ? needed : 1,
+      testSize: split === 'test' ? needed : 1,
+    });
+    try {
+      note(io, `analyze: ${path} on ${needed} ${split} examples of ${dataset} (${backend})`);
+      const outcome = await analyzeModel(
+        model,
+        split === 'train' ? data.train : data.test,
+        options,
+      );
+      const out = options.out ?? join('out', 'analysis');
+      const files = writeAnalysis(out, outcome, { model: path, dataset, split }, 'Hessian');
+      return { model: path, dataset, split, ...outcome, files };
+    } finally {
+      data.dispose();
+    }
+  } finally {
+    model.dispose();
+  }
+}
+
+interface AnalyzeFlags extends OutputFlags, Omit<AnalyzeOptions, 'model'> {}
+
+export function analyzeCommand(ctx: CliContext): Command {
+  const cmd = new Command('analyze')
+    .summary('Hessian analysis of a saved model: top eigenvalues, trace, density, per layer')
+    .description(
+      'Hessian analysis of a saved model on a dataset (PyHessian-style): top eigenvalues (Lanczos), trace (Hutchinson), eigenvalue density (stochastic Lanczos quadrature) and per-layer traces; writes analysis.json and SVG plots to --out.',
+    )
+    .argument(
+      '<model>',
+      'a train --out directory, a model directory or a model.json (TF.js layers format)',
+    );
+  addDataOptions(cmd);
+  cmd
+    .addOption(
+      new Option('--split <name>', 'which split to analyse on (default: train)').choices([
+        'train',
+        'test',
+      ]),
+    )
+    .option('--batch-size <n>', 'examples per batch (default: 128)', positiveInteger)
+    .option('--batches <n>', 'batches to average over (default: 1, as PyHessian)', positiveInteger)
+    .option('--top-n <n>', 'top eigenvalues (default: 3)', positiveInteger)
+    .option('--eigen-iters <n>', 'Lanczos product budget (default: 100)', positiveInteger)
+    .option('--trace-iters <n>', 'Hutchinson probes at most (default: 100)', positiveInteger)
+    .option('--density-iters <n>', 'Lanczos steps for the density (default: 80)', positiveInteger)
+    .option('--density-runs <n>', 'independent density runs (default: 1)', positiveInteger)
+    .option('--layer-eigenvalues', "also each layer's top eigenvalue (more products)");
+  addSeedOption(cmd);
+  addBackendOption(cmd);
+  cmd.option('--out <dir>', 'where analysis.json and the plots go (default: out/analysis)');
+  addOutputOptions(cmd);
+  cmd.addHelpText(
+    'after',
+    `
+The dataset defaults to the one the model was trained on (recorded in model.json). Examples:
+  adahessian train --out out/run1 && adahessian analyze out/run1
+  adahessian analyze out/run1/model --batches 4 --top-n 5 --out out/run1/analysis --json`,
+  );
+  cmd.action(async (model: string, flags: AnalyzeFlags) => {
+    const io = ctx.io(flags);
+    const result = await analyze({ ...flags, model }, io);
+    if (io.json) io.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    else {
+      say(io, analysisSummary(result));
+      say(
+        io,
+        Object.values(result.files)
+          .map((f) => `wrote ${f}`)
+          .join('\n'),
+      );
+    }
+  });
+  return cmd;
+}
