@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import {
   AdaHessian,
+  gradAndHvp,
   buildResNet20,
   modelByName,
   randomUnitVector,
@@ -340,6 +341,34 @@ for (const backend of TEST_BACKENDS) {
     });
   });
 }
+
+describe('resnet20 at full size', () => {
+  const backend = TEST_BACKENDS.includes('wasm') ? 'wasm' : TEST_BACKENDS[0]!;
+  before(() => onBackend(backend));
+
+  it(`one Hessian-vector product runs (269722 weights, 32x32x3, 2 images) on ${backend}`, () => {
+    const model = buildResNet20({ seed: 1 });
+    const x = tf.randomUniform([2, 32, 32, 3], 0, 1, 'float32', 3);
+    const y = tf.tidy(() => tf.oneHot(tf.tensor1d([1, 2], 'int32'), 10).toFloat());
+    const vars = trainableVariables(model);
+    const vs = vars.map((v, i) => tf.randomNormal(v.shape, 0, 1, 'float32', 20 + i));
+    const before = tf.memory().numTensors;
+    const r = gradAndHvp(
+      () => softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor),
+      vars,
+      vs,
+    );
+    assert.deepEqual(
+      r.hvp.map((h) => h.shape),
+      vars.map((v) => v.shape),
+    );
+    assert.ok(r.hvp.every((h) => h.dataSync().every(Number.isFinite)));
+    tf.dispose([r.loss, ...r.grads, ...r.hvp]);
+    assert.equal(tf.memory().numTensors, before);
+    tf.dispose([x, y, ...vs]);
+    model.dispose();
+  });
+});
 
 describe('resnet20: memory', () => {
   before(() => onBackend('cpu'));
