@@ -11,8 +11,8 @@ type Initializer = ReturnType<typeof tf.initializers.heNormal>;
 export class SeededInitializers {
   private next = 0;
   constructor(private readonly seed: number | undefined) {
-    if (seed !== undefined && !Number.isFinite(seed)) {
-      throw new Error(`Model seed must be a finite number, got ${seed}.`);
+    if (seed !== undefined && !(Number.isSafeInteger(seed) && seed >= 0)) {
+      throw new Error(`Model seed must be a non-negative integer, got ${seed}.`);
     }
   }
 
@@ -28,6 +28,7 @@ export class SeededInitializers {
 
   private layerSeed(): { seed?: number } {
     const index = this.next++;
-    return this.seed === undefined ? {} : { seed: this.seed + 1000 * index };
+    // +1: TF.js's initialisers treat seed 0 as "no seed" and would draw fresh weights.
+    return this.seed === undefined ? {} : { seed: this.seed + 1000 * index + 1 };
   }
 }

@@ -1,7 +1,14 @@
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { buildMlp, buildSmallCnn, modelByName, MODEL_NAMES } from '../../src/index.js';
+import {
+  buildMlp,
+  buildSmallCnn,
+  modelByName,
+  MODEL_NAMES,
+  type ModelName,
+  type ModelOptions,
+} from '../../src/index.js';
 import { onBackend, TEST_BACKENDS } from '../helpers.js';
 
 /** Weights of a dense layer: kernel in*out plus bias out. */
@@ -93,13 +100,21 @@ for (const backend of TEST_BACKENDS) {
   });
 }
 
+/** What each model needs beyond a seed (the transformer has no default vocabulary). */
+const REQUIRED: Record<ModelName, ModelOptions> = {
+  mlp: {},
+  'small-cnn': {},
+  resnet20: {},
+  'char-transformer': { vocabSize: 7, contextLength: 5 },
+};
+
 describe('model zoo: seeds', () => {
   before(() => onBackend('cpu'));
 
   for (const name of MODEL_NAMES) {
     it(`${name}: the same seed gives the same weights bit for bit`, () => {
-      const a = modelByName(name, { seed: 42 });
-      const b = modelByName(name, { seed: 42 });
+      const a = modelByName(name, { ...REQUIRED[name], seed: 42 });
+      const b = modelByName(name, { ...REQUIRED[name], seed: 42 });
       const wa = weightValues(a);
       const wb = weightValues(b);
       assert.equal(wa.length, wb.length);
@@ -114,25 +129,30 @@ describe('model zoo: seeds', () => {
       disposeModel(b);
     });
 
-    it(`${name}: different seeds give different kernels; biases start at zero`, () => {
-      const a = modelByName(name, { seed: 1 });
-      const b = modelByName(name, { seed: 2 });
+    it(`${name}: different seeds give different kernels; biases and BN offsets start at zero`, () => {
+      const a = modelByName(name, { ...REQUIRED[name], seed: 1 });
+      const b = modelByName(name, { ...REQUIRED[name], seed: 2 });
       const wa = weightValues(a);
       const wb = weightValues(b);
-      // Kernels are the even entries (kernel, bias, kernel, bias...); biases start at zero.
-      for (let i = 0; i < wa.length; i += 2) {
-        assert.notDeepEqual(wa[i], wb[i], `kernel ${i} is the same for seeds 1 and 2`);
-        assert.ok(
-          wa[i]!.some((v) => v !== 0),
-          `kernel ${i} is all zeros`,
-        );
-      }
-      for (let i = 1; i < wa.length; i += 2) {
-        assert.ok(
-          wa[i]!.every((v) => v === 0),
-          `bias ${i} should start at zero`,
-        );
-      }
+      a.weights.forEach((w, i) => {
+        if (/kernel|embeddings/.test(w.name)) {
+          assert.notDeepEqual(wa[i], wb[i], `${w.name} is the same for seeds 1 and 2`);
+          assert.ok(
+            wa[i]!.some((v) => v !== 0),
+            `${w.name} is all zeros`,
+          );
+        } else if (/gamma|moving_variance/.test(w.name)) {
+          assert.ok(
+            wa[i]!.every((v) => v === 1),
+            `${w.name} should start at one`,
+          );
+        } else {
+          assert.ok(
+            wa[i]!.every((v) => v === 0),
+            `${w.name} should start at zero`,
+          );
+        }
+      });
       disposeModel(a);
       disposeModel(b);
     });
@@ -195,7 +215,8 @@ describe('model zoo: by name and bad options', () => {
 
   it('modelByName rejects unknown names, listing the known ones', () => {
     assert.throws(() => modelByName('resnet50'), {
-      message: "Unknown model 'resnet50'; expected one of: mlp, small-cnn.",
+      message:
+        "Unknown model 'resnet50'; expected one of: mlp, small-cnn, resnet20, char-transformer.",
     });
   });
 
@@ -206,7 +227,8 @@ describe('model zoo: by name and bad options', () => {
     );
     assert.throws(() => buildMlp({ classes: 2.5 }), /option 'classes'.*got 2.5/);
     assert.throws(() => buildMlp({ inputShape: [] }), /option 'inputShape'.*got \[\]/);
-    assert.throws(() => buildMlp({ seed: NaN }), /seed must be a finite number, got NaN/);
+    assert.throws(() => buildMlp({ seed: NaN }), /seed must be a non-negative integer, got NaN/);
+    assert.throws(() => buildMlp({ seed: -1 }), /seed must be a non-negative integer, got -1/);
     assert.throws(
       () => modelByName('small-cnn', { inputShape: [28, 28] }),
       /small-cnn: option 'inputShape' must be \[height, width, channels\], got \[28,28\]/,
@@ -218,9 +240,23 @@ describe('model zoo: by name and bad options', () => {
   it('building and disposing models leaks no tensors', () => {
     const before = tf.memory().numTensors;
     for (const name of MODEL_NAMES) {
-      const model = modelByName(name, { seed: 9 });
+      const model = modelByName(name, { ...REQUIRED[name], seed: 9 });
       disposeModel(model);
     }
     assert.equal(tf.memory().numTensors, before);
+  });
+});
+
+describe('model zoo: seed 0', () => {
+  before(() => onBackend('cpu'));
+
+  it('is a real seed (TF.js initialisers treat 0 as none; we must not pass it through)', () => {
+    const a = buildMlp({ seed: 0 });
+    const b = buildMlp({ seed: 0 });
+    const wa = weightValues(a);
+    const wb = weightValues(b);
+    wa.forEach((w, i) => assert.deepEqual(w, wb[i]));
+    disposeModel(a);
+    disposeModel(b);
   });
 });

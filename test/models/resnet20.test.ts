@@ -189,7 +189,7 @@ describe('resnet20: structure', () => {
       /resnet20: option 'inputShape' must be \[height, width, channels\], got \[32,32\]/,
     );
     assert.throws(() => buildResNet20({ classes: -1 }), /option 'classes'.*got -1/);
-    assert.throws(() => buildResNet20({ seed: Infinity }), /seed must be a finite number/);
+    assert.throws(() => buildResNet20({ seed: Infinity }), /seed must be a non-negative integer/);
     assert.throws(
       () => modelByName('resnet20', { hidden: 8 }),
       /resnet20: option 'hidden' applies only to 'mlp'/,
