@@ -8,12 +8,40 @@
 import * as tf from '@tensorflow/tfjs';
 import type { TapeNode } from './engine.js';
 
+/**
+ * Kernel inputs whose registered gradient is identically zero, because the kernel is piecewise
+ * constant in them: Step in x (relu's gradient mask), and which element a pooling gradient
+ * selects, in the pooled input (and output). A sweep that leaves these edges out adds no
+ * zeros and skips the work that only fed them (e.g. the product into relu's mask), with the
+ * same result.
+ */
+const ZERO_GRADIENT_INPUTS: Readonly<Record<string, readonly string[]>> = {
+  Step: ['x'],
+  MaxPoolGrad: ['input', 'output'],
+  AvgPoolGrad: ['input'],
+};
+
+export interface FilterOptions {
+  /** Leave out the edges of ZERO_GRADIENT_INPUTS (default false: keep every edge). */
+  skipZeroGradients?: boolean;
+}
+
 /** Nodes of `tape` on some path from one of `xs` to `y`, inputs pruned to those that depend on xs. */
-export function filterTape(tape: TapeNode[], xs: tf.Tensor[], y: tf.Tensor): TapeNode[] {
+export function filterTape(
+  tape: TapeNode[],
+  xs: tf.Tensor[],
+  y: tf.Tensor,
+  options: FilterOptions = {},
+): TapeNode[] {
+  const edges = (node: TapeNode): [string, tf.Tensor][] => {
+    const all = Object.entries(node.inputs);
+    const zero = options.skipZeroGradients ? ZERO_GRADIENT_INPUTS[node.kernelName] : undefined;
+    return zero == null ? all : all.filter(([name]) => !zero.includes(name));
+  };
   const fromX = new Set<number>(xs.map((x) => x.id));
   const nodesFromX = new Set<number>();
   for (const node of tape) {
-    if (Object.values(node.inputs).some((t) => fromX.has(t.id))) {
+    if (edges(node).some(([, t]) => fromX.has(t.id))) {
       for (const o of node.outputs) fromX.add(o.id);
       nodesFromX.add(node.id);
     }
@@ -23,7 +51,7 @@ export function filterTape(tape: TapeNode[], xs: tf.Tensor[], y: tf.Tensor): Tap
   for (let i = tape.length - 1; i >= 0; i--) {
     const node = tape[i]!;
     if (node.outputs.some((o) => leadsToY.has(o.id))) {
-      for (const t of Object.values(node.inputs)) leadsToY.add(t.id);
+      for (const [, t] of edges(node)) leadsToY.add(t.id);
       nodesToY.add(node.id);
     }
   }
@@ -31,7 +59,7 @@ export function filterTape(tape: TapeNode[], xs: tf.Tensor[], y: tf.Tensor): Tap
   for (const node of tape) {
     if (!nodesFromX.has(node.id) || !nodesToY.has(node.id)) continue;
     const inputs: Record<string, tf.Tensor> = {};
-    for (const [name, t] of Object.entries(node.inputs)) if (fromX.has(t.id)) inputs[name] = t;
+    for (const [name, t] of edges(node)) if (fromX.has(t.id)) inputs[name] = t;
     filtered.push({ ...node, inputs });
   }
   return filtered;

@@ -87,11 +87,10 @@ export function gradAndHvpMany(
       // off the tape would otherwise just drop out of the path, silently).
       assertSecondOrderSupported(filterTape(tape!, vars, loss));
       const hvps = dots.map((dot) => {
-        const filtered = filterTape(tape!, vars, dot);
-        assertSecondOrderSupported(filtered);
-        return tf.tidy(() =>
-          backprop(filtered, vars, dot).map((h, i) => h ?? tf.zerosLike(vars[i]!)),
-        );
+        assertSecondOrderSupported(filterTape(tape!, vars, dot));
+        // The sweep itself leaves out edges whose gradient is identically zero (same result).
+        const swept = filterTape(tape!, vars, dot, { skipZeroGradients: true });
+        return tf.tidy(() => backprop(swept, vars, dot).map((h, i) => h ?? tf.zerosLike(vars[i]!)));
       });
       const gradsOut = grads.map((g, i) => g ?? tf.zerosLike(vars[i]!));
       return { loss: loss as tf.Scalar, grads: gradsOut, hvps };

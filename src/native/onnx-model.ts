@@ -23,6 +23,8 @@ export interface OnnxNode {
 export interface OnnxValueInfo {
   name: string;
   shape: readonly number[];
+  /** Element type (default float32). */
+  dtype?: 'float32' | 'int32';
 }
 
 /** A constant 1-D tensor stored in the graph (e.g. the shape input of Reshape); int64 unless float. */
@@ -40,11 +42,12 @@ export interface OnnxGraph {
 }
 
 const ONNX_FLOAT = 1;
+const ONNX_INT32 = 6;
 const ONNX_INT64 = 7;
 const IR_VERSION = 8;
 const OPSET = 17;
 
-/** Serialises `graph` into the bytes of an ONNX ModelProto (float32 values throughout). */
+/** Serialises `graph` into the bytes of an ONNX ModelProto (float32 or int32 inputs and outputs). */
 export function encodeOnnxModel(graph: OnnxGraph): Uint8Array {
   const w = new ProtoWriter();
   w.varintField(1, IR_VERSION);
@@ -62,8 +65,8 @@ function encodeGraph(graph: OnnxGraph): Uint8Array {
   graph.nodes.forEach((node, i) => w.messageField(1, encodeNode(node, `n${i}`)));
   w.stringField(2, 'kernel');
   for (const init of graph.initializers ?? []) w.messageField(5, encodeInt64Tensor(init));
-  for (const input of graph.inputs) w.messageField(11, encodeValueInfo(input, ONNX_FLOAT));
-  for (const output of graph.outputs) w.messageField(12, encodeValueInfo(output, ONNX_FLOAT));
+  for (const input of graph.inputs) w.messageField(11, encodeValueInfo(input));
+  for (const output of graph.outputs) w.messageField(12, encodeValueInfo(output));
   return w.bytes();
 }
 
@@ -110,7 +113,8 @@ function encodeAttribute(name: string, attr: OnnxAttribute): Uint8Array {
   return w.bytes();
 }
 
-function encodeValueInfo(info: OnnxValueInfo, elemType: number): Uint8Array {
+function encodeValueInfo(info: OnnxValueInfo): Uint8Array {
+  const elemType = info.dtype === 'int32' ? ONNX_INT32 : ONNX_FLOAT;
   const shape = new ProtoWriter();
   for (const d of info.shape) {
     const dim = new ProtoWriter();

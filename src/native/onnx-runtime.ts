@@ -10,10 +10,17 @@
 import { createRequire } from 'node:module';
 import { encodeOnnxModel, type OnnxGraph } from './onnx-model.js';
 
+/** The typed arrays our graphs take and give. */
+export type GraphArray = Float32Array | Int32Array;
+
 interface OrtTensor {
-  readonly data: Float32Array;
+  readonly data: GraphArray;
 }
-type OrtTensorConstructor = new (type: 'float32', data: Float32Array, dims: number[]) => OrtTensor;
+type OrtTensorConstructor = new (
+  type: 'float32' | 'int32',
+  data: GraphArray,
+  dims: number[],
+) => OrtTensor;
 
 interface OrtSession {
   loadModel(buffer: ArrayBuffer, byteOffset: number, byteLength: number, options: object): void;
@@ -80,16 +87,19 @@ export interface SessionSettings {
 }
 
 export interface GraphInput {
-  data: Float32Array;
+  data: GraphArray;
   shape: number[];
 }
 
 interface CompiledGraph {
   session: OrtSession;
   inputNames: string[];
-  /** The output's shape as the graph declares it (may be a view of the kernel's shape). */
-  outputShape: number[];
+  outputNames: string[];
+  /** The outputs' shapes as the graph declares them (may be views of the kernel's shapes). */
+  outputShapes: number[][];
 }
+
+const dtypeOf = (data: GraphArray) => (data instanceof Int32Array ? 'int32' : 'float32');
 
 /** Compiles small graphs once per key and runs them synchronously. */
 export class SessionCache {
@@ -107,9 +117,24 @@ export class SessionCache {
 
   /**
    * Runs the graph cached under `key` (building it with `build` on first use) on `inputs`,
-   * in the order of the graph's inputs, and returns its single output's values.
+   * in the order of the graph's inputs, and returns its single float32 output's values.
    */
   run(key: string, build: () => OnnxGraph, inputs: GraphInput[]): Float32Array {
+    const entry = this.lookUp(key, build);
+    const out = new Float32Array(entry.outputShapes[0]!.reduce((a, b) => a * b, 1));
+    this.runEntry(entry, inputs, [out]);
+    return out;
+  }
+
+  /**
+   * As run, for graphs with several outputs or int32 values: writes the outputs, in the
+   * graph's order, into `outputs` (typed arrays of the declared sizes and types).
+   */
+  runInto(key: string, build: () => OnnxGraph, inputs: GraphInput[], outputs: GraphArray[]): void {
+    this.runEntry(this.lookUp(key, build), inputs, outputs);
+  }
+
+  private lookUp(key: string, build: () => OnnxGraph): CompiledGraph {
     let entry = this.sessions.get(key);
     if (entry == null) {
       entry = this.compile(build());
@@ -120,15 +145,20 @@ export class SessionCache {
       this.sessions.delete(key);
       this.sessions.set(key, entry);
     }
+    return entry;
+  }
+
+  private runEntry(entry: CompiledGraph, inputs: GraphInput[], outputs: GraphArray[]): void {
     const { Tensor } = this.runtime;
     const feeds: Record<string, OrtTensor> = {};
     inputs.forEach((input, i) => {
-      feeds[entry.inputNames[i]!] = new Tensor('float32', input.data, input.shape);
+      feeds[entry.inputNames[i]!] = new Tensor(dtypeOf(input.data), input.data, input.shape);
     });
-    const { outputShape } = entry;
-    const out = new Float32Array(outputShape.reduce((a, b) => a * b, 1));
-    entry.session.run(feeds, { y: new Tensor('float32', out, outputShape) }, {});
-    return out;
+    const fetches: Record<string, OrtTensor> = {};
+    outputs.forEach((data, i) => {
+      fetches[entry.outputNames[i]!] = new Tensor(dtypeOf(data), data, entry.outputShapes[i]!);
+    });
+    entry.session.run(feeds, fetches, {});
   }
 
   dispose(): void {
@@ -137,9 +167,7 @@ export class SessionCache {
   }
 
   private compile(graph: OnnxGraph): CompiledGraph {
-    if (graph.outputs.length !== 1 || graph.outputs[0]!.name !== 'y') {
-      throw new Error("Native kernel graphs must have exactly one output, named 'y'.");
-    }
+    if (graph.outputs.length === 0) throw new Error('A native kernel graph needs an output.');
     const bytes = encodeOnnxModel(graph);
     const session = new this.runtime.binding.binding.InferenceSession();
     session.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, {
@@ -154,7 +182,8 @@ export class SessionCache {
     return {
       session,
       inputNames: graph.inputs.map((i) => i.name),
-      outputShape: [...graph.outputs[0]!.shape],
+      outputNames: graph.outputs.map((o) => o.name),
+      outputShapes: graph.outputs.map((o) => [...o.shape]),
     };
   }
 

@@ -22,6 +22,7 @@ import {
 import { probeConnectivity } from './connected-variables.js';
 import { hutchinsonDiagonal } from './hutchinson.js';
 import { learningRateAt, serialisableLearningRate } from './learning-rate.js';
+import { fusedAdaHessianUpdateFor } from './fused-update.js';
 import { biasCorrection, decoupledStep, movingAverage } from './moments.js';
 import { assertAllFinite, type NamedCheck } from './non-finite.js';
 import { RademacherGenerator, type RademacherState } from './rademacher.js';
@@ -182,15 +183,48 @@ export class AdaHessian extends tf.Optimizer {
         checks.push({ what: `the Hessian diagonal estimate of '${v.name}'`, tensor: d });
       }
     });
-    assertAllFinite(checks, `AdaHessian step ${t}`);
+    // A fused update (installed by the native path) checks finiteness in one pass too; the
+    // tensor-op check runs when it is absent or finds something, and names the culprit.
+    const fused = fusedAdaHessianUpdateFor(tf.getBackend());
+    if (fused == null || !fused.allFinite(checks.map((x) => x.tensor))) {
+      assertAllFinite(checks, `AdaHessian step ${t}`);
+    }
     const lr = learningRateAt(c.learningRate, t, 'AdaHessian');
     const n = this.hessianUpdates + (hasHessian ? 1 : 0);
     const bc1 = biasCorrection(c.beta1, t);
     const bc2 = biasCorrection(c.beta2, n);
+    const fusedDone = vars.map((w, i) => {
+      const g = grads[i];
+      if (fused == null || g == null) return false;
+      const m = this.slots.get('m', i, w);
+      const v = this.slots.get('v', i, w);
+      const out = fused.update({
+        w,
+        g,
+        m,
+        v,
+        diagonal: hasHessian ? diagonal[i]! : null,
+        averaging: averagingModeFor(w.rank, c.spatialAveraging),
+        beta1: c.beta1,
+        beta2: c.beta2,
+        biasCorrection1: bc1,
+        biasCorrection2: bc2,
+        learningRate: lr,
+        epsilon: c.epsilon,
+        weightDecay: c.weightDecay,
+        hessianPower: c.hessianPower,
+      });
+      if (out == null) return false;
+      w.assign(out.w);
+      m.assign(out.m);
+      if (out.v != null) v.assign(out.v);
+      tf.dispose([out.w, out.m, out.v].filter((x): x is tf.Tensor => x != null));
+      return true;
+    });
     tf.tidy(() => {
       vars.forEach((w, i) => {
         const g = grads[i];
-        if (g == null) return;
+        if (g == null || fusedDone[i]) return;
         const m = this.slots.get('m', i, w);
         const v = this.slots.get('v', i, w);
         const newM = movingAverage(m, g, c.beta1);

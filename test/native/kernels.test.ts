@@ -288,6 +288,31 @@ describe(
       }
     });
 
+    it('MaxPoolGrad reuses its window winners per input, and only for the same geometry', () => {
+      // Ties (rounded values) and a view of the same data under another shape.
+      const x = tf.tidy(() => tf.round(tf.mul(randTensor([2, 8, 6, 3], 75), 2))) as tf.Tensor4D;
+      const view = tf.reshape(x, [2, 6, 8, 3]) as tf.Tensor4D;
+      const grads = (input: tf.Tensor4D, f: number, s: number, pad: Pad, seed: number) => {
+        const y = tf.maxPool(input, f, s, pad);
+        const dy = randTensor(y.shape, seed);
+        return tf
+          .engine()
+          .runKernel(
+            'MaxPoolGrad',
+            { dy, input, output: y },
+            { filterSize: f, strides: s, pad },
+          ) as tf.Tensor;
+      };
+      compare('maxPoolGrad reused', () => [
+        grads(x, 2, 2, 'valid', 1),
+        grads(x, 2, 2, 'valid', 2),
+        grads(x, 3, 1, 'same', 3),
+        grads(view, 2, 2, 'valid', 4),
+        grads(x, 2, 2, 'valid', 5),
+      ]);
+      tf.dispose([x, view]);
+    });
+
     it('small tensors, int32 and NCHW stay with TF.js and still agree', () => {
       const a = randTensor([3, 4], 80);
       compare('small add', () => tf.add(a, a), 0);

@@ -1,0 +1,104 @@
+/**
+ * The AdaHessian update for the cpu backend as typed-array loops (installed by
+ * enableNativeKernels): one pass per variable in float64, results stored as float32, instead
+ * of ~15 tensor ops. The cpu backend's tensors are JS typed arrays, so reading them
+ * (dataSync) copies nothing. The order of operations follows AdaHessian's ops (moments.ts,
+ * spatial-average.ts), and the state m, v is rounded to float32 where the ops store it.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type {
+  FusedAdaHessianUpdate,
+  FusedUpdateInput,
+  FusedUpdateOutput,
+} from '../optimizers/fused-update.js';
+import type { AveragingMode } from '../optimizers/spatial-average.js';
+
+const values = (t: tf.Tensor) => t.dataSync() as Float32Array;
+
+export const cpuAdaHessianUpdate: FusedAdaHessianUpdate = {
+  allFinite(tensors) {
+    for (const t of tensors) {
+      const x = t.dataSync();
+      for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i]!)) return false;
+    }
+    return true;
+  },
+
+  update(input: FusedUpdateInput): FusedUpdateOutput | null {
+    const { w, g, m, v, diagonal } = input;
+    const tensors = diagonal == null ? [w, g, m, v] : [w, g, m, v, diagonal];
+    if (!tensors.every((t) => t.dtype === 'float32' && t.size === w.size)) return null;
+    const n = w.size;
+    const wv = values(w);
+    const gv = values(g);
+    const mv = values(m);
+    const vv = values(v);
+    const d = diagonal == null ? null : averagedAbs(values(diagonal), w.shape, input.averaging);
+    const { beta1, beta2, biasCorrection1: bc1, biasCorrection2: bc2 } = input;
+    const { learningRate: lr, epsilon, weightDecay, hessianPower: k } = input;
+    const newW = new Float32Array(n);
+    const newM = new Float32Array(n);
+    const newV = d == null ? vv : new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      const mi = Math.fround(mv[i]! * beta1 + gv[i]! * (1 - beta1));
+      newM[i] = mi;
+      let vi = vv[i]!;
+      if (d != null) {
+        const di = d[i]!;
+        vi = Math.fround(vi * beta2 + di * di * (1 - beta2));
+        newV[i] = vi;
+      }
+      const vHat = vi / bc2;
+      const denominator = (k === 1 ? Math.sqrt(vHat) : Math.pow(vHat, k / 2)) + epsilon;
+      const direction = mi / bc1 / denominator;
+      const wi = wv[i]!;
+      const step = weightDecay === 0 ? direction : direction + wi * weightDecay;
+      newW[i] = wi - step * lr;
+    }
+    return {
+      w: tf.tensor(newW, w.shape, 'float32'),
+      m: tf.tensor(newM, w.shape, 'float32'),
+      v: d == null ? null : tf.tensor(newV, w.shape, 'float32'),
+    };
+  },
+};
+
+/** |d| averaged as spatialAverage does (see spatial-average.ts), in float64. */
+function averagedAbs(d: Float32Array, shape: number[], mode: AveragingMode): Float64Array {
+  const n = d.length;
+  const out = new Float64Array(n);
+  if (mode === 'none') {
+    for (let i = 0; i < n; i++) out[i] = Math.abs(d[i]!);
+    return out;
+  }
+  if (mode === 'spatial') {
+    if (shape.length < 3) {
+      throw new RangeError(`'spatial' averaging needs rank >= 3, got rank ${shape.length}.`);
+    }
+    // [spatial..., in, out] as [positions, pairs]: the mean over positions per pair.
+    const pairs = shape[shape.length - 2]! * shape[shape.length - 1]!;
+    const positions = n / pairs;
+    const mean = new Float64Array(pairs);
+    for (let s = 0; s < positions; s++) {
+      for (let p = 0, i = s * pairs; p < pairs; p++, i++) mean[p] += Math.abs(d[i]!);
+    }
+    for (let p = 0; p < pairs; p++) mean[p] /= positions;
+    for (let s = 0; s < positions; s++) out.set(mean, s * pairs);
+    return out;
+  }
+  // Runs of blockSize rows along axis 0 (a last shorter run on its own), per other index.
+  const rows = shape[0]!;
+  const rest = n / rows;
+  const b = mode.blockSize;
+  const mean = new Float64Array(rest);
+  for (let start = 0; start < rows; start += b) {
+    const end = Math.min(rows, start + b);
+    mean.fill(0);
+    for (let r = start; r < end; r++) {
+      for (let j = 0, i = r * rest; j < rest; j++, i++) mean[j] += Math.abs(d[i]!);
+    }
+    for (let j = 0; j < rest; j++) mean[j] /= end - start;
+    for (let r = start; r < end; r++) out.set(mean, r * rest);
+  }
+  return out;
+}
