@@ -119,36 +119,38 @@ function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-/** Writes analysis.json and the plots into `dir`; returns the paths. */
+export interface WrittenAnalysis {
+  files: { json: string; densityPlot?: string; layerPlot?: string };
+  /** The plots themselves (e.g. to inline into an HTML report). */
+  svgs: { density?: string; layers?: string };
+}
+
+/** Writes analysis.json and the plots into `dir`. */
 export function writeAnalysis(
   dir: string,
   outcome: AnalysisOutcome,
   extra: Record<string, unknown> = {},
   title = 'Hessian',
-): { json: string; densityPlot?: string; layerPlot?: string } {
-  const files: { json: string; densityPlot?: string; layerPlot?: string } = {
-    json: join(dir, 'analysis.json'),
-  };
+): WrittenAnalysis {
+  const written: WrittenAnalysis = { files: { json: join(dir, 'analysis.json') }, svgs: {} };
   const { report } = outcome;
   if (report.density) {
-    files.densityPlot = join(dir, 'spectral-density.svg');
-    writeFileAtomic(
-      files.densityPlot,
-      spectralDensitySvg(report.density, {
-        title: `${title}: eigenvalue density`,
-        markers: report.topEigenvalues?.eigenvalues,
-      }),
-    );
+    written.svgs.density = spectralDensitySvg(report.density, {
+      title: `${title}: eigenvalue density`,
+      markers: report.topEigenvalues?.eigenvalues,
+    });
+    written.files.densityPlot = join(dir, 'spectral-density.svg');
+    writeFileAtomic(written.files.densityPlot, written.svgs.density);
   }
   if (report.perLayer) {
-    files.layerPlot = join(dir, 'layer-curvature.svg');
-    writeFileAtomic(
-      files.layerPlot,
-      layerCurvatureSvg(report.perLayer, { title: `${title}: trace per layer` }),
-    );
+    written.svgs.layers = layerCurvatureSvg(report.perLayer, {
+      title: `${title}: trace per layer`,
+    });
+    written.files.layerPlot = join(dir, 'layer-curvature.svg');
+    writeFileAtomic(written.files.layerPlot, written.svgs.layers);
   }
-  writeFileAtomic(files.json, JSON.stringify({ ...extra, ...outcome }, null, 2));
-  return files;
+  writeFileAtomic(written.files.json, JSON.stringify({ ...extra, ...outcome }, null, 2));
+  return written;
 }
 
 export function analysisSummary(outcome: AnalysisOutcome): string {

@@ -25,7 +25,9 @@ export interface LinePlotOptions {
   /** Logarithmic x axis (base 10 ticks, or powers of two with logBase 2). */
   logX?: boolean;
   logBase?: 2 | 10;
-  /** Fixed y range (default: the data's, padded). */
+  /** Logarithmic y axis (base 10); values <= 0 are left out. */
+  logY?: boolean;
+  /** Fixed y range (default: the data's, padded; in data units also with logY). */
   yRange?: [number, number];
   /** Draw a marker at every point (default true when a series has under 40 points). */
   markers?: boolean;
@@ -48,16 +50,17 @@ export function linePlotSvg(series: Series[], options: LinePlotOptions): string 
   const size = { width: options.width ?? 640, height: options.height ?? 400 };
   const area = { left: 72, top: 40, width: size.width - 96, height: size.height - 100 };
   const tx = (v: number) => (options.logX ? Math.log(v) / Math.log(options.logBase ?? 10) : v);
+  const ty = (v: number | null) =>
+    v == null ? null : options.logY ? (v > 0 ? Math.log10(v) : null) : v;
+  series = series.map((s) => ({ ...s, points: s.points.map((p) => ({ x: p.x, y: ty(p.y) })) }));
   const all = series.flatMap((s) => s.points);
   const xs = all.map((p) => tx(p.x)).filter(Number.isFinite);
   const ys = all.map((p) => p.y).filter((y): y is number => y != null && Number.isFinite(y));
   const xMin = xs.length ? Math.min(...xs) : 0;
   const xMax = xs.length ? Math.max(...xs) : 1;
-  let [yMin, yMax] = options.yRange ?? [
-    ys.length ? Math.min(...ys) : 0,
-    ys.length ? Math.max(...ys) : 1,
-  ];
-  if (!options.yRange) {
+  const range = options.yRange?.map((v) => ty(v) ?? 0) as [number, number] | undefined;
+  let [yMin, yMax] = range ?? [ys.length ? Math.min(...ys) : 0, ys.length ? Math.max(...ys) : 1];
+  if (!range) {
     const pad = (yMax - yMin) * 0.05 || Math.abs(yMax) * 0.05 || 1;
     yMin -= pad;
     yMax += pad;
@@ -67,7 +70,9 @@ export function linePlotSvg(series: Series[], options: LinePlotOptions): string 
   const xTicks = options.logX
     ? logTicks(xMin, xMax, options.logBase ?? 10)
     : niceTicks(xMin, xMax).map((v) => ({ value: v, label: formatNumber(v) }));
-  const yTicks = niceTicks(yMin, yMax).map((v) => ({ value: v, label: formatNumber(v) }));
+  const yTicks = options.logY
+    ? logTicks(yMin, yMax, 10)
+    : niceTicks(yMin, yMax).map((v) => ({ value: v, label: formatNumber(v) }));
   const body = axisFrame({
     area,
     title: options.title,

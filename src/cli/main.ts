@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import '../index.js';
 import { analyzeCommand } from './commands/analyze.js';
 import { benchCommand } from './commands/bench.js';
+import { demoCommand } from './commands/demo.js';
 import { sweepCommand } from './commands/sweep.js';
 import { trainCommand } from './commands/train.js';
 import { processContext, type CliContext } from './context.js';
@@ -22,7 +23,13 @@ export function buildProgram(ctx: CliContext): Command {
       .version(VERSION),
     ctx,
   );
-  const commands = [trainCommand(ctx), analyzeCommand(ctx), benchCommand(ctx), sweepCommand(ctx)];
+  const commands = [
+    demoCommand(ctx),
+    trainCommand(ctx),
+    analyzeCommand(ctx),
+    benchCommand(ctx),
+    sweepCommand(ctx),
+  ];
   for (const c of commands) program.addCommand(configure(c, ctx));
   return program;
 }

@@ -62,7 +62,7 @@ export async function analyze(options: AnalyzeOptions, io: CliIo) {
         options,
       );
       const out = options.out ?? join('out', 'analysis');
-      const files = writeAnalysis(out, outcome, { model: path, dataset, split }, 'Hessian');
+      const { files } = writeAnalysis(out, outcome, { model: path, dataset, split }, 'Hessian');
       return { model: path, dataset, split, ...outcome, files };
     } finally {
       data.dispose();

@@ -36,6 +36,7 @@ import {
   buildOptimizer,
   resolveTrainConfig,
   type TrainConfig,
+  type TrainSettings,
 } from '../train-config.js';
 import { trainStep } from '../training.js';
 
@@ -58,6 +59,7 @@ export interface BenchOptions {
   model?: string;
   dataset?: DatasetName;
   data?: string;
+  seqLength?: number;
   batchSize?: number;
   /** Steps per timed window (rounded up to a multiple of f for AdaHessian; default 10). */
   steps?: number;
@@ -124,14 +126,16 @@ export async function bench(options: BenchOptions, io: CliIo): Promise<BenchResu
   const optimizers = options.optimizers ?? [...BENCH_OPTIMIZERS];
   const fs = options.hessianEvery ?? [1, 2, 3, 4, 5];
   if (optimizers.length === 0) throw new CliUsageError('--optimizers: give at least one.');
-  const base = resolveTrainConfig({
+  const settings: TrainSettings = {
     model: options.model ?? 'small-cnn',
     dataset: options.dataset ?? 'fashion-mnist-slice',
     data: options.data,
+    seqLength: options.seqLength,
     batchSize: options.batchSize ?? 64,
     seed: options.seed ?? 1,
     backend: options.backend ?? 'wasm',
-  });
+  };
+  const base = resolveTrainConfig(settings);
   await prepareBackend(base.backend, options.native);
   // A few distinct batches, cycled, so the timing is of real steps on real data.
   const batchesPerCycle = 4;
@@ -153,7 +157,7 @@ export async function bench(options: BenchOptions, io: CliIo): Promise<BenchResu
       const variants: (number | null)[] = optimizer === 'adahessian' ? fs : [null];
       for (const f of variants) {
         const config: TrainConfig = resolveTrainConfig({
-          ...base,
+          ...settings,
           optimizer,
           ...(f != null ? { hessianEvery: f } : {}),
         });
