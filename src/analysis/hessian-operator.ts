@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { gradAndHvpMany } from '../autodiff/hvp.js';
 import { privateEngine } from '../autodiff/engine.js';
+import { installSecondOrderSupport } from '../autodiff/install.js';
 import { CountingOperator } from '../estimators/operator.js';
 import { AnalysisInputError } from './errors.js';
 import {
@@ -56,6 +57,8 @@ export class HessianOperator extends CountingOperator {
     options: HessianOperatorOptions = {},
   ) {
     checkVariables(vars);
+    // Idempotent; done here too so that deep imports (not via the package entry) get the kernels.
+    installSecondOrderSupport();
     const segments = vars.map((v) => v.size);
     super(segments.reduce((a, b) => a + b, 0));
     this.segments = segments;
