@@ -1,5 +1,5 @@
 /** What every command needs from its surroundings: where to write, decided from its flags. */
-import { processIo, type CliIo } from './output.js';
+import { memoryIo, processIo, type CliIo } from './output.js';
 import type { OutputFlags } from './common-options.js';
 
 export interface CliContext {
@@ -12,4 +12,16 @@ export interface CliContext {
 
 export function processContext(signal?: AbortSignal): CliContext {
   return { io: (flags) => processIo(flags), exitCode: 0, signal };
+}
+
+/** A context that collects all output in memory (tests, programs embedding the CLI). */
+export function memoryContext(signal?: AbortSignal): CliContext & { out(): string; err(): string } {
+  const mem = memoryIo();
+  return {
+    io: (flags) => ({ ...mem, json: flags.json ?? false, quiet: flags.quiet ?? false }),
+    exitCode: 0,
+    signal,
+    out: mem.out,
+    err: mem.err,
+  };
 }

@@ -7,7 +7,9 @@
  * (compilation, allocation). Then rounds: in each round every configuration runs a window of
  * steps, in an order that rotates from round to round, so a drift in the machine's load hits
  * them all alike. The time per step is the median over rounds. AdaHessian's window is a
- * multiple of f, so each window holds the same share of Hessian steps (1 in f).
+ * multiple of f, so each window holds the same share of Hessian steps (1 in f). The learning
+ * rate is tiny for every optimizer (BENCH_LEARNING_RATE): the cost of a step does not depend on
+ * it, and the weights, cycled over a few batches, must not diverge while they are timed.
  */
 import { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs';
@@ -51,6 +53,9 @@ export const PAPER_COST: Record<number, { sgd: number; adam: number }> = {
   4: { sgd: 1.36, adam: 1.32 },
   5: { sgd: 1.28, adam: 1.25 },
 };
+
+/** Small enough that no configuration diverges on a few cycled batches. */
+export const BENCH_LEARNING_RATE = 1e-5;
 
 /** Our targets for AdaHessian on the small CNN: at most this many times Adam's step, by f. */
 export const TARGET_X_ADAM: Record<number, number> = { 1: 2.0, 5: 1.25 };
@@ -159,6 +164,7 @@ export async function bench(options: BenchOptions, io: CliIo): Promise<BenchResu
         const config: TrainConfig = resolveTrainConfig({
           ...settings,
           optimizer,
+          lr: BENCH_LEARNING_RATE,
           ...(f != null ? { hessianEvery: f } : {}),
         });
         const model = buildModel(config, data.modelOptions);

@@ -8,7 +8,12 @@ import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import type { BackendName } from '../../backends.js';
 import { renderHtmlReport, type HtmlSection } from '../../report/html.js';
-import { analyzeModel, writeAnalysis, type AnalysisOutcome } from '../analysis.js';
+import {
+  analyzeModel,
+  writeAnalysis,
+  type AnalysisOutcome,
+  type AnalysisSettings,
+} from '../analysis.js';
 import { writeFileAtomic } from '../atomic-file.js';
 import { prepareBackend } from '../backend.js';
 import {
@@ -39,7 +44,16 @@ export interface DemoOptions {
   seed?: number;
   /** Where the report goes (default out/demo). */
   out?: string;
+  /** Budgets of the Hessian analysis (defaults below; tests shrink them). */
+  analysis?: AnalysisSettings;
 }
+
+export const DEMO_ANALYSIS: AnalysisSettings = {
+  topN: 2,
+  eigenIters: 30,
+  traceIters: 20,
+  densityIters: 30,
+};
 
 export const DEMO_DEFAULTS = {
   epochs: 3,
@@ -77,7 +91,8 @@ export interface DemoResult {
 
 export async function demo(options: DemoOptions, io: CliIo): Promise<DemoResult> {
   const started = performance.now();
-  const s = { ...DEMO_DEFAULTS, ...definedOnly(options), native: options.native ?? false };
+  const { analysis: analysisOptions, ...rest } = options;
+  const s = { ...DEMO_DEFAULTS, ...definedOnly(rest), native: options.native ?? false };
   await prepareBackend(s.backend, s.native);
   const settings: TrainSettings = {
     model: 'small-cnn',
@@ -106,12 +121,10 @@ export async function demo(options: DemoOptions, io: CliIo): Promise<DemoResult>
     for (const { result, lr } of trained) {
       note(io, `\n== Hessian analysis of the ${result.config.optimizer} model ==`);
       const analysis = await analyzeModel(result.model!, data.train, {
+        ...DEMO_ANALYSIS,
         batchSize: s.analysisBatch,
-        topN: 2,
-        eigenIters: 30,
-        traceIters: 20,
-        densityIters: 30,
         seed: s.seed,
+        ...analysisOptions,
       });
       note(
         io,
