@@ -9,7 +9,7 @@
  *   UnsortedSegmentSum (one pass over x per segment);
  *   wasm's Conv2DBackpropInput (a plain C++ loop, ~8x slower than the forward conv);
  * - wrong: wasm's MaxPoolGrad (a window of only negative values sends its gradient to the
- *   window's first element) and cpu's depthwise backprop kernels (ignore `dilations`;
+ *   window's first element), wasm's _FusedMatMul (misplaced bias with transposes or batches) and cpu's depthwise backprop kernels (ignore `dilations`;
  *   stock TF.js only calls them with dilation 1).
  */
 import * as tf from '@tensorflow/tfjs';
@@ -18,6 +18,7 @@ import { makeConv2DBackpropInput } from './conv2d-backprop-input.js';
 import { makeDepthwiseBackpropFilter, makeDepthwiseBackpropInput } from './depthwise-backprop.js';
 import { makeUnsortedSegmentSum } from './unsorted-segment-sum.js';
 import { makeMaxPoolGrad } from './max-pool-grad.js';
+import { makeFusedMatMul } from './fused-mat-mul.js';
 
 export { UnsupportedKernelAttributeError } from './conv-geometry.js';
 
@@ -69,6 +70,7 @@ export const FAST_KERNELS: readonly FastKernel[] = [
   { kernelName: 'MaxPoolGrad', backendName: 'wasm', make: makeMaxPoolGrad },
   { kernelName: 'MaxPoolGrad', backendName: 'cpu', make: makeMaxPoolGrad },
   { kernelName: 'UnsortedSegmentSum', backendName: 'cpu', make: makeUnsortedSegmentSum },
+  { kernelName: '_FusedMatMul', backendName: 'wasm', make: makeFusedMatMul },
 ];
 
 const ourKernelFuncs = new Set<tf.KernelFunc>();
@@ -86,7 +88,10 @@ export function registerFastKernels(): void {
     }
     const kernelFunc = make(backendName, existing);
     ourKernelFuncs.add(kernelFunc);
-    tf.registerKernel({ kernelName, backendName, kernelFunc });
+    // Keep the stock kernel's one-time setup (wasm binds its C++ function there): ours may
+    // delegate to it, and the backend runs setupFunc of whatever is registered at its init.
+    const setupFunc = existing?.setupFunc;
+    tf.registerKernel({ kernelName, backendName, kernelFunc, ...(setupFunc ? { setupFunc } : {}) });
   }
 }
 
