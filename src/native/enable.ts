@@ -16,6 +16,7 @@ import {
   type NativeKernel,
   type NativePlan,
 } from './kernels/index.js';
+import { reluProbe, useReluOp } from './kernels/elementwise.js';
 import { loadOnnxRuntime, onnxRuntimeUnavailableReason, SessionCache } from './onnx-runtime.js';
 
 export interface NativeKernelOptions {
@@ -65,6 +66,14 @@ interface Installed {
   restore: (() => void)[];
   failedKeys: Set<string>;
   status: NativeKernelStatus;
+  /** Memoized kernels' outputs by input data id (weak: they go with the input's data). */
+  memo: WeakMap<object, { key: string; output: tf.TensorInfo }>;
+}
+
+/** The reference counting that cpu and wasm backends have (not on the public type). */
+interface RefCounting {
+  refCount(dataId: object): number;
+  incRef(dataId: object): void;
 }
 
 let installed: Installed | null = null;
@@ -86,6 +95,7 @@ export function enableNativeKernels(options: NativeKernelOptions = {}): NativeKe
     return { ...emptyStatus(threads, backends), reason: onnxRuntimeUnavailableReason() };
   }
   const cache = new SessionCache(runtime, { threads, cacheSize: options.cacheSize ?? 256 });
+  useReluOp(reluOpMatchesTfjs(cache));
   const kernels = NATIVE_KERNELS.filter((k) => options.kernels?.includes(k.kernelName) ?? true);
   const status: NativeKernelStatus = {
     ...emptyStatus(threads, backends),
@@ -93,7 +103,13 @@ export function enableNativeKernels(options: NativeKernelOptions = {}): NativeKe
     runtimeVersion: runtime.version,
     kernels: kernels.map((k) => k.kernelName),
   };
-  const state: Installed = { cache, restore: [], failedKeys: new Set(), status };
+  const state: Installed = {
+    cache,
+    restore: [],
+    failedKeys: new Set(),
+    status,
+    memo: new WeakMap(),
+  };
   for (const backendName of backends) {
     for (const kernel of kernels) state.restore.push(wrapKernel(kernel, backendName, state));
   }
@@ -102,6 +118,28 @@ export function enableNativeKernels(options: NativeKernelOptions = {}): NativeKe
   }
   installed = state;
   return { ...status };
+}
+
+/** Runs ORT's Relu once on NaN, -0 and infinities: true when it gives TF.js's values. */
+function reluOpMatchesTfjs(cache: SessionCache): boolean {
+  const { input, expected } = reluProbe();
+  const shape = [input.length];
+  try {
+    const out = cache.run(
+      'reluProbe',
+      () => ({
+        nodes: [{ opType: 'Relu', inputs: ['x'], outputs: ['y'] }],
+        inputs: [{ name: 'x', shape }],
+        outputs: [{ name: 'y', shape }],
+      }),
+      [{ data: input, shape }],
+    );
+    return expected.every(
+      (v, i) => Object.is(v, out[i]) || (Number.isNaN(v) && Number.isNaN(out[i]!)),
+    );
+  } catch {
+    return false;
+  }
 }
 
 /** Restores TF.js's own kernels and frees every compiled graph. Safe to call when off. */
@@ -228,6 +266,22 @@ function tryNative(
     return null;
   }
   if (plan == null || state.failedKeys.has(plan.key)) return null;
+  const memoized = kernel.memoize === true && plan.inputs.length === 1;
+  if (memoized) {
+    // Tensors never change their data, so the same data id gives the same output, which we
+    // share (as Identity does) while it is alive.
+    const hit = state.memo.get(plan.inputs[0]!.dataId);
+    const counting = backend as unknown as Partial<RefCounting>;
+    if (
+      hit?.key === plan.key &&
+      typeof counting.refCount === 'function' &&
+      typeof counting.incRef === 'function' &&
+      counting.refCount(hit.output.dataId) > 0
+    ) {
+      counting.incRef(hit.output.dataId);
+      return { ...hit.output, shape: [...hit.output.shape] };
+    }
+  }
   const graphInputs = plan.inputs.map((info, i) => ({
     data: backend.readSync(info.dataId) as Float32Array,
     shape: plan.inputShapes[i]!,
@@ -242,5 +296,11 @@ function tryNative(
     state.status.lastError = `${plan.key}: ${e instanceof Error ? e.message : String(e)}`;
     return null;
   }
-  return (backend as unknown as TensorInfoMaker).makeTensorInfo(plan.outShape, 'float32', values);
+  const output = (backend as unknown as TensorInfoMaker).makeTensorInfo(
+    plan.outShape,
+    'float32',
+    values,
+  );
+  if (memoized) state.memo.set(plan.inputs[0]!.dataId, { key: plan.key, output });
+  return output;
 }

@@ -116,6 +116,35 @@ describe('native kernels match TF.js (cpu)', { skip: unavailable || false }, () 
     }
   });
 
+  it('filter gradient as one product of patches (few input channels), strided and dilated', () => {
+    const cases: [number[], number[], number, number, Pad][] = [
+      [[2, 9, 7, 1], [3, 3, 1, 3], 1, 1, 'same'],
+      [[3, 11, 8, 2], [3, 2, 2, 4], 2, 1, 'valid'],
+      [[2, 10, 10, 3], [3, 3, 3, 2], 1, 2, 'same'],
+      [[1, 9, 9, 1], [2, 3, 1, 2], 3, 1, 'same'],
+      [[2, 12, 9, 2], [2, 2, 2, 3], 1, 3, 1],
+    ];
+    cases.forEach(([xShape, filterShape, stride, dilation, pad], i) => {
+      const x = randTensor(xShape, 200 + i) as tf.Tensor4D;
+      const info = tf.backend_util.computeConv2DInfo(
+        xShape as [number, number, number, number],
+        filterShape as [number, number, number, number],
+        stride,
+        dilation,
+        pad,
+      );
+      const dy = randTensor([xShape[0]!, info.outHeight, info.outWidth, filterShape[3]!], 300 + i);
+      const attrs = { strides: stride, pad, dataFormat: 'NHWC', dilations: dilation, filterShape };
+      compare(`patches ${xShape} ${filterShape} s${stride} d${dilation} ${pad}`, () => {
+        const g = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, attrs as never);
+        if (nativeKernelStatus().nativeCalls > 0)
+          assert.equal(nativeKernelStatus().lastError, null);
+        return g as tf.Tensor;
+      });
+      tf.dispose([x, dy]);
+    });
+  });
+
   it('conv2d with explicit per-side padding and a 1x1 filter', () => {
     const x = randTensor([2, 9, 7, 3], 5);
     const f = randTensor([3, 2, 3, 4], 6);
@@ -258,6 +287,28 @@ describe(
       compare('step', () => tf.step(x, 0.25));
       compare('relu gradient', () => tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.relu(a), a)))(x));
       x.dispose();
+    });
+
+    it('Step on the same input twice shares its output, safely across disposal', () => {
+      const x = randTensor([16, 12, 12, 8], 66);
+      const expected = tf.tidy(() => tf.step(x).dataSync().slice());
+      enableNativeKernels({ threads: 1 });
+      const before = tf.memory();
+      const first = tf.step(x);
+      const callsAfterFirst = nativeKernelStatus().nativeCalls;
+      const second = tf.step(x);
+      assert.equal(nativeKernelStatus().nativeCalls, callsAfterFirst + 1);
+      assert.equal(tf.memory().numDataBuffers, before.numDataBuffers + 1, 'one shared buffer');
+      first.dispose();
+      assert.deepEqual(second.dataSync(), expected, 'the shared output outlives the first');
+      second.dispose();
+      assert.equal(tf.memory().numDataBuffers, before.numDataBuffers, 'freed with the last');
+      const third = tf.step(x); // the memoized output is gone: computed anew
+      assert.deepEqual(third.dataSync(), expected);
+      const other = tf.step(x, 0.5); // another alpha is another result
+      assert.notDeepEqual(other.dataSync(), expected);
+      tf.dispose([third, other, x]);
+      disableNativeKernels();
     });
 
     it('MaxPool and AvgPool on random geometry', () => {

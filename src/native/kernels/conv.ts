@@ -324,6 +324,15 @@ function backpropFilterKernel(kernelName: string, depthwise: boolean): NativeKer
       if (gradHeight < kh || gradWidth < kw) return null;
       const outShape = [...filterShape];
       const key = `${kernelName}|${shapeKey(x.shape, dy.shape, filterShape)}|${geometryKey(info)}`;
+      if (!depthwise && kh * kw * inChannels <= IM2COL_MAX_PATCH) {
+        return {
+          key: `${key}|im2col`,
+          build: () => filterGradientByPatches(x.shape, dy.shape, filterShape, info),
+          inputs: [x, dy],
+          inputShapes: [x.shape, dy.shape],
+          outShape,
+        };
+      }
       const build = (): OnnxGraph => {
         const nodes: OnnxNode[] = [];
         const initializers: OnnxInt64Initializer[] = [];
@@ -389,3 +398,75 @@ export const depthwiseBackpropFilterKernel = backpropFilterKernel(
   'DepthwiseConv2dNativeBackpropFilter',
   true,
 );
+
+/**
+ * Patches no longer than this (kh * kw * in) use filterGradientByPatches: with few input
+ * channels (a network's first conv) the batch-contracting Conv above has almost no output
+ * channels to work with and is about twice as slow; with more, the Conv is faster.
+ */
+const IM2COL_MAX_PATCH = 32;
+
+/**
+ * The filter gradient as one matrix product: the patches of x (one shifted, strided slice per
+ * filter tap, side by side along channels: [n * oh * ow, kh * kw * in]) transposed times dy
+ * ([n * oh * ow, out]) is [kh * kw * in, out], which is TF.js's [kh, kw, in, out] layout.
+ */
+function filterGradientByPatches(
+  xShape: number[],
+  dyShape: number[],
+  filterShape: number[],
+  info: Conv2DInfo,
+): OnnxGraph {
+  const [kh, kw, inChannels, outChannels] = filterShape as Shape4D;
+  const { top, left } = info.padInfo;
+  const { strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
+  const { outHeight: oh, outWidth: ow, inHeight, inWidth } = info;
+  // Enough far padding that every tap's slice lies inside the padded input.
+  const bottom = Math.max(0, (kh - 1) * dh + (oh - 1) * sh + 1 - inHeight - top);
+  const right = Math.max(0, (kw - 1) * dw + (ow - 1) * sw + 1 - inWidth - left);
+  const rows = info.batchSize * oh * ow;
+  const nodes: OnnxNode[] = [{ opType: 'Pad', inputs: ['x', 'pads'], outputs: ['xp'] }];
+  const initializers: OnnxInt64Initializer[] = [
+    { name: 'pads', values: [0, top, left, 0, 0, bottom, right, 0] },
+    { name: 'axes', values: [1, 2] },
+    { name: 'steps', values: [sh, sw] },
+    { name: 'patchShape', values: [rows, kh * kw * inChannels] },
+    { name: 'dyShape', values: [rows, outChannels] },
+    { name: 'outShape', values: filterShape },
+  ];
+  const taps: string[] = [];
+  for (let i = 0; i < kh; i++) {
+    for (let j = 0; j < kw; j++) {
+      const start = [i * dh, j * dw];
+      initializers.push(
+        { name: `start${i}_${j}`, values: start },
+        {
+          name: `end${i}_${j}`,
+          values: [start[0]! + (oh - 1) * sh + 1, start[1]! + (ow - 1) * sw + 1],
+        },
+      );
+      nodes.push({
+        opType: 'Slice',
+        inputs: ['xp', `start${i}_${j}`, `end${i}_${j}`, 'axes', 'steps'],
+        outputs: [`tap${i}_${j}`],
+      });
+      taps.push(`tap${i}_${j}`);
+    }
+  }
+  nodes.push(
+    { opType: 'Concat', inputs: taps, outputs: ['patches'], attributes: { axis: int(3) } },
+    { opType: 'Reshape', inputs: ['patches', 'patchShape'], outputs: ['p'] },
+    { opType: 'Reshape', inputs: ['dy', 'dyShape'], outputs: ['d'] },
+    { opType: 'Gemm', inputs: ['p', 'd'], outputs: ['g'], attributes: { transA: int(1) } },
+    { opType: 'Reshape', inputs: ['g', 'outShape'], outputs: ['y'] },
+  );
+  return {
+    nodes,
+    initializers,
+    inputs: [
+      { name: 'x', shape: xShape },
+      { name: 'dy', shape: dyShape },
+    ],
+    outputs: [{ name: 'y', shape: filterShape }],
+  };
+}

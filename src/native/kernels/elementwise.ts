@@ -78,42 +78,71 @@ export const sumKernel: NativeKernel = {
 };
 
 /**
+ * Whether ONNX Runtime's own Relu gives TF.js's result (x < 0 ? 0 : x: NaN and -0 kept) on this
+ * machine. The ONNX standard leaves NaN unspecified, so enableNativeKernels() checks it once
+ * (reluOpMatchesTfjs) and Relu uses the one-pass operator only then.
+ */
+let reluOpKeepsNaN = false;
+
+export function useReluOp(matches: boolean): void {
+  reluOpKeepsNaN = matches;
+}
+
+/** Inputs on which to check ORT's Relu: NaN, -0 and infinities in a vector body and a tail. */
+export function reluProbe(): { input: Float32Array; expected: Float32Array } {
+  const input = Float32Array.from({ length: 1031 }, (_, i) => Math.sin(i * 12.9898) * 3);
+  [0, 1, 17, 64, 513, 1030].forEach((i) => (input[i] = NaN));
+  input[5] = -0;
+  input[6] = Infinity;
+  input[7] = -Infinity;
+  return { input, expected: input.map((v) => (v < 0 ? 0 : v)) };
+}
+
+/**
  * Relu and Step (relu's gradient mask) with TF.js's NaN behaviour: NaN stays NaN. Built from
- * Where/Less/Greater rather than ONNX Relu, whose NaN handling is not specified.
+ * Where/Less/Greater (Relu: its own operator where checked, see useReluOp).
  */
 function unaryWhereKernel(kernelName: 'Relu' | 'Step'): NativeKernel {
   return {
     kernelName,
+    memoize: kernelName === 'Step',
     plan(inputs, attrs): NativePlan | null {
       const x = inputs['x']!;
       if (!allFloat32(x) || size(x.shape) < MIN_ELEMENTWISE_SIZE) return null;
       const alpha = kernelName === 'Step' ? ((attrs['alpha'] as number | undefined) ?? 0) : 0;
-      const key = `${kernelName}|[${x.shape.join(',')}]|${alpha}`;
+      const op = kernelName === 'Relu' && reluOpKeepsNaN;
+      const key = `${kernelName}|[${x.shape.join(',')}]|${alpha}${op ? '|op' : ''}`;
       const scalar = (name: string, value: number) => ({ name, values: [value], float: true });
       const build = () =>
-        kernelName === 'Relu'
+        op
           ? {
-              // x < 0 ? 0 : x
-              nodes: [
-                { opType: 'Less', inputs: ['x', 'zero'], outputs: ['neg'] },
-                { opType: 'Where', inputs: ['neg', 'zero', 'x'], outputs: ['y'] },
-              ],
-              initializers: [scalar('zero', 0)],
+              nodes: [{ opType: 'Relu', inputs: ['x'], outputs: ['y'] }],
               inputs: [{ name: 'x', shape: x.shape }],
               outputs: [{ name: 'y', shape: x.shape }],
             }
-          : {
-              // isNaN(x) ? x : (x > 0 ? 1 : alpha)
-              nodes: [
-                { opType: 'Greater', inputs: ['x', 'zero'], outputs: ['pos'] },
-                { opType: 'Where', inputs: ['pos', 'one', 'alpha'], outputs: ['mask'] },
-                { opType: 'IsNaN', inputs: ['x'], outputs: ['nan'] },
-                { opType: 'Where', inputs: ['nan', 'x', 'mask'], outputs: ['y'] },
-              ],
-              initializers: [scalar('zero', 0), scalar('one', 1), scalar('alpha', alpha)],
-              inputs: [{ name: 'x', shape: x.shape }],
-              outputs: [{ name: 'y', shape: x.shape }],
-            };
+          : kernelName === 'Relu'
+            ? {
+                // x < 0 ? 0 : x
+                nodes: [
+                  { opType: 'Less', inputs: ['x', 'zero'], outputs: ['neg'] },
+                  { opType: 'Where', inputs: ['neg', 'zero', 'x'], outputs: ['y'] },
+                ],
+                initializers: [scalar('zero', 0)],
+                inputs: [{ name: 'x', shape: x.shape }],
+                outputs: [{ name: 'y', shape: x.shape }],
+              }
+            : {
+                // isNaN(x) ? x : (x > 0 ? 1 : alpha)
+                nodes: [
+                  { opType: 'Greater', inputs: ['x', 'zero'], outputs: ['pos'] },
+                  { opType: 'Where', inputs: ['pos', 'one', 'alpha'], outputs: ['mask'] },
+                  { opType: 'IsNaN', inputs: ['x'], outputs: ['nan'] },
+                  { opType: 'Where', inputs: ['nan', 'x', 'mask'], outputs: ['y'] },
+                ],
+                initializers: [scalar('zero', 0), scalar('one', 1), scalar('alpha', alpha)],
+                inputs: [{ name: 'x', shape: x.shape }],
+                outputs: [{ name: 'y', shape: x.shape }],
+              };
       return { key, build, inputs: [x], inputShapes: [x.shape], outShape: x.shape };
     },
   };

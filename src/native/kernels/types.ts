@@ -20,6 +20,12 @@ export interface NativePlan {
 export interface NativeKernel {
   kernelName: string;
   plan(inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap): NativePlan | null;
+  /**
+   * One-input kernels whose result a training step asks for twice on the same input (Step:
+   * relu's gradient mask, in the gradient and again in the second-order sweep): a repeated
+   * call returns the first call's output, shared as Identity shares data.
+   */
+  memoize?: boolean;
 }
 
 /**
