@@ -10,9 +10,11 @@ import * as tf from '@tensorflow/tfjs';
 import { installSecondOrderSupport } from '../autodiff/install.js';
 import { installFusedAdaHessianUpdate } from '../optimizers/fused-update.js';
 import { cpuAdaHessianUpdate } from './adahessian-update.js';
+import { OutputBufferPool } from './buffer-pool.js';
 import {
   NATIVE_KERNELS,
   type DirectKernel,
+  type KernelBuffers,
   type NativeKernel,
   type NativePlan,
 } from './kernels/index.js';
@@ -33,7 +35,14 @@ export interface NativeKernelOptions {
    * ~15 tensor ops (default true).
    */
   fusedOptimizerUpdate?: boolean;
+  /**
+   * Bytes of disposed native outputs kept for reuse on the cpu backend (default 256 MiB; 0
+   * turns reuse off). Only arrays nothing else has read are reused (see buffer-pool.ts).
+   */
+  outputPoolBytes?: number;
 }
+
+const DEFAULT_POOL_BYTES = 256 * 1024 * 1024;
 
 export interface NativeKernelStatus {
   enabled: boolean;
@@ -52,6 +61,8 @@ export interface NativeKernelStatus {
   compiledGraphs: number;
   /** The last native failure that caused a fallback (each failing graph is tried once). */
   lastError: string | null;
+  /** Output arrays reused from disposed native outputs since enabling. */
+  reusedOutputs: number;
 }
 
 export const NATIVE_KERNEL_NAMES: readonly string[] = NATIVE_KERNELS.map((k) => k.kernelName);
@@ -68,6 +79,10 @@ interface Installed {
   status: NativeKernelStatus;
   /** Memoized kernels' outputs by input data id (weak: they go with the input's data). */
   memo: WeakMap<object, { key: string; output: tf.TensorInfo }>;
+  /** Output arrays for reuse, and the backends whose disposal feeds it (installed lazily). */
+  pool: OutputBufferPool | null;
+  pooledBackends: WeakSet<object>;
+  buffers: KernelBuffers;
 }
 
 /** The reference counting that cpu and wasm backends have (not on the public type). */
@@ -103,12 +118,22 @@ export function enableNativeKernels(options: NativeKernelOptions = {}): NativeKe
     runtimeVersion: runtime.version,
     kernels: kernels.map((k) => k.kernelName),
   };
+  const maxPoolBytes = options.outputPoolBytes ?? DEFAULT_POOL_BYTES;
+  const pool = maxPoolBytes > 0 ? new OutputBufferPool(maxPoolBytes) : null;
   const state: Installed = {
     cache,
     restore: [],
     failedKeys: new Set(),
     status,
     memo: new WeakMap(),
+    pool,
+    pooledBackends: new WeakSet(),
+    buffers: {
+      read: (backend, dataId) =>
+        pool?.valuesOf(backend, dataId) ?? (backend.readSync(dataId) as Float32Array),
+      zeros: (length) => (pool == null ? new Float32Array(length) : pool.take(length).fill(0)),
+      output: (backend, shape, values) => makeOutput(state, backend, shape, values),
+    },
   };
   for (const backendName of backends) {
     for (const kernel of kernels) state.restore.push(wrapKernel(kernel, backendName, state));
@@ -154,8 +179,13 @@ export function nativeKernelStatus(): NativeKernelStatus {
   if (installed == null) {
     return { ...emptyStatus(0, []), reason: 'enableNativeKernels() has not been called.' };
   }
-  const { status, cache } = installed;
-  return { ...status, cachedGraphs: cache.size, compiledGraphs: cache.created };
+  const { status, cache, pool } = installed;
+  return {
+    ...status,
+    cachedGraphs: cache.size,
+    compiledGraphs: cache.created,
+    reusedOutputs: pool?.reused ?? 0,
+  };
 }
 
 function emptyStatus(threads: number, backends: string[]): NativeKernelStatus {
@@ -171,6 +201,7 @@ function emptyStatus(threads: number, backends: string[]): NativeKernelStatus {
     cachedGraphs: 0,
     compiledGraphs: 0,
     lastError: null,
+    reusedOutputs: 0,
   };
 }
 
@@ -184,6 +215,14 @@ function validateOptions(options: NativeKernelOptions, threads: number, backends
   ) {
     throw new Error(
       `enableNativeKernels: 'cacheSize' must be a positive integer, got ${options.cacheSize}.`,
+    );
+  }
+  if (
+    options.outputPoolBytes != null &&
+    (!Number.isFinite(options.outputPoolBytes) || options.outputPoolBytes < 0)
+  ) {
+    throw new Error(
+      `enableNativeKernels: 'outputPoolBytes' must be a non-negative number, got ${options.outputPoolBytes}.`,
     );
   }
   for (const name of options.kernels ?? []) {
@@ -244,7 +283,8 @@ function tryDirect(
   state: Installed,
 ): tf.TensorInfo | null {
   try {
-    return kernel.run(inputs, attrs, backend);
+    poolDisposals(state, backend);
+    return kernel.run(inputs, attrs, backend, state.buffers);
   } catch (e) {
     state.status.lastError = `${kernel.kernelName}: ${e instanceof Error ? e.message : String(e)}`;
     return null;
@@ -282,13 +322,20 @@ function tryNative(
       return { ...hit.output, shape: [...hit.output.shape] };
     }
   }
+  poolDisposals(state, backend);
   const graphInputs = plan.inputs.map((info, i) => ({
-    data: backend.readSync(info.dataId) as Float32Array,
+    data: state.buffers.read(backend, info.dataId),
     shape: plan.inputShapes[i]!,
   }));
   let values: Float32Array;
   try {
-    values = state.cache.run(plan.key, plan.build, graphInputs);
+    const { pool } = state;
+    values = state.cache.run(
+      plan.key,
+      plan.build,
+      graphInputs,
+      pool == null ? undefined : (n) => pool.take(n),
+    );
   } catch (e) {
     // Compile or run failures (an attribute combination ONNX Runtime rejects) fall back
     // for good; the error is kept for nativeKernelStatus().
@@ -296,11 +343,26 @@ function tryNative(
     state.status.lastError = `${plan.key}: ${e instanceof Error ? e.message : String(e)}`;
     return null;
   }
-  const output = (backend as unknown as TensorInfoMaker).makeTensorInfo(
-    plan.outShape,
-    'float32',
-    values,
-  );
+  const output = makeOutput(state, backend, plan.outShape, values);
   if (memoized) state.memo.set(plan.inputs[0]!.dataId, { key: plan.key, output });
   return output;
+}
+
+/** The tensor for a native output array; on the cpu backend, watched for reuse. */
+function makeOutput(
+  state: Installed,
+  backend: tf.KernelBackend,
+  shape: number[],
+  values: Float32Array,
+): tf.TensorInfo {
+  const info = (backend as unknown as TensorInfoMaker).makeTensorInfo(shape, 'float32', values);
+  state.pool?.track(backend, info.dataId, values);
+  return info;
+}
+
+/** Makes the backend's disposals feed the pool (once per backend instance). */
+function poolDisposals(state: Installed, backend: tf.KernelBackend): void {
+  if (state.pool == null || state.pooledBackends.has(backend)) return;
+  state.pooledBackends.add(backend);
+  state.restore.push(state.pool.install(backend));
 }

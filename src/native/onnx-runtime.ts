@@ -117,11 +117,17 @@ export class SessionCache {
 
   /**
    * Runs the graph cached under `key` (building it with `build` on first use) on `inputs`,
-   * in the order of the graph's inputs, and returns its single float32 output's values.
+   * in the order of the graph's inputs, and returns its single float32 output's values, written
+   * into an array from `allocate` (which the graph overwrites entirely).
    */
-  run(key: string, build: () => OnnxGraph, inputs: GraphInput[]): Float32Array {
+  run(
+    key: string,
+    build: () => OnnxGraph,
+    inputs: GraphInput[],
+    allocate: (length: number) => Float32Array = (n) => new Float32Array(n),
+  ): Float32Array {
     const entry = this.lookUp(key, build);
-    const out = new Float32Array(entry.outputShapes[0]!.reduce((a, b) => a * b, 1));
+    const out = allocate(entry.outputShapes[0]!.reduce((a, b) => a * b, 1));
     this.runEntry(entry, inputs, [out]);
     return out;
   }

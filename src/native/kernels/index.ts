@@ -46,4 +46,4 @@ export const NATIVE_KERNELS: readonly (NativeKernel | DirectKernel)[] = [
   maxPoolGradKernel,
 ];
 
-export type { DirectKernel, NativeKernel, NativePlan } from './types.js';
+export type { DirectKernel, KernelBuffers, NativeKernel, NativePlan } from './types.js';

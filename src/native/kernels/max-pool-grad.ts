@@ -30,7 +30,7 @@ const winnersByInput = new WeakMap<object, Positions>();
 
 export const maxPoolGradKernel: DirectKernel = {
   kernelName: 'MaxPoolGrad',
-  run(inputs, attrs, backend) {
+  run(inputs, attrs, backend, buffers) {
     const { dy, input } = inputs as { dy: tf.TensorInfo; input: tf.TensorInfo };
     if (dy.dtype !== 'float32' || input.dtype !== 'float32' || input.shape.length !== 4) {
       return null;
@@ -58,17 +58,17 @@ export const maxPoolGradKernel: DirectKernel = {
     ].join(',');
     let found = winnersByInput.get(input.dataId);
     if (found?.key !== key) {
-      found = { key, winners: windowWinners(backend.readSync(input.dataId) as Float32Array, info) };
+      found = { key, winners: windowWinners(buffers.read(backend, input.dataId), info) };
       winnersByInput.set(input.dataId, found);
     }
     const { winners } = found;
-    const g = backend.readSync(dy.dataId) as Float32Array;
-    const dx = new Float32Array(tf.util.sizeFromShape(input.shape));
+    const g = buffers.read(backend, dy.dataId);
+    const dx = buffers.zeros(tf.util.sizeFromShape(input.shape));
     for (let k = 0; k < winners.length; k++) {
       const at = winners[k]!;
       if (at >= 0) dx[at] += g[k]!;
     }
-    return (backend as unknown as TensorInfoMaker).makeTensorInfo(input.shape, 'float32', dx);
+    return buffers.output(backend, input.shape, dx);
   },
 };
 
@@ -136,8 +136,4 @@ function windowWinners(x: Float32Array, info: PoolInfo): Int32Array {
     }
   }
   return winners;
-}
-
-interface TensorInfoMaker {
-  makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
 }

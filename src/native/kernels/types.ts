@@ -38,7 +38,18 @@ export interface DirectKernel {
     inputs: tf.NamedTensorInfoMap,
     attrs: tf.NamedAttrMap,
     backend: tf.KernelBackend,
+    buffers: KernelBuffers,
   ): tf.TensorInfo | null;
+}
+
+/** How a direct kernel reads its inputs and gets its output array (see buffer-pool.ts). */
+export interface KernelBuffers {
+  /** An input's values, without marking a pooled array as seen. */
+  read(backend: tf.KernelBackend, dataId: object): Float32Array;
+  /** A zeroed output array. */
+  zeros(length: number): Float32Array;
+  /** The tensor for an output array, registered for reuse once it is disposed. */
+  output(backend: tf.KernelBackend, shape: number[], values: Float32Array): tf.TensorInfo;
 }
 
 export const ints = (value: readonly number[]) => ({ kind: 'ints' as const, value });

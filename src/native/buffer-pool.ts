@@ -1,0 +1,127 @@
+/**
+ * Reuse of the output arrays of native kernels on the cpu backend. A training step allocates
+ * ~170 MB of short-lived Float32Arrays (a CNN step at batch 128); each one costs fresh pages
+ * and pushes V8 into a garbage collection for "external memory pressure" every few kernels.
+ * Handing a disposed output's array to the next kernel of the same size avoids both.
+ *
+ * An array may be reused only if nothing outside our kernels can still see it. The cpu backend
+ * hands out a tensor's array itself (dataSync, TensorBuffer, and kernels such as Slice make
+ * views of it), so we watch every way to it: the backend's record for a native output gets a
+ * `values` accessor that marks the array as seen by whoever reads it (readSync, read, any
+ * TF.js kernel). Our own kernels read through `valuesOf`, which does not mark. Only arrays
+ * never seen are pooled when the backend deletes their data, and at most `maxBytes` of them.
+ */
+import type * as tf from '@tensorflow/tfjs';
+
+interface Tracked {
+  values: Float32Array;
+  seen: boolean;
+}
+
+interface CpuRecord {
+  values: unknown;
+  refCount: number;
+}
+
+interface CpuBackendInternals {
+  data: { get(dataId: object): CpuRecord | undefined; has(dataId: object): boolean };
+  disposeData(dataId: object, force?: boolean): boolean;
+  readSync(dataId: object): unknown;
+}
+
+export class OutputBufferPool {
+  private readonly tracked = new WeakMap<object, Tracked>();
+  private readonly free = new Map<number, Float32Array[]>();
+  private freeBytes = 0;
+  /** Arrays handed out again, and arrays kept from the pool because someone saw them. */
+  reused = 0;
+  seenAndKept = 0;
+
+  constructor(private readonly maxBytes: number) {}
+
+  /** An array of `length` floats: a pooled one (old contents) when there is one, else new (zeros). */
+  take(length: number): Float32Array {
+    const list = this.free.get(length);
+    const recycled = list?.pop();
+    if (recycled == null) return new Float32Array(length);
+    this.freeBytes -= recycled.byteLength;
+    this.reused++;
+    return recycled;
+  }
+
+  /**
+   * Watches the backend's record of a native output (just made by makeTensorInfo): any read
+   * of its values from now on marks the array as seen. Backends without such records are
+   * left alone (their arrays are never pooled).
+   */
+  track(backend: tf.KernelBackend, dataId: object, values: Float32Array): void {
+    const record = internals(backend)?.data.get(dataId);
+    if (record == null || record.values !== values) return;
+    const entry: Tracked = { values, seen: false };
+    Object.defineProperty(record, 'values', {
+      configurable: true,
+      enumerable: true,
+      get: () => {
+        entry.seen = true;
+        return entry.values;
+      },
+      set: (v: Float32Array) => {
+        entry.seen = true;
+        entry.values = v;
+      },
+    });
+    this.tracked.set(dataId, entry);
+  }
+
+  /** A tensor's values for our own kernels: no mark for our outputs, readSync for others. */
+  valuesOf(backend: tf.KernelBackend, dataId: object): Float32Array {
+    const entry = this.tracked.get(dataId);
+    if (entry != null && internals(backend)?.data.has(dataId)) return entry.values;
+    return backend.readSync(dataId) as Float32Array;
+  }
+
+  /**
+   * Wraps the backend's disposeData so that an unseen native output goes to the pool once the
+   * backend deleted its data. Returns how to undo it.
+   */
+  install(backend: tf.KernelBackend): () => void {
+    const b = internals(backend);
+    if (b == null) return () => {};
+    const original = b.disposeData;
+    const wrapped = (dataId: object, force?: boolean): boolean => {
+      const deleted = original.call(b, dataId, force);
+      const entry = this.tracked.get(dataId);
+      if (entry != null && !b.data.has(dataId)) {
+        this.tracked.delete(dataId);
+        if (entry.seen) this.seenAndKept++;
+        else this.put(entry.values);
+      }
+      return deleted;
+    };
+    Object.defineProperty(b, 'disposeData', { value: wrapped, configurable: true, writable: true });
+    return () => {
+      if (b.disposeData === wrapped) delete (b as Partial<CpuBackendInternals>).disposeData;
+      this.free.clear();
+      this.freeBytes = 0;
+    };
+  }
+
+  private put(values: Float32Array): void {
+    if (this.freeBytes + values.byteLength > this.maxBytes) return; // let GC have it
+    const list = this.free.get(values.length) ?? [];
+    list.push(values);
+    this.free.set(values.length, list);
+    this.freeBytes += values.byteLength;
+  }
+}
+
+/** The cpu backend's data map and methods, or null for a backend without them (wasm). */
+function internals(backend: tf.KernelBackend): CpuBackendInternals | null {
+  const b = backend as unknown as Partial<CpuBackendInternals>;
+  return b.data != null &&
+    typeof b.data.get === 'function' &&
+    typeof b.data.has === 'function' &&
+    typeof b.disposeData === 'function'
+    ? (b as CpuBackendInternals)
+    : null;
+}
