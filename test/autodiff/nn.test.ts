@@ -29,6 +29,19 @@ const STOCK_BUGS: Record<string, string[]> = {
   wasm: ['tf.fused.matMul, every transpose flag and rank 3, bias'],
 };
 
+/** Cases whose gradient we compute with the same terms summed in another order. */
+const REORDERED_SUMS = ['tf.layers layerNormalization'];
+
+function assertClose(got: number[][], expected: number[][], rel: number, what: string): void {
+  assert.equal(got.length, expected.length, what);
+  got.forEach((g, i) => {
+    const e = expected[i]!;
+    const scale = Math.max(...e.map(Math.abs), 1e-30);
+    const worst = Math.max(...g.map((v, j) => Math.abs(v - e[j]!)));
+    assert.ok(worst <= rel * scale, `${what}: gradient ${i} differs by ${worst} (scale ${scale})`);
+  });
+}
+
 function firstOrderOfCases(backend: string): FirstOrder {
   const out: FirstOrder = {};
   for (const c of nnCases) {
@@ -205,6 +218,11 @@ async function registerTests(): Promise<void> {
           if (STOCK_BUGS[backend]?.includes(name)) {
             // Stock is wrong here (see src/kernels/fused-mat-mul.ts); ours must differ from it.
             assert.notDeepEqual(got, expected, `${backend} ${name}: stock bug no longer seen`);
+            continue;
+          }
+          if (REORDERED_SUMS.includes(name)) {
+            // Same gradient, summed in another order (our Tile gradient): float32 rounding only.
+            assertClose(got as number[][], expected as number[][], 1e-6, `${backend} ${name}`);
             continue;
           }
           assert.deepEqual(got, expected, `${backend} ${name}: first-order gradient changed`);

@@ -74,4 +74,14 @@ export const basicCases: SecondOrderCase[] = [
       return problem([w], [], () => tf.sum(tf.add(tf.sqrt(w), tf.reciprocal(tf.add(w, 1)))));
     },
   },
+  {
+    name: 'tile (several repetitions per axis, as layer norm broadcasts gamma)',
+    group: 'ops',
+    build() {
+      const w = variable(seeded([1, 2, 3], 9, 0.7));
+      return problem([w], [], () =>
+        tf.sum(tf.sin(tf.mul(tf.tile(w, [3, 2, 2]), tf.tile(w, [3, 2, 2])))),
+      );
+    },
+  },
 ];

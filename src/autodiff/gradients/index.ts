@@ -7,10 +7,12 @@ import { registerConvGradients } from './conv.js';
 import { registerPoolGradients } from './pool.js';
 import { registerActivationGradients } from './activations.js';
 import { registerNnGradients } from './nn.js';
+import { registerTileGradient } from './tile.js';
 
 export function registerSecondOrderGradients(): void {
   registerConvGradients();
   registerPoolGradients();
   registerActivationGradients();
   registerNnGradients();
+  registerTileGradient();
 }
