@@ -28,9 +28,16 @@ export function buildMlp(options: MlpOptions = {}): tf.Sequential {
   const init = new SeededInitializers(options.seed);
 
   const model = tf.sequential();
-  model.add(tf.layers.flatten({ inputShape }));
+  // Flatten needs at least two feature axes; a vector input goes straight to the dense layer.
+  const flat = inputShape.length === 1;
+  if (!flat) model.add(tf.layers.flatten({ inputShape }));
   model.add(
-    tf.layers.dense({ units: hidden, activation: 'relu', kernelInitializer: init.heNormal() }),
+    tf.layers.dense({
+      units: hidden,
+      activation: 'relu',
+      kernelInitializer: init.heNormal(),
+      ...(flat ? { inputShape } : {}),
+    }),
   );
   model.add(tf.layers.dense({ units: classes, kernelInitializer: init.glorotUniform() }));
   return model;

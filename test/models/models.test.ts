@@ -260,3 +260,16 @@ describe('model zoo: seed 0', () => {
     disposeModel(b);
   });
 });
+
+describe('model zoo: vector inputs', () => {
+  before(() => onBackend('cpu'));
+
+  it('builds an MLP on [features] inputs (no flatten needed)', () => {
+    const model = buildMlp({ inputShape: [6], hidden: 8, classes: 3, seed: 1 });
+    const y = model.predict(tf.zeros([2, 6])) as tf.Tensor;
+    assert.deepEqual(y.shape, [2, 3]);
+    assert.equal(model.countParams(), 6 * 8 + 8 + 8 * 3 + 3);
+    y.dispose();
+    disposeModel(model);
+  });
+});
