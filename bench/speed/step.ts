@@ -133,7 +133,13 @@ class TorchReference {
   private readonly lines: AsyncIterator<string>;
   constructor() {
     const script = new URL('./torch_step.py', import.meta.url).pathname;
-    this.child = spawn('/usr/bin/python3', ['-W', 'ignore', script], { stdio: 'pipe' });
+    // torch.set_num_threads does not reach OpenBLAS's own pool (it would use every core for
+    // the matmuls behind PyTorch's convolutions): pin it, and OpenMP, to the same count.
+    const n = String(threads);
+    this.child = spawn('/usr/bin/python3', ['-W', 'ignore', script], {
+      stdio: 'pipe',
+      env: { ...process.env, OPENBLAS_NUM_THREADS: n, OMP_NUM_THREADS: n, MKL_NUM_THREADS: n },
+    });
     this.child.stderr.on('data', (d: Buffer) => process.stderr.write(`[torch] ${d.toString()}`));
     this.lines = createInterface({ input: this.child.stdout })[Symbol.asyncIterator]();
   }
