@@ -1,16 +1,8 @@
 /** Seeded shuffling in plain JavaScript, identical on every backend and platform. */
 
-/** mulberry32: a tiny 32-bit PRNG, good enough for shuffling, returns floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../util/mulberry32.js';
+
+export { mulberry32 };
 
 /** A permutation of 0..n-1 (Fisher-Yates); the same seed gives the same permutation. */
 export function seededPermutation(n: number, seed: number): Int32Array {

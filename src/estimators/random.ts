@@ -4,24 +4,22 @@
  * in how they consume the seed).
  */
 
+import { mulberry32 } from '../util/mulberry32.js';
+
 /** A small, fast 32-bit generator (mulberry32); uniform in [0, 1). */
 export class SeededRandom {
-  private state: number;
+  private readonly next: () => number;
 
   constructor(seed: number) {
     if (!Number.isFinite(seed))
       throw new Error(`The random seed must be a finite number, got ${seed}.`);
     // Mix the seed so that nearby seeds (0, 1, 2...) start far apart.
-    this.state = (Math.floor(seed) ^ 0x9e3779b9) >>> 0;
+    this.next = mulberry32((Math.floor(seed) ^ 0x9e3779b9) >>> 0);
     for (let i = 0; i < 4; i++) this.uniform();
   }
 
   uniform(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    return this.next();
   }
 
   /** n entries, each +1 or -1 with probability 1/2. */
