@@ -63,20 +63,16 @@ export function gradAndHvpMany(
   try {
     return tf.tidy(() => {
       let loss: tf.Tensor;
-      let grads: (tf.Tensor | undefined)[];
+      let grads: tf.Tensor[];
       const dots: tf.Scalar[] = [];
       engine.startTape();
       try {
         tape = engine.state.activeTape;
-        ({ value: loss, grads } = engine.gradients(
-          () => checkedLoss(lossFn),
-          vars,
-          undefined,
-          true,
-        ));
-        const gradList = grads.map((g, i) => g ?? tf.zerosLike(vars[i]!));
+        const first = engine.gradients(() => checkedLoss(lossFn), vars, undefined, true);
+        loss = first.value;
+        grads = first.grads.map((g, i) => g ?? tf.zerosLike(vars[i]!));
         for (const vectors of vectorLists) {
-          dots.push(tf.addN(gradList.map((g, i) => tf.sum(tf.mul(g, vectors[i]!)))) as tf.Scalar);
+          dots.push(tf.addN(grads.map((g, i) => tf.sum(tf.mul(g, vectors[i]!)))) as tf.Scalar);
         }
       } finally {
         engine.endTape();
@@ -86,14 +82,14 @@ export function gradAndHvpMany(
       // second-order sweep differentiates, so they must be verified too (a gradient computed
       // off the tape would otherwise just drop out of the path, silently).
       assertSecondOrderSupported(filterTape(tape!, vars, loss));
+      // Every dot runs through the same kernels (the vectors are constants), so one check covers all.
+      assertSecondOrderSupported(filterTape(tape!, vars, dots[0]!));
       const hvps = dots.map((dot) => {
-        assertSecondOrderSupported(filterTape(tape!, vars, dot));
         // The sweep itself leaves out edges whose gradient is identically zero (same result).
         const swept = filterTape(tape!, vars, dot, { skipZeroGradients: true });
         return tf.tidy(() => backprop(swept, vars, dot).map((h, i) => h ?? tf.zerosLike(vars[i]!)));
       });
-      const gradsOut = grads.map((g, i) => g ?? tf.zerosLike(vars[i]!));
-      return { loss: loss as tf.Scalar, grads: gradsOut, hvps };
+      return { loss: loss as tf.Scalar, grads, hvps };
     });
   } finally {
     releaseTape(tape, outerDepth);
