@@ -159,6 +159,23 @@ function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
+/** One row per optimizer, in the columns both the printed table and the report show. */
+function comparisonRows(runs: DemoRun[]): (string | number | null)[][] {
+  return runs.map((r) => [
+    r.optimizer,
+    String(r.lr),
+    r.testAccuracy * 100,
+    r.testLoss,
+    r.trainLoss,
+    r.msPerStep,
+    r.xAdam,
+    r.analysis.report.topEigenvalues?.eigenvalues[0] ?? null,
+    r.analysis.report.trace?.trace ?? null,
+  ]);
+}
+
+const COMPARISON_DIGITS = [undefined, undefined, 2, 4, 4, 1, 2, 2, 1];
+
 export function comparisonTable(runs: DemoRun[]): string {
   return formatTable(
     [
@@ -172,18 +189,8 @@ export function comparisonTable(runs: DemoRun[]): string {
       'top eig',
       'trace',
     ],
-    runs.map((r) => [
-      r.optimizer,
-      String(r.lr),
-      r.testAccuracy * 100,
-      r.testLoss,
-      r.trainLoss,
-      r.msPerStep,
-      r.xAdam,
-      r.analysis.report.topEigenvalues?.eigenvalues[0] ?? null,
-      r.analysis.report.trace?.trace ?? null,
-    ]),
-    { digits: [undefined, undefined, 2, 4, 4, 1, 2, 2, 1] },
+    comparisonRows(runs),
+    { digits: COMPARISON_DIGITS },
   );
 }
 
@@ -273,18 +280,8 @@ function writeDemoReport(
             'top eigenvalue',
             'trace',
           ],
-          rows: runs.map((r) => [
-            r.optimizer,
-            String(r.lr),
-            r.testAccuracy * 100,
-            r.testLoss,
-            r.trainLoss,
-            r.msPerStep,
-            r.xAdam,
-            r.analysis.report.topEigenvalues?.eigenvalues[0] ?? null,
-            r.analysis.report.trace?.trace ?? null,
-          ]),
-          digits: [undefined, undefined, 2, 4, 4, 1, 2, 2, 1],
+          rows: comparisonRows(runs),
+          digits: COMPARISON_DIGITS,
         },
       },
       {
