@@ -276,6 +276,15 @@ describe(
       x.dispose();
     });
 
+    it('Tile and broadcastTo on large outputs', () => {
+      const perChannel = randTensor([1, 1, 1, 8], 61);
+      const small = randTensor([4, 1, 3, 8], 62);
+      compare('broadcastTo per-channel', () => tf.broadcastTo(perChannel, [16, 12, 12, 8]));
+      compare('tile every axis', () => tf.tile(small, [4, 12, 4, 2]));
+      compare('tile one axis', () => tf.tile(small, [1, 1, 1, 400]));
+      tf.dispose([perChannel, small]);
+    });
+
     it('Relu and Step, NaN kept as NaN', () => {
       const x = tf.tidy(() => {
         const v = randTensor([16, 12, 12, 8], 65).dataSync().slice();

@@ -8,6 +8,7 @@ import { registerPoolGradients } from './pool.js';
 import { registerActivationGradients } from './activations.js';
 import { registerNnGradients } from './nn.js';
 import { registerTileGradient } from './tile.js';
+import { registerSumGradient } from './sum.js';
 
 export function registerSecondOrderGradients(): void {
   registerConvGradients();
@@ -15,4 +16,5 @@ export function registerSecondOrderGradients(): void {
   registerActivationGradients();
   registerNnGradients();
   registerTileGradient();
+  registerSumGradient();
 }

@@ -150,3 +150,27 @@ function unaryWhereKernel(kernelName: 'Relu' | 'Step'): NativeKernel {
 
 export const reluKernel = unaryWhereKernel('Relu');
 export const stepKernel = unaryWhereKernel('Step');
+
+/**
+ * Tile (what tf.broadcastTo runs, e.g. Sum's gradient broadcasting a bias gradient back to a
+ * [128,28,28,16] activation): TF.js's cpu kernel converts every output index to coordinates
+ * and back, ONNX Runtime's Tile copies blocks.
+ */
+export const tileKernel: NativeKernel = {
+  kernelName: 'Tile',
+  plan(inputs, attrs): NativePlan | null {
+    const x = inputs['x']!;
+    const reps = attrs['reps'] as number[];
+    if (!allFloat32(x) || x.shape.length === 0 || reps.length !== x.shape.length) return null;
+    const outShape = x.shape.map((d, i) => d * reps[i]!);
+    if (size(outShape) < MIN_ELEMENTWISE_SIZE) return null;
+    const key = `Tile|[${x.shape.join(',')}]|${reps.join(',')}`;
+    const build = () => ({
+      nodes: [{ opType: 'Tile', inputs: ['x', 'reps'], outputs: ['y'] }],
+      initializers: [{ name: 'reps', values: reps }],
+      inputs: [{ name: 'x', shape: x.shape }],
+      outputs: [{ name: 'y', shape: outShape }],
+    });
+    return { key, build, inputs: [x], inputShapes: [x.shape], outShape };
+  },
+};

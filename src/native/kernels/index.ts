@@ -17,6 +17,7 @@ import {
   stepKernel,
   subKernel,
   sumKernel,
+  tileKernel,
 } from './elementwise.js';
 import { batchMatMulKernel, fusedMatMulKernel } from './matmul.js';
 import { maxPoolGradKernel } from './max-pool-grad.js';
@@ -39,6 +40,7 @@ export const NATIVE_KERNELS: readonly (NativeKernel | DirectKernel)[] = [
   multiplyKernel,
   realDivKernel,
   sumKernel,
+  tileKernel,
   reluKernel,
   stepKernel,
   maxPoolKernel,
