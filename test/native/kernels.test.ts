@@ -116,13 +116,16 @@ describe('native kernels match TF.js (cpu)', { skip: unavailable || false }, () 
     }
   });
 
-  it('filter gradient as one product of patches (few input channels), strided and dilated', () => {
+  it('filter gradient as one product per filter tap, strided and dilated', () => {
     const cases: [number[], number[], number, number, Pad][] = [
       [[2, 9, 7, 1], [3, 3, 1, 3], 1, 1, 'same'],
       [[3, 11, 8, 2], [3, 2, 2, 4], 2, 1, 'valid'],
       [[2, 10, 10, 3], [3, 3, 3, 2], 1, 2, 'same'],
       [[1, 9, 9, 1], [2, 3, 1, 2], 3, 1, 'same'],
       [[2, 12, 9, 2], [2, 2, 2, 3], 1, 3, 1],
+      [[4, 10, 10, 16], [3, 3, 16, 32], 1, 1, 'same'],
+      [[3, 9, 8, 24], [3, 2, 24, 8], 2, 1, 'valid'],
+      [[2, 11, 11, 17], [3, 3, 17, 5], 1, 2, 2],
     ];
     cases.forEach(([xShape, filterShape, stride, dilation, pad], i) => {
       const x = randTensor(xShape, 200 + i) as tf.Tensor4D;
@@ -135,7 +138,7 @@ describe('native kernels match TF.js (cpu)', { skip: unavailable || false }, () 
       );
       const dy = randTensor([xShape[0]!, info.outHeight, info.outWidth, filterShape[3]!], 300 + i);
       const attrs = { strides: stride, pad, dataFormat: 'NHWC', dilations: dilation, filterShape };
-      compare(`patches ${xShape} ${filterShape} s${stride} d${dilation} ${pad}`, () => {
+      compare(`taps ${xShape} ${filterShape} s${stride} d${dilation} ${pad}`, () => {
         const g = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, attrs as never);
         if (nativeKernelStatus().nativeCalls > 0)
           assert.equal(nativeKernelStatus().lastError, null);
