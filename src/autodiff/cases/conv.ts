@@ -304,44 +304,17 @@ const layerCases: SecondOrderCase[] = [
   ),
   layersCase(
     'tf.layers.maxPooling2d after conv2d',
-    () => [
-      tf.layers.conv2d({
-        filters: 3,
-        kernelSize: 3,
-        padding: 'same',
-        inputShape: [8, 8, 2],
-        ...init(240),
-      }),
-      tf.layers.maxPooling2d({ poolSize: 2 }),
-    ],
+    () => [poolInputConv(240), tf.layers.maxPooling2d({ poolSize: 2 })],
     241,
   ),
   layersCase(
     'tf.layers.averagePooling2d after conv2d',
-    () => [
-      tf.layers.conv2d({
-        filters: 3,
-        kernelSize: 3,
-        padding: 'same',
-        inputShape: [8, 8, 2],
-        ...init(250),
-      }),
-      tf.layers.averagePooling2d({ poolSize: 2 }),
-    ],
+    () => [poolInputConv(250), tf.layers.averagePooling2d({ poolSize: 2 })],
     251,
   ),
   layersCase(
     'tf.layers.globalAveragePooling2d after conv2d',
-    () => [
-      tf.layers.conv2d({
-        filters: 3,
-        kernelSize: 3,
-        padding: 'same',
-        inputShape: [8, 8, 2],
-        ...init(260),
-      }),
-      tf.layers.globalAveragePooling2d({}),
-    ],
+    () => [poolInputConv(260), tf.layers.globalAveragePooling2d({})],
     261,
     { xOffset: 1 },
   ),
@@ -359,5 +332,16 @@ const modelCases: SecondOrderCase[] = [
     },
   },
 ];
+
+/** The 3x3 'same' conv on 8x8x2 inputs that feeds the pooling layers' cases. */
+function poolInputConv(seed: number): tf.layers.Layer {
+  return tf.layers.conv2d({
+    filters: 3,
+    kernelSize: 3,
+    padding: 'same',
+    inputShape: [8, 8, 2],
+    ...init(seed),
+  });
+}
 
 export const convCases: SecondOrderCase[] = [...opCases, ...layerCases, ...modelCases];
