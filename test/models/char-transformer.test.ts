@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import {
   AdaHessian,
-  gradAndHvp,
   buildCharTransformer,
   CausalSelfAttention,
   charDataset,
@@ -17,9 +16,9 @@ import {
   softmaxCrossEntropy,
 } from '../../src/index.js';
 import { modelCases } from '../../src/autodiff/cases/models.js';
-import { trainableVariables } from '../../src/autodiff/cases/nn.js';
 import { runCase } from '../../src/autodiff/check.js';
 import { onBackend, TEST_BACKENDS } from '../helpers.js';
+import { assertOneHvpRuns } from './hvp-smoke.js';
 
 /** Trainable weights by hand: embeddings, per block LN + attention + MLP, final LN, head. */
 function transformerCount(o: {
@@ -245,23 +244,7 @@ describe('char-transformer at its default size', () => {
     const labels = tf.tidy(() =>
       tf.oneHot(tf.randomUniform([2, 32], 0, 65, 'int32', 3), 65).toFloat(),
     );
-    const vars = trainableVariables(model);
-    const vs = vars.map((v, i) => tf.randomNormal(v.shape, 0, 1, 'float32', 20 + i));
-    const before = tf.memory().numTensors;
-    const r = gradAndHvp(
-      () => softmaxCrossEntropy(labels, model.apply(ids, { training: true }) as tf.Tensor),
-      vars,
-      vs,
-    );
-    assert.deepEqual(
-      r.hvp.map((h) => h.shape),
-      vars.map((v) => v.shape),
-    );
-    assert.ok(r.hvp.every((h) => h.dataSync().every(Number.isFinite)));
-    tf.dispose([r.loss, ...r.grads, ...r.hvp]);
-    assert.equal(tf.memory().numTensors, before);
-    tf.dispose([ids, labels, ...vs]);
-    model.dispose();
+    assertOneHvpRuns(model, ids, labels);
   });
 });
 

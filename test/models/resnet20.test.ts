@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import {
   AdaHessian,
-  gradAndHvp,
   buildResNet20,
   modelByName,
   randomUnitVector,
@@ -20,6 +19,7 @@ import { trainableVariables } from '../../src/autodiff/cases/nn.js';
 import { seeded } from '../../src/autodiff/cases/basic.js';
 import { runCase } from '../../src/autodiff/check.js';
 import { onBackend, TEST_BACKENDS } from '../helpers.js';
+import { assertOneHvpRuns } from './hvp-smoke.js';
 
 /** Weights of a bias-free 3x3 convolution. */
 const conv3x3 = (cin: number, cout: number) => 3 * 3 * cin * cout;
@@ -350,23 +350,7 @@ describe('resnet20 at full size', () => {
     const model = buildResNet20({ seed: 1 });
     const x = tf.randomUniform([2, 32, 32, 3], 0, 1, 'float32', 3);
     const y = tf.tidy(() => tf.oneHot(tf.tensor1d([1, 2], 'int32'), 10).toFloat());
-    const vars = trainableVariables(model);
-    const vs = vars.map((v, i) => tf.randomNormal(v.shape, 0, 1, 'float32', 20 + i));
-    const before = tf.memory().numTensors;
-    const r = gradAndHvp(
-      () => softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor),
-      vars,
-      vs,
-    );
-    assert.deepEqual(
-      r.hvp.map((h) => h.shape),
-      vars.map((v) => v.shape),
-    );
-    assert.ok(r.hvp.every((h) => h.dataSync().every(Number.isFinite)));
-    tf.dispose([r.loss, ...r.grads, ...r.hvp]);
-    assert.equal(tf.memory().numTensors, before);
-    tf.dispose([x, y, ...vs]);
-    model.dispose();
+    assertOneHvpRuns(model, x, y);
   });
 });
 
