@@ -17,10 +17,15 @@ import { makeConv2DBackpropFilter } from './conv2d-backprop-filter.js';
 import { makeConv2DBackpropInput } from './conv2d-backprop-input.js';
 import { makeDepthwiseBackpropFilter, makeDepthwiseBackpropInput } from './depthwise-backprop.js';
 import { makeUnsortedSegmentSum } from './unsorted-segment-sum.js';
-import { makeMaxPoolGrad } from './max-pool-grad.js';
+import {
+  MAX_POOL_GRAD_TRANSPOSE,
+  makeMaxPoolGrad,
+  makeMaxPoolGradTranspose,
+} from './max-pool-grad.js';
 import { makeFusedMatMul } from './fused-mat-mul.js';
 
 export { UnsupportedKernelAttributeError } from './conv-geometry.js';
+export { MAX_POOL_GRAD_TRANSPOSE } from './max-pool-grad.js';
 
 interface FastKernel {
   kernelName: string;
@@ -69,6 +74,9 @@ export const FAST_KERNELS: readonly FastKernel[] = [
   { kernelName: 'UnsortedSegmentSum', backendName: 'wasm', make: makeUnsortedSegmentSum },
   { kernelName: 'MaxPoolGrad', backendName: 'wasm', make: makeMaxPoolGrad },
   { kernelName: 'MaxPoolGrad', backendName: 'cpu', make: makeMaxPoolGrad },
+  // Ours alone (no stock kernel): MaxPoolGrad's transpose, for its second-order gradient.
+  { kernelName: MAX_POOL_GRAD_TRANSPOSE, backendName: 'wasm', make: makeMaxPoolGradTranspose },
+  { kernelName: MAX_POOL_GRAD_TRANSPOSE, backendName: 'cpu', make: makeMaxPoolGradTranspose },
   { kernelName: 'UnsortedSegmentSum', backendName: 'cpu', make: makeUnsortedSegmentSum },
   { kernelName: '_FusedMatMul', backendName: 'wasm', make: makeFusedMatMul },
 ];

@@ -1,70 +1,87 @@
 /**
- * MaxPoolGrad as one pass over the pooling windows: each window's dy goes to the first
- * strict maximum of x in it (cpu's rule; a window of only -Infinity/NaN gets none).
+ * MaxPoolGrad and its transpose, MaxPoolGradTranspose, from the window winners of
+ * max-pool-winners.ts: each window's dy goes to the first strict maximum of x in it (cpu's
+ * rule; a window of only -Infinity/NaN gets none), and the transpose reads dxBar back from
+ * the same positions.
  * wasm's stock kernel (4.22) starts its running maximum at 0, so a window whose values are
  * all negative sends its gradient to the window's first element instead of its maximum;
  * cpu's reads element by element through TensorBuffer.get and is ~10x slower than this.
+ *
+ * MaxPoolGradTranspose is ours (TF.js has no such kernel): inputs dxBar (the pool input's
+ * shape), input and output, MaxPoolGrad's attributes; output[k] = dxBar[winner of window k].
+ * MaxPoolGrad's second-order gradient uses it where it is registered (see
+ * autodiff/gradients/pool.ts): one gather instead of a scatter of ones, a product and a
+ * window sum over the whole input.
  */
 import * as tf from '@tensorflow/tfjs';
 import { asBackend, readValues, writeTensor } from './backend-access.js';
 import { assertShape } from './conv2d-backprop-filter.js';
+import {
+  cachedWinners,
+  gatherFromWinners,
+  maxPoolInfo,
+  scatterToWinners,
+  type PoolInfo,
+} from './max-pool-winners.js';
 
-type Shape4D = [number, number, number, number];
+export const MAX_POOL_GRAD_TRANSPOSE = 'MaxPoolGradTranspose';
+
+function checkRank4(kernelName: string, x: tf.TensorInfo): void {
+  if (x.shape.length !== 4) {
+    throw new Error(
+      `${kernelName}: expected a rank-4 NHWC input, got shape [${x.shape.join(',')}].`,
+    );
+  }
+}
+
+/** MaxPool's output as a hint for the winners' scan, when it is there and float32. */
+function pooledValues(
+  backend: tf.KernelBackend,
+  output: tf.TensorInfo | undefined,
+  info: PoolInfo,
+): (() => Float32Array) | undefined {
+  if (output == null || output.dtype !== 'float32') return undefined;
+  if (!tf.util.arraysEqual(output.shape, info.outShape)) return undefined;
+  return () => readValues(backend, output) as Float32Array;
+}
 
 export function makeMaxPoolGrad(): tf.KernelFunc {
   return ({ inputs, backend: anyBackend, attrs = {} }) => {
     const backend = asBackend(anyBackend);
     const dy = inputs['dy']!;
     const x = inputs['input']!;
-    if (x.shape.length !== 4) {
-      throw new Error(
-        `MaxPoolGrad: expected a rank-4 NHWC input, got shape [${x.shape.join(',')}].`,
-      );
-    }
-    const info = tf.backend_util.computePool2DInfo(
-      x.shape as Shape4D,
-      attrs['filterSize'] as number | [number, number],
-      attrs['strides'] as number | [number, number],
-      1,
-      attrs['pad'] as Parameters<typeof tf.backend_util.computePool2DInfo>[4],
-      attrs['dimRoundingMode'] as 'floor' | 'round' | 'ceil' | undefined,
-    );
+    checkRank4('MaxPoolGrad', x);
+    const info = maxPoolInfo(x.shape, attrs);
     assertShape('MaxPoolGrad', 'dy', dy.shape, info.outShape);
-    const xv = readValues(backend, x) as Float32Array;
-    const dyv = readValues(backend, dy) as Float32Array;
-    const { batchSize, inHeight, inWidth, inChannels: channels, outHeight, outWidth } = info;
-    const { filterHeight, filterWidth, strideHeight, strideWidth } = info;
-    const top = info.padInfo.top;
-    const left = info.padInfo.left;
+    const winners = cachedWinners(
+      x.dataId,
+      info,
+      () => readValues(backend, x) as Float32Array,
+      pooledValues(backend, inputs['output'], info),
+    );
     // Float32 accumulation: an element receives one term per window that picks it (few).
-    const dx = new Float32Array(xv.length);
-    for (let n = 0; n < batchSize; n++) {
-      for (let oh = 0; oh < outHeight; oh++) {
-        const ihMin = Math.max(0, oh * strideHeight - top);
-        const ihMax = Math.min(inHeight, oh * strideHeight - top + filterHeight);
-        for (let ow = 0; ow < outWidth; ow++) {
-          const iwMin = Math.max(0, ow * strideWidth - left);
-          const iwMax = Math.min(inWidth, ow * strideWidth - left + filterWidth);
-          const dyBase = ((n * outHeight + oh) * outWidth + ow) * channels;
-          for (let c = 0; c < channels; c++) {
-            // Row-major scan of the window, as cpu's kernel does, so ties go to the same element.
-            let best = Number.NEGATIVE_INFINITY;
-            let bestAt = -1;
-            for (let ih = ihMin; ih < ihMax; ih++) {
-              let at = ((n * inHeight + ih) * inWidth + iwMin) * channels + c;
-              for (let iw = iwMin; iw < iwMax; iw++, at += channels) {
-                const v = xv[at]!;
-                if (v > best) {
-                  best = v;
-                  bestAt = at;
-                }
-              }
-            }
-            if (bestAt >= 0) dx[bestAt]! += dyv[dyBase + c]!;
-          }
-        }
-      }
-    }
+    const dx = new Float32Array(tf.util.sizeFromShape(x.shape));
+    scatterToWinners(winners, readValues(backend, dy) as Float32Array, dx);
     return writeTensor(backend, x.shape, 'float32', dx);
+  };
+}
+
+export function makeMaxPoolGradTranspose(): tf.KernelFunc {
+  return ({ inputs, backend: anyBackend, attrs = {} }) => {
+    const backend = asBackend(anyBackend);
+    const dxBar = inputs['dxBar']!;
+    const x = inputs['input']!;
+    checkRank4(MAX_POOL_GRAD_TRANSPOSE, x);
+    assertShape(MAX_POOL_GRAD_TRANSPOSE, 'dxBar', dxBar.shape, x.shape);
+    const info = maxPoolInfo(x.shape, attrs);
+    const winners = cachedWinners(
+      x.dataId,
+      info,
+      () => readValues(backend, x) as Float32Array,
+      pooledValues(backend, inputs['output'], info),
+    );
+    const out = new Float32Array(winners.length);
+    gatherFromWinners(winners, readValues(backend, dxBar) as Float32Array, out);
+    return writeTensor(backend, info.outShape, 'float32', out);
   };
 }

@@ -132,6 +132,7 @@ export function enableNativeKernels(options: NativeKernelOptions = {}): NativeKe
       read: (backend, dataId) =>
         pool?.valuesOf(backend, dataId) ?? (backend.readSync(dataId) as Float32Array),
       zeros: (length) => (pool == null ? new Float32Array(length) : pool.take(length).fill(0)),
+      take: (length) => (pool == null ? new Float32Array(length) : pool.take(length)),
       output: (backend, shape, values) => makeOutput(state, backend, shape, values),
     },
   };
@@ -283,8 +284,19 @@ function tryDirect(
   state: Installed,
 ): tf.TensorInfo | null {
   try {
+    const memoInput = kernel.memoize === true ? Object.values(inputs)[0] : undefined;
+    const key =
+      memoInput && `${kernel.kernelName}|[${memoInput.shape.join(',')}]|${JSON.stringify(attrs)}`;
+    if (memoInput != null && key != null) {
+      const hit = memoized(state, backend, memoInput, key);
+      if (hit != null) return hit;
+    }
     poolDisposals(state, backend);
-    return kernel.run(inputs, attrs, backend, state.buffers);
+    const output = kernel.run(inputs, attrs, backend, state.buffers);
+    if (output != null && memoInput != null && key != null) {
+      state.memo.set(memoInput.dataId, { key, output });
+    }
+    return output;
   } catch (e) {
     state.status.lastError = `${kernel.kernelName}: ${e instanceof Error ? e.message : String(e)}`;
     return null;
@@ -306,21 +318,10 @@ function tryNative(
     return null;
   }
   if (plan == null || state.failedKeys.has(plan.key)) return null;
-  const memoized = kernel.memoize === true && plan.inputs.length === 1;
-  if (memoized) {
-    // Tensors never change their data, so the same data id gives the same output, which we
-    // share (as Identity does) while it is alive.
-    const hit = state.memo.get(plan.inputs[0]!.dataId);
-    const counting = backend as unknown as Partial<RefCounting>;
-    if (
-      hit?.key === plan.key &&
-      typeof counting.refCount === 'function' &&
-      typeof counting.incRef === 'function' &&
-      counting.refCount(hit.output.dataId) > 0
-    ) {
-      counting.incRef(hit.output.dataId);
-      return { ...hit.output, shape: [...hit.output.shape] };
-    }
+  const memoize = kernel.memoize === true && plan.inputs.length === 1;
+  if (memoize) {
+    const hit = memoized(state, backend, plan.inputs[0]!, plan.key);
+    if (hit != null) return hit;
   }
   poolDisposals(state, backend);
   const graphInputs = plan.inputs.map((info, i) => ({
@@ -344,8 +345,32 @@ function tryNative(
     return null;
   }
   const output = makeOutput(state, backend, plan.outShape, values);
-  if (memoized) state.memo.set(plan.inputs[0]!.dataId, { key: plan.key, output });
+  if (memoize) state.memo.set(plan.inputs[0]!.dataId, { key: plan.key, output });
   return output;
+}
+
+/**
+ * A memoized kernel's earlier output for this input, shared (as Identity shares data) while
+ * it is alive: tensors never change their data, so the same data id gives the same output.
+ */
+function memoized(
+  state: Installed,
+  backend: tf.KernelBackend,
+  input: tf.TensorInfo,
+  key: string,
+): tf.TensorInfo | null {
+  const hit = state.memo.get(input.dataId);
+  const counting = backend as unknown as Partial<RefCounting>;
+  if (
+    hit?.key === key &&
+    typeof counting.refCount === 'function' &&
+    typeof counting.incRef === 'function' &&
+    counting.refCount(hit.output.dataId) > 0
+  ) {
+    counting.incRef(hit.output.dataId);
+    return { ...hit.output, shape: [...hit.output.shape] };
+  }
+  return null;
 }
 
 /** The tensor for a native output array; on the cpu backend, watched for reuse. */

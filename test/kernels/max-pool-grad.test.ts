@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { TEST_BACKENDS, onBackend } from '../helpers.js';
 import {
+  MAX_POOL_GRAD_TRANSPOSE,
   isFastKernelRegistered,
   registerFastKernels,
   stockKernel,
@@ -136,3 +137,50 @@ test(
     assert.deepEqual(grad, [0, 0, 0, 1]);
   },
 );
+
+/** Each output's winner as the stock cpu MaxPoolGrad routes a one-hot dy (-1: none). */
+function stockWinners(c: PoolCase, x: Float32Array, outShape: number[]): number[] {
+  const outSize = tf.util.sizeFromShape(outShape);
+  return Array.from({ length: outSize }, (_, k) => {
+    const dy = new Float32Array(outSize);
+    dy[k] = 1;
+    const dx = runMaxPoolGrad(c, x, dy, outShape, cpuStockKernel());
+    return dx.findIndex((v) => v !== 0);
+  });
+}
+
+for (const backend of TEST_BACKENDS) {
+  test(`${backend}: MaxPoolGradTranspose reads dxBar at the windows' winners (ties, overlaps)`, async () => {
+    if (backend === 'cpu' || backend === 'wasm') {
+      assert.ok(isFastKernelRegistered(MAX_POOL_GRAD_TRANSPOSE, backend));
+    }
+    const rand = seededRandom(77);
+    for (let i = 0; i < 12; i++) {
+      const c = randomPoolCase(rand);
+      const { x, outShape } = poolData(c, rand);
+      const dxBar = Float32Array.from({ length: x.length }, () => rand() * 2 - 1);
+      await onBackend('cpu');
+      const expected = stockWinners(c, x, outShape).map((at) => (at >= 0 ? dxBar[at]! : 0));
+      await onBackend(backend);
+      const got = tf.tidy(() => {
+        const input = tf.tensor(x, c.xShape) as tf.Tensor4D;
+        const output = tf.maxPool(input, c.filterSize, c.strides, c.pad);
+        const attrs = { filterSize: c.filterSize, strides: c.strides, pad: c.pad };
+        const out = tf
+          .engine()
+          .runKernel(
+            MAX_POOL_GRAD_TRANSPOSE,
+            { dxBar: tf.tensor(dxBar, c.xShape), input, output },
+            attrs as unknown as tf.NamedAttrMap,
+          ) as tf.Tensor;
+        assert.deepEqual(out.shape, outShape);
+        return Array.from(out.dataSync());
+      });
+      assert.deepEqual(
+        got,
+        Array.from(Float32Array.from(expected)),
+        `case ${i} ${JSON.stringify(c)}`,
+      );
+    }
+  });
+}

@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { onBackend } from '../helpers.js';
+import { MAX_POOL_GRAD_TRANSPOSE } from '../../src/kernels/index.js';
 import {
   disableNativeKernels,
   enableNativeKernels,
@@ -366,6 +367,20 @@ describe(
             { filterSize: f, strides: s, pad },
           ) as tf.Tensor;
       };
+      const transposed = (input: tf.Tensor4D, f: number, s: number, pad: Pad, seed: number) =>
+        tf
+          .engine()
+          .runKernel(
+            MAX_POOL_GRAD_TRANSPOSE,
+            { dxBar: randTensor(input.shape, seed), input, output: tf.maxPool(input, f, s, pad) },
+            { filterSize: f, strides: s, pad },
+          ) as tf.Tensor;
+      compare('maxPoolGradTranspose', () => [
+        transposed(x, 2, 2, 'valid', 6),
+        grads(x, 2, 2, 'valid', 7),
+        transposed(x, 3, 2, 'same', 8),
+        transposed(view, 2, 2, 'valid', 9),
+      ]);
       compare('maxPoolGrad reused', () => [
         grads(x, 2, 2, 'valid', 1),
         grads(x, 2, 2, 'valid', 2),

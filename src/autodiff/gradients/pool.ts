@@ -20,6 +20,7 @@
  * gradient, bit for bit.
  */
 import * as tf from '@tensorflow/tfjs';
+import { MAX_POOL_GRAD_TRANSPOSE } from '../../kernels/max-pool-grad.js';
 import { markSecondOrderVerified } from '../verified-kernels.js';
 
 type Pad = Parameters<typeof tf.avgPool>[3];
@@ -108,13 +109,28 @@ function poolGradTranspose(
   return tf.addN(terms);
 }
 
+/**
+ * S^T dxBar for MaxPoolGrad: on backends where our MaxPoolGrad runs (cpu, wasm), its own
+ * transpose kernel, a gather from the same window winners; elsewhere the composite above.
+ */
+function maxPoolGradTranspose(
+  dxBar: tf.Tensor,
+  inputs: { input: tf.Tensor4D; output: tf.Tensor4D },
+  attrs: tf.NamedAttrMap,
+): tf.Tensor {
+  if (tf.getKernel(MAX_POOL_GRAD_TRANSPOSE, tf.getBackend()) != null) {
+    return runKernel(MAX_POOL_GRAD_TRANSPOSE, { dxBar, ...inputs }, attrs);
+  }
+  return poolGradTranspose('MaxPoolGrad', dxBar, inputs, attrs);
+}
+
 const maxPoolGradGrad: tf.GradConfig = {
   kernelName: 'MaxPoolGrad',
   inputsToSave: ['input', 'output'],
   gradFunc: (dxBar, saved, attrs) => {
     const [input, output] = saved as [tf.Tensor4D, tf.Tensor4D];
     return {
-      dy: () => poolGradTranspose('MaxPoolGrad', dxBar as tf.Tensor, { input, output }, attrs),
+      dy: () => maxPoolGradTranspose(dxBar as tf.Tensor, { input, output }, attrs),
       // Which element is the maximum is piecewise constant in the input.
       input: () => tf.zerosLike(input),
       output: () => tf.zerosLike(output),
@@ -215,6 +231,8 @@ export function registerPoolGradients(): void {
   tf.registerGradient(avgPoolGrad(stockAvgPool));
   tf.registerGradient(maxPoolGradGrad);
   tf.registerGradient(avgPoolGradGrad);
+  // MaxPoolGradTranspose is not claimed: it only runs in the HVP sweep, and differentiating
+  // it would take a third order.
   markSecondOrderVerified('MaxPool', 'MaxPoolGrad', 'AvgPool', 'AvgPoolGrad');
   registered = true;
 }

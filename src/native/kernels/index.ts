@@ -20,7 +20,7 @@ import {
   tileKernel,
 } from './elementwise.js';
 import { batchMatMulKernel, fusedMatMulKernel } from './matmul.js';
-import { maxPoolGradKernel } from './max-pool-grad.js';
+import { maxPoolGradKernel, maxPoolGradTransposeKernel } from './max-pool-grad.js';
 import { avgPoolKernel, maxPoolKernel } from './pool.js';
 import type { DirectKernel, NativeKernel } from './types.js';
 
@@ -46,6 +46,7 @@ export const NATIVE_KERNELS: readonly (NativeKernel | DirectKernel)[] = [
   maxPoolKernel,
   avgPoolKernel,
   maxPoolGradKernel,
+  maxPoolGradTransposeKernel,
 ];
 
 export type { DirectKernel, KernelBuffers, NativeKernel, NativePlan } from './types.js';

@@ -34,6 +34,8 @@ export interface NativeKernel {
  */
 export interface DirectKernel {
   kernelName: string;
+  /** As NativeKernel's: a repeated call on the same (single) input shares the first output. */
+  memoize?: boolean;
   run(
     inputs: tf.NamedTensorInfoMap,
     attrs: tf.NamedAttrMap,
@@ -48,6 +50,8 @@ export interface KernelBuffers {
   read(backend: tf.KernelBackend, dataId: object): Float32Array;
   /** A zeroed output array. */
   zeros(length: number): Float32Array;
+  /** An output array whose contents are undefined (the kernel writes every element). */
+  take(length: number): Float32Array;
   /** The tensor for an output array, registered for reuse once it is disposed. */
   output(backend: tf.KernelBackend, shape: number[], values: Float32Array): tf.TensorInfo;
 }
