@@ -10,13 +10,14 @@ import type { TapeNode } from './engine.js';
 
 /**
  * Kernel inputs whose registered gradient is identically zero, because the kernel is piecewise
- * constant in them: Step in x (relu's gradient mask), and which element a pooling gradient
+ * constant in them: Step in x (relu's gradient mask), ReluGrad in x (the same mask), and which element a pooling gradient
  * selects, in the pooled input (and output). A sweep that leaves these edges out adds no
  * zeros and skips the work that only fed them (e.g. the product into relu's mask), with the
  * same result.
  */
 const ZERO_GRADIENT_INPUTS: Readonly<Record<string, readonly string[]>> = {
   Step: ['x'],
+  ReluGrad: ['x'],
   MaxPoolGrad: ['input', 'output'],
   AvgPoolGrad: ['input'],
 };

@@ -23,9 +23,11 @@ import {
   makeMaxPoolGradTranspose,
 } from './max-pool-grad.js';
 import { makeFusedMatMul } from './fused-mat-mul.js';
+import { RELU_GRAD, makeReluGrad } from './relu-grad.js';
 
 export { UnsupportedKernelAttributeError } from './conv-geometry.js';
 export { MAX_POOL_GRAD_TRANSPOSE } from './max-pool-grad.js';
+export { RELU_GRAD } from './relu-grad.js';
 
 interface FastKernel {
   kernelName: string;
@@ -77,6 +79,9 @@ export const FAST_KERNELS: readonly FastKernel[] = [
   // Ours alone (no stock kernel): MaxPoolGrad's transpose, for its second-order gradient.
   { kernelName: MAX_POOL_GRAD_TRANSPOSE, backendName: 'wasm', make: makeMaxPoolGradTranspose },
   { kernelName: MAX_POOL_GRAD_TRANSPOSE, backendName: 'cpu', make: makeMaxPoolGradTranspose },
+  // Ours alone: relu's gradient in one pass (see relu-grad.ts and autodiff/gradients). Not on
+  // wasm, whose own Step and Multiply beat a JS loop behind heap copies.
+  { kernelName: RELU_GRAD, backendName: 'cpu', make: makeReluGrad },
   { kernelName: 'UnsortedSegmentSum', backendName: 'cpu', make: makeUnsortedSegmentSum },
   { kernelName: '_FusedMatMul', backendName: 'wasm', make: makeFusedMatMul },
 ];

@@ -19,6 +19,7 @@ import {
   type NativePlan,
 } from './kernels/index.js';
 import { reluProbe, useReluOp } from './kernels/elementwise.js';
+import { RELU_GRAD } from '../kernels/relu-grad.js';
 import { loadOnnxRuntime, onnxRuntimeUnavailableReason, SessionCache } from './onnx-runtime.js';
 
 export interface NativeKernelOptions {
@@ -139,6 +140,7 @@ export function enableNativeKernels(options: NativeKernelOptions = {}): NativeKe
   for (const backendName of backends) {
     for (const kernel of kernels) state.restore.push(wrapKernel(kernel, backendName, state));
   }
+  if (backends.includes('cpu')) state.restore.push(hideKernel(RELU_GRAD, 'cpu'));
   if (backends.includes('cpu') && options.fusedOptimizerUpdate !== false) {
     state.restore.push(installFusedAdaHessianUpdate('cpu', cpuAdaHessianUpdate));
   }
@@ -240,6 +242,21 @@ function validateOptions(options: NativeKernelOptions, threads: number, backends
       );
     }
   }
+}
+
+/**
+ * Unregisters a kernel while the native path is on; returns how to put it back. ReluGrad goes:
+ * relu's gradient then takes the stock route, Step (memoized, one JS pass) and Multiply (ONNX
+ * Runtime), which beats the one-pass JS ReluGrad once the mask is asked for more than once (a
+ * Hessian-vector product asks for it three times) and matches it otherwise.
+ */
+function hideKernel(kernelName: string, backendName: string): () => void {
+  const original = tf.getKernel(kernelName, backendName);
+  if (original == null) return () => {};
+  tf.unregisterKernel(kernelName, backendName);
+  return () => {
+    if (tf.getKernel(kernelName, backendName) == null) tf.registerKernel(original);
+  };
 }
 
 /** Registers the native version of `kernel` for `backendName`; returns how to undo it. */

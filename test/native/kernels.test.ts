@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { onBackend } from '../helpers.js';
-import { MAX_POOL_GRAD_TRANSPOSE } from '../../src/kernels/index.js';
+import { MAX_POOL_GRAD_TRANSPOSE, RELU_GRAD } from '../../src/kernels/index.js';
 import {
   disableNativeKernels,
   enableNativeKernels,
@@ -300,6 +300,14 @@ describe(
       compare('step', () => tf.step(x, 0.25));
       compare('relu gradient', () => tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.relu(a), a)))(x));
       x.dispose();
+    });
+
+    it("hides ReluGrad on cpu while on (relu's gradient takes memoized Step and Multiply)", () => {
+      assert.ok(tf.getKernel(RELU_GRAD, 'cpu') != null);
+      enableNativeKernels({ threads: 1 });
+      assert.equal(tf.getKernel(RELU_GRAD, 'cpu'), undefined);
+      disableNativeKernels();
+      assert.ok(tf.getKernel(RELU_GRAD, 'cpu') != null);
     });
 
     it('Step on the same input twice shares its output, safely across disposal', () => {
