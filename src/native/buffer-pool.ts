@@ -16,6 +16,12 @@ import type * as tf from '@tensorflow/tfjs';
 interface Tracked {
   values: Float32Array;
   seen: boolean;
+  /** A deferred output's computation, run on its first read (then cleared). */
+  fill?: (values: Float32Array) => void;
+  /** Lets go of what the deferred computation needs (after it ran, or at disposal). */
+  release?: () => void;
+  /** What a fusing kernel may know about a pending output instead of reading it. */
+  info?: unknown;
 }
 
 interface CpuRecord {
@@ -63,6 +69,7 @@ export class OutputBufferPool {
       enumerable: true,
       get: () => {
         entry.seen = true;
+        materialize(entry);
         return entry.values;
       },
       set: (v: Float32Array) => {
@@ -76,8 +83,37 @@ export class OutputBufferPool {
   /** A tensor's values for our own kernels: no mark for our outputs, readSync for others. */
   valuesOf(backend: tf.KernelBackend, dataId: object): Float32Array {
     const entry = this.tracked.get(dataId);
-    if (entry != null && internals(backend)?.data.has(dataId)) return entry.values;
+    if (entry != null && internals(backend)?.data.has(dataId)) {
+      materialize(entry);
+      return entry.values;
+    }
     return backend.readSync(dataId) as Float32Array;
+  }
+
+  /**
+   * Makes a tracked output deferred: its values are computed by `fill` on the first read
+   * (by anyone: the backend's record, or valuesOf), and `release` runs once that happened or
+   * the output is disposed unread. `info` is for kernels that can use the output without it.
+   * False when the output is not tracked (then the caller computes it now).
+   */
+  defer(
+    dataId: object,
+    fill: (values: Float32Array) => void,
+    release: () => void,
+    info: unknown,
+  ): boolean {
+    const entry = this.tracked.get(dataId);
+    if (entry == null || entry.fill != null) return false;
+    entry.fill = fill;
+    entry.release = release;
+    entry.info = info;
+    return true;
+  }
+
+  /** The info of a deferred output not computed yet; undefined otherwise. */
+  pendingInfo(dataId: object): unknown {
+    const entry = this.tracked.get(dataId);
+    return entry?.fill != null ? entry.info : undefined;
   }
 
   /**
@@ -93,6 +129,12 @@ export class OutputBufferPool {
       const entry = this.tracked.get(dataId);
       if (entry != null && !b.data.has(dataId)) {
         this.tracked.delete(dataId);
+        // Disposed unread: its computation never runs; what it held is let go.
+        entry.fill = undefined;
+        entry.info = undefined;
+        const release = entry.release;
+        entry.release = undefined;
+        release?.();
         if (entry.seen) this.seenAndKept++;
         else this.put(entry.values);
       }
@@ -124,4 +166,16 @@ function internals(backend: tf.KernelBackend): CpuBackendInternals | null {
     typeof b.disposeData === 'function'
     ? (b as CpuBackendInternals)
     : null;
+}
+
+/** Runs a deferred output's computation once, then lets go of what it needed. */
+function materialize(entry: Tracked): void {
+  const fill = entry.fill;
+  if (fill == null) return;
+  entry.fill = undefined;
+  entry.info = undefined;
+  fill(entry.values);
+  const release = entry.release;
+  entry.release = undefined;
+  release?.();
 }

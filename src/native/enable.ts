@@ -135,6 +135,9 @@ export function enableNativeKernels(options: NativeKernelOptions = {}): NativeKe
       zeros: (length) => (pool == null ? new Float32Array(length) : pool.take(length).fill(0)),
       take: (length) => (pool == null ? new Float32Array(length) : pool.take(length)),
       output: (backend, shape, values) => makeOutput(state, backend, shape, values),
+      deferred: (backend, shape, values, fill, inputs, info) =>
+        makeDeferredOutput(state, backend, shape, values, fill, inputs, info),
+      pendingInfo: (dataId) => pool?.pendingInfo(dataId),
     },
   };
   for (const backendName of backends) {
@@ -268,10 +271,12 @@ function wrapKernel(
   const original = tf.getKernel(kernel.kernelName, backendName);
   const kernelFunc: tf.KernelFunc = (args) => {
     const backend = args.backend as tf.KernelBackend;
-    const result =
-      'run' in kernel
-        ? tryDirect(kernel, args.inputs, args.attrs ?? {}, backend, state)
-        : tryNative(kernel, args.inputs, args.attrs ?? {}, backend, state);
+    // A kernel may have both: its direct JS path for some calls, an ONNX graph for others.
+    let result =
+      'run' in kernel ? tryDirect(kernel, args.inputs, args.attrs ?? {}, backend, state) : null;
+    if (result == null && 'plan' in kernel) {
+      result = tryNative(kernel, args.inputs, args.attrs ?? {}, backend, state);
+    }
     if (result != null) {
       state.status.nativeCalls++;
       return result;
@@ -400,6 +405,33 @@ function makeOutput(
   const info = (backend as unknown as TensorInfoMaker).makeTensorInfo(shape, 'float32', values);
   state.pool?.track(backend, info.dataId, values);
   return info;
+}
+
+/**
+ * A tensor computed on first read (see KernelBuffers.deferred): the inputs it reads are kept
+ * by one backend reference each, dropped once it ran or the tensor went unread.
+ */
+function makeDeferredOutput(
+  state: Installed,
+  backend: tf.KernelBackend,
+  shape: number[],
+  values: Float32Array,
+  fill: (values: Float32Array) => void,
+  inputs: tf.TensorInfo[],
+  info: unknown,
+): tf.TensorInfo | null {
+  const counting = backend as unknown as Partial<RefCounting>;
+  if (state.pool == null || typeof counting.incRef !== 'function') return null;
+  const output = makeOutput(state, backend, shape, values);
+  for (const input of inputs) counting.incRef(input.dataId);
+  const release = () => {
+    for (const input of inputs) backend.disposeData(input.dataId);
+  };
+  if (!state.pool.defer(output.dataId, fill, release, info)) {
+    release();
+    fill(values);
+  }
+  return output;
 }
 
 /** Makes the backend's disposals feed the pool (once per backend instance). */

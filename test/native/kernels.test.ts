@@ -360,6 +360,59 @@ describe(
       }
     });
 
+    it('relu then max pool: the gradient is bit for bit TF.js, masks with NaN included', () => {
+      const bits = (t: tf.Tensor) =>
+        Array.from(new Uint32Array(Float32Array.from(t.dataSync()).buffer));
+      for (const withNaN of [false, true]) {
+        const x = tf.tidy(() => {
+          const v = randTensor([4, 16, 16, 16], 81).dataSync().slice();
+          v[7] = -0;
+          v[100] = 0;
+          if (withNaN) v[333] = NaN;
+          return tf.tensor(v, [4, 16, 16, 16]);
+        });
+        // Above the native size threshold, so that Step and the fused product run natively.
+        const w = randTensor([4, 8, 8, 16], 82);
+        const f = (a: tf.Tensor) =>
+          tf.sum(tf.mul(tf.maxPool(tf.relu(a) as tf.Tensor4D, 2, 2, 'valid'), w));
+        disableNativeKernels();
+        const expected = tf.tidy(() => bits(tf.grad(f)(x)));
+        enableNativeKernels({ threads: 1 });
+        const before = tf.memory().numTensors;
+        const got = tf.tidy(() => bits(tf.grad(f)(x)));
+        assert.equal(tf.memory().numTensors, before);
+        assert.deepEqual(got, expected, `withNaN ${withNaN}`);
+        disableNativeKernels();
+        tf.dispose([x, w]);
+      }
+    });
+
+    it('a deferred MaxPoolGrad output: read late, read after dy went, or dropped unread', () => {
+      const x = randTensor([3, 8, 6, 4], 83) as tf.Tensor4D;
+      const attrs = { filterSize: 2, strides: 2, pad: 'valid' as const };
+      const run = (dy: tf.Tensor, y: tf.Tensor) =>
+        tf.engine().runKernel('MaxPoolGrad', { dy, input: x, output: y }, attrs) as tf.Tensor;
+      const y = tf.maxPool(x, 2, 2, 'valid');
+      const expected = tf.tidy(() => run(randTensor(y.shape, 84), y).dataSync().slice());
+      enableNativeKernels({ threads: 1 });
+      const backendData = () => (tf.backend() as unknown as { numDataIds(): number }).numDataIds();
+      const before = { tensors: tf.memory().numTensors, data: backendData() };
+      const dy = randTensor(y.shape, 84);
+      const dx = run(dy, y);
+      dy.dispose(); // the deferred output keeps what it needs
+      assert.deepEqual(dx.dataSync(), expected);
+      dx.dispose();
+      for (let i = 0; i < 20; i++) {
+        tf.tidy(() => {
+          run(tf.onesLike(y), y); // never read
+        });
+      }
+      assert.equal(tf.memory().numTensors, before.tensors);
+      assert.equal(backendData(), before.data);
+      disableNativeKernels();
+      tf.dispose([x, y]);
+    });
+
     it('MaxPoolGrad reuses its window winners per input, and only for the same geometry', () => {
       // Ties (rounded values) and a view of the same data under another shape.
       const x = tf.tidy(() => tf.round(tf.mul(randTensor([2, 8, 6, 3], 75), 2))) as tf.Tensor4D;

@@ -7,6 +7,7 @@
  * overhead (~10 us) is larger than the work.
  */
 import * as tf from '@tensorflow/tfjs';
+import type { MaxPoolGradInfo } from './max-pool-grad.js';
 import { allFloat32, type DirectKernel, type NativeKernel, type NativePlan } from './types.js';
 
 /** Below this many output elements TF.js's own kernel is as fast. */
@@ -44,7 +45,42 @@ function binaryKernel(kernelName: string, opType: string): NativeKernel {
 
 export const addKernel = binaryKernel('Add', 'Add');
 export const subKernel = binaryKernel('Sub', 'Sub');
-export const multiplyKernel = binaryKernel('Multiply', 'Mul');
+const onnxMultiply = binaryKernel('Multiply', 'Mul');
+
+/** Data ids of Step outputs (alpha 0) with no NaN: every element is 0 or 1. */
+const zeroOneMasks = new WeakSet<object>();
+
+/**
+ * Multiply; the product of a deferred MaxPoolGrad output (see max-pool-grad.ts) and a 0/1
+ * mask of the same shape, relu's gradient after a max pool, without computing either pass:
+ * dx * mask is +0 wherever dx is (a 0/1 mask has no NaN), and (0 + dy[k]) * mask[at] at each
+ * winner, exactly what the two kernels in turn give. Other products: ONNX Runtime's Mul.
+ */
+export const multiplyKernel: DirectKernel & { plan: NativeKernel['plan'] } = {
+  kernelName: 'Multiply',
+  plan: onnxMultiply.plan,
+  run(inputs, _attrs, backend, buffers) {
+    const a = inputs['a']!;
+    const b = inputs['b']!;
+    if (!allFloat32(a, b) || !tf.util.arraysEqual(a.shape, b.shape)) return null;
+    let pending = buffers.pendingInfo(a.dataId) as MaxPoolGradInfo | undefined;
+    let mask = b;
+    if (pending?.kind !== 'MaxPoolGrad') {
+      pending = buffers.pendingInfo(b.dataId) as MaxPoolGradInfo | undefined;
+      mask = a;
+    }
+    if (pending?.kind !== 'MaxPoolGrad' || !zeroOneMasks.has(mask.dataId)) return null;
+    const m = buffers.read(backend, mask.dataId);
+    const dy = buffers.read(backend, pending.dy.dataId);
+    const { winners } = pending;
+    const out = buffers.zeros(size(a.shape));
+    for (let k = 0; k < winners.length; k++) {
+      const at = winners[k]!;
+      if (at >= 0) out[at] = (0 + dy[k]!) * m[at]!;
+    }
+    return buffers.output(backend, a.shape, out);
+  },
+};
 export const realDivKernel = binaryKernel('RealDiv', 'Div');
 
 /** Sum over axes (ReduceSum); a reduction over no axes is left to TF.js. */
@@ -149,10 +185,14 @@ export const stepKernel: DirectKernel = {
     const values = buffers.read(backend, x.dataId);
     const out = buffers.take(n);
     if (alpha === 0) {
+      let nan = false;
       for (let i = 0; i < n; i++) {
         const v = values[i]!;
-        out[i] = v !== v ? v : +(v > 0);
+        out[i] = v !== v ? ((nan = true), v) : +(v > 0);
       }
+      const output = buffers.output(backend, x.shape, out);
+      if (!nan) zeroOneMasks.add(output.dataId);
+      return output;
     } else {
       for (let i = 0; i < n; i++) {
         const v = values[i]!;

@@ -30,6 +30,14 @@ function pooledValues(
   return () => read(output.dataId);
 }
 
+/** What a deferred MaxPoolGrad output is: dx[winners[k]] = dy[k], zeros elsewhere. */
+export interface MaxPoolGradInfo {
+  kind: 'MaxPoolGrad';
+  /** Flat input index per output element (-1: none); no index twice. */
+  winners: Int32Array;
+  dy: tf.TensorInfo;
+}
+
 export const maxPoolGradKernel: DirectKernel = {
   kernelName: 'MaxPoolGrad',
   run(inputs, attrs, backend, buffers) {
@@ -45,8 +53,28 @@ export const maxPoolGradKernel: DirectKernel = {
       () => buffers.read(backend, input.dataId),
       pooledValues(inputs['output'], info, (id) => buffers.read(backend, id)),
     );
-    const dx = buffers.zeros(input.shape.reduce((a, b) => a * b, 1));
-    scatterToWinners(winners, buffers.read(backend, dy.dataId), dx);
+    const size = input.shape.reduce((a, b) => a * b, 1);
+    const fill = (dx: Float32Array) => {
+      dx.fill(0);
+      scatterToWinners(winners, buffers.read(backend, dy.dataId), dx);
+    };
+    if (info.strideHeight >= info.filterHeight && info.strideWidth >= info.filterWidth) {
+      // Windows do not overlap, so each input element is some window's winner at most once:
+      // deferred, a product with relu's mask (the next op of a conv-relu-pool gradient) can
+      // be taken from dy and the winners directly (see multiplyKernel).
+      const pending: MaxPoolGradInfo = { kind: 'MaxPoolGrad', winners, dy };
+      const deferred = buffers.deferred(
+        backend,
+        input.shape,
+        buffers.take(size),
+        fill,
+        [dy],
+        pending,
+      );
+      if (deferred != null) return deferred;
+    }
+    const dx = buffers.take(size);
+    fill(dx);
     return buffers.output(backend, input.shape, dx);
   },
 };

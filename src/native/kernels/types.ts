@@ -54,6 +54,21 @@ export interface KernelBuffers {
   take(length: number): Float32Array;
   /** The tensor for an output array, registered for reuse once it is disposed. */
   output(backend: tf.KernelBackend, shape: number[], values: Float32Array): tf.TensorInfo;
+  /**
+   * A tensor whose values `fill` computes into `values` on its first read, keeping the
+   * `inputs` it reads alive until then (or until it is disposed unread); `info` tells fusing
+   * kernels what it is. Null where deferral is not available: compute now instead.
+   */
+  deferred(
+    backend: tf.KernelBackend,
+    shape: number[],
+    values: Float32Array,
+    fill: (values: Float32Array) => void,
+    inputs: tf.TensorInfo[],
+    info: unknown,
+  ): tf.TensorInfo | null;
+  /** A deferred output's info while it is not computed yet. */
+  pendingInfo(dataId: object): unknown;
 }
 
 export const ints = (value: readonly number[]) => ({ kind: 'ints' as const, value });
