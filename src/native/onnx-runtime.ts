@@ -111,6 +111,11 @@ export class SessionCache {
     private readonly settings: SessionSettings,
   ) {}
 
+  /** Whether the graph under `key` is compiled (and so has been built and run before). */
+  has(key: string): boolean {
+    return this.sessions.has(key);
+  }
+
   get size(): number {
     return this.sessions.size;
   }

@@ -380,11 +380,38 @@ describe(
         enableNativeKernels({ threads: 1 });
         const before = tf.memory().numTensors;
         const got = tf.tidy(() => bits(tf.grad(f)(x)));
+        // Fused only where the mask is all 0 and 1 (a NaN in x makes a NaN in the mask).
+        assert.equal(nativeKernelStatus().fusedCalls > 0, !withNaN);
         assert.equal(tf.memory().numTensors, before);
         assert.deepEqual(got, expected, `withNaN ${withNaN}`);
         disableNativeKernels();
         tf.dispose([x, w]);
       }
+    });
+
+    it('conv2d then a bias add: one Conv with the bias; the conv output still reads right', () => {
+      const x = randTensor([6, 9, 8, 3], 91) as tf.Tensor4D;
+      const filter = randTensor([3, 3, 3, 5], 92) as tf.Tensor4D;
+      const bias = randTensor([5], 93);
+      const layer = () => {
+        const conv = tf.conv2d(x, filter, 1, 'same');
+        return [tf.add(conv, bias), tf.add(bias, conv), conv];
+      };
+      // Twice: the first call compiles the conv's graph (run at once), the second defers it.
+      compare('conv2d + bias, first', layer);
+      compare('conv2d + bias, deferred', () => {
+        tf.dispose(layer());
+        return layer();
+      });
+      enableNativeKernels({ threads: 1 });
+      const backendData = () => (tf.backend() as unknown as { numDataIds(): number }).numDataIds();
+      const before = { tensors: tf.memory().numTensors, data: backendData() };
+      for (let i = 0; i < 5; i++) tf.tidy(() => void tf.add(tf.conv2d(x, filter, 1, 'same'), bias));
+      assert.equal(nativeKernelStatus().fusedCalls, 4, 'every add after the first compile');
+      assert.equal(tf.memory().numTensors, before.tensors);
+      assert.equal(backendData(), before.data);
+      disableNativeKernels();
+      tf.dispose([x, filter, bias]);
     });
 
     it('a deferred MaxPoolGrad output: read late, read after dy went, or dropped unread', () => {

@@ -170,7 +170,23 @@ function forwardKernel(kernelName: string, depthwise: boolean, fused: boolean): 
   };
 }
 
-export const conv2DKernel = forwardKernel('Conv2D', false, false);
+/** What a deferred Conv2D output is (see the Add kernel, which folds a bias add into it). */
+export interface PendingConv2D {
+  kind: 'Conv2D';
+  inputs: tf.NamedTensorInfoMap;
+  attrs: tf.NamedAttrMap;
+  outShape: number[];
+}
+
+export const conv2DKernel: NativeKernel = {
+  ...forwardKernel('Conv2D', false, false),
+  defer: (inputs, attrs, plan): PendingConv2D => ({
+    kind: 'Conv2D',
+    inputs,
+    attrs,
+    outShape: plan.outShape,
+  }),
+};
 export const fusedConv2DKernel = forwardKernel('FusedConv2D', false, true);
 export const depthwiseConv2DKernel = forwardKernel('DepthwiseConv2dNative', true, false);
 export const fusedDepthwiseConv2DKernel = forwardKernel('FusedDepthwiseConv2D', true, true);

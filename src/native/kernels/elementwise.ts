@@ -7,6 +7,7 @@
  * overhead (~10 us) is larger than the work.
  */
 import * as tf from '@tensorflow/tfjs';
+import { fusedConv2DKernel, type PendingConv2D } from './conv.js';
 import type { MaxPoolGradInfo } from './max-pool-grad.js';
 import { allFloat32, type DirectKernel, type NativeKernel, type NativePlan } from './types.js';
 
@@ -43,7 +44,46 @@ function binaryKernel(kernelName: string, opType: string): NativeKernel {
   };
 }
 
-export const addKernel = binaryKernel('Add', 'Add');
+const onnxAdd = binaryKernel('Add', 'Add');
+
+/**
+ * Add; a conv's output plus its bias (what tf.layers' conv2d does while gradients are
+ * recorded: conv2d, then add, then the activation) as one Conv with the bias in it, where
+ * MLAS adds it for free, when the conv's output was deferred and is still unread: one pass
+ * over the activation instead of two. Other sums: ONNX Runtime's Add.
+ */
+export const addKernel: DirectKernel & { plan: NativeKernel['plan'] } = {
+  kernelName: 'Add',
+  plan: onnxAdd.plan,
+  run(inputs, _attrs, backend, buffers) {
+    const a = inputs['a']!;
+    const b = inputs['b']!;
+    let conv = buffers.pendingInfo(a.dataId) as PendingConv2D | undefined;
+    let bias = b;
+    if (conv?.kind !== 'Conv2D') {
+      conv = buffers.pendingInfo(b.dataId) as PendingConv2D | undefined;
+      bias = a;
+    }
+    if (conv?.kind !== 'Conv2D' || bias.dtype !== 'float32' || bias.shape.length !== 1) {
+      return null;
+    }
+    const channels = conv.outShape[conv.outShape.length - 1];
+    if (bias.shape[0] !== channels) return null;
+    const sum = buffers.native(
+      fusedConv2DKernel,
+      { ...conv.inputs, bias },
+      { ...conv.attrs, activation: 'linear' },
+      backend,
+    );
+    if (sum == null) return null;
+    if (!tf.util.arraysEqual(sum.shape, conv.outShape)) {
+      backend.disposeData(sum.dataId); // cannot happen with the conv's own attributes
+      return null;
+    }
+    buffers.countFused();
+    return sum;
+  },
+};
 export const subKernel = binaryKernel('Sub', 'Sub');
 const onnxMultiply = binaryKernel('Multiply', 'Mul');
 
@@ -78,6 +118,7 @@ export const multiplyKernel: DirectKernel & { plan: NativeKernel['plan'] } = {
       const at = winners[k]!;
       if (at >= 0) out[at] = (0 + dy[k]!) * m[at]!;
     }
+    buffers.countFused();
     return buffers.output(backend, a.shape, out);
   },
 };

@@ -26,6 +26,11 @@ export interface NativeKernel {
    * call returns the first call's output, shared as Identity shares data.
    */
   memoize?: boolean;
+  /**
+   * Kernels whose output may be deferred (computed on first read, see KernelBuffers.deferred):
+   * what fusing kernels get to know about such an output instead of its values.
+   */
+  defer?: (inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap, plan: NativePlan) => unknown;
 }
 
 /**
@@ -69,6 +74,15 @@ export interface KernelBuffers {
   ): tf.TensorInfo | null;
   /** A deferred output's info while it is not computed yet. */
   pendingInfo(dataId: object): unknown;
+  /** Counts a call that folded a deferred input into its own work (nativeKernelStatus). */
+  countFused(): void;
+  /** Runs a native (ONNX) kernel on these inputs; null where it does not handle them. */
+  native(
+    kernel: NativeKernel,
+    inputs: tf.NamedTensorInfoMap,
+    attrs: tf.NamedAttrMap,
+    backend: tf.KernelBackend,
+  ): tf.TensorInfo | null;
 }
 
 export const ints = (value: readonly number[]) => ({ kind: 'ints' as const, value });
