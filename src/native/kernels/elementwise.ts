@@ -9,7 +9,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { fusedConv2DKernel, type PendingConv2D } from './conv.js';
 import type { MaxPoolGradInfo } from './max-pool-grad.js';
-import { allFloat32, type DirectKernel, type NativeKernel, type NativePlan } from './types.js';
+import {
+  allFloat32,
+  type KernelBuffers,
+  type DirectKernel,
+  type NativeKernel,
+  type NativePlan,
+} from './types.js';
 
 /** Below this many output elements TF.js's own kernel is as fast. */
 export const MIN_ELEMENTWISE_SIZE = 8192;
@@ -44,6 +50,24 @@ function binaryKernel(kernelName: string, opType: string): NativeKernel {
   };
 }
 
+/** The operand of a binary kernel that is a deferred output of `kind`, and the other one. */
+function pendingOperand<T extends { kind: string }>(
+  inputs: tf.NamedTensorInfoMap,
+  buffers: KernelBuffers,
+  kind: T['kind'],
+): { pending: T; other: tf.TensorInfo } | null {
+  const a = inputs['a']!;
+  const b = inputs['b']!;
+  for (const [operand, other] of [
+    [a, b],
+    [b, a],
+  ] as const) {
+    const pending = buffers.pendingInfo(operand.dataId) as T | undefined;
+    if (pending?.kind === kind) return { pending, other };
+  }
+  return null;
+}
+
 const onnxAdd = binaryKernel('Add', 'Add');
 
 /**
@@ -56,17 +80,10 @@ export const addKernel: DirectKernel & { plan: NativeKernel['plan'] } = {
   kernelName: 'Add',
   plan: onnxAdd.plan,
   run(inputs, _attrs, backend, buffers) {
-    const a = inputs['a']!;
-    const b = inputs['b']!;
-    let conv = buffers.pendingInfo(a.dataId) as PendingConv2D | undefined;
-    let bias = b;
-    if (conv?.kind !== 'Conv2D') {
-      conv = buffers.pendingInfo(b.dataId) as PendingConv2D | undefined;
-      bias = a;
-    }
-    if (conv?.kind !== 'Conv2D' || bias.dtype !== 'float32' || bias.shape.length !== 1) {
-      return null;
-    }
+    const found = pendingOperand<PendingConv2D>(inputs, buffers, 'Conv2D');
+    if (found == null) return null;
+    const { pending: conv, other: bias } = found;
+    if (bias.dtype !== 'float32' || bias.shape.length !== 1) return null;
     const channels = conv.outShape[conv.outShape.length - 1];
     if (bias.shape[0] !== channels) return null;
     const sum = buffers.native(
@@ -103,13 +120,9 @@ export const multiplyKernel: DirectKernel & { plan: NativeKernel['plan'] } = {
     const a = inputs['a']!;
     const b = inputs['b']!;
     if (!allFloat32(a, b) || !tf.util.arraysEqual(a.shape, b.shape)) return null;
-    let pending = buffers.pendingInfo(a.dataId) as MaxPoolGradInfo | undefined;
-    let mask = b;
-    if (pending?.kind !== 'MaxPoolGrad') {
-      pending = buffers.pendingInfo(b.dataId) as MaxPoolGradInfo | undefined;
-      mask = a;
-    }
-    if (pending?.kind !== 'MaxPoolGrad' || !zeroOneMasks.has(mask.dataId)) return null;
+    const found = pendingOperand<MaxPoolGradInfo>(inputs, buffers, 'MaxPoolGrad');
+    if (found == null || !zeroOneMasks.has(found.other.dataId)) return null;
+    const { pending, other: mask } = found;
     const m = buffers.read(backend, mask.dataId);
     const dy = buffers.read(backend, pending.dy.dataId);
     const { winners } = pending;
