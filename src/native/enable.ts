@@ -360,15 +360,18 @@ function tryNative(
       data: state.buffers.read(backend, info.dataId),
       shape: p.inputShapes[i]!,
     }));
-  if (kernel.defer != null && state.pool != null && state.cache.has(plan.key)) {
+  const info =
+    state.pool != null && state.cache.has(plan.key)
+      ? kernel.defer?.(inputs, attrs, plan)
+      : undefined;
+  if (info !== undefined && state.pool != null) {
     // A graph that compiled and ran before: its output is computed when first read, and a
-    // kernel that can fold it into its own graph (kernel.defer says what it is) need not.
+    // kernel that can fold it into its own work (kernel.defer says what it is) need not.
     const ready = plan;
     const size = ready.outShape.reduce((a, b) => a * b, 1);
     const fill = (values: Float32Array) => {
       state.cache.run(ready.key, ready.build, readInputs(ready), () => values);
     };
-    const info = kernel.defer(inputs, attrs, ready);
     const deferred = makeDeferredOutput(
       state,
       backend,

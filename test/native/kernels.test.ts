@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { onBackend } from '../helpers.js';
 import { MAX_POOL_GRAD_TRANSPOSE, RELU_GRAD } from '../../src/kernels/index.js';
+import { gradAndHvp } from '../../src/autodiff/hvp.js';
 import {
   disableNativeKernels,
   enableNativeKernels,
@@ -387,6 +388,42 @@ describe(
         disableNativeKernels();
         tf.dispose([x, w]);
       }
+    });
+
+    it('a conv-bias-relu-pool HVP: the deferred broadcast and masked product agree with TF.js', () => {
+      // Above the element-wise threshold, so that the masks are native 0/1 masks.
+      const x = randTensor([8, 16, 16, 1], 101);
+      const filter = tf.variable(randTensor([3, 3, 1, 16], 102));
+      const bias = tf.variable(randTensor([16], 103));
+      const dense = tf.variable(randTensor([8 * 8 * 16, 3], 104));
+      const vars = [filter, bias, dense];
+      const vectors = vars.map((v, i) => randTensor(v.shape, 110 + i));
+      const loss = () =>
+        tf.tidy(() => {
+          const h = tf.relu(
+            tf.add(tf.conv2d(x as tf.Tensor4D, filter as tf.Tensor4D, 1, 'same'), bias),
+          );
+          const p = tf.reshape(tf.maxPool(h as tf.Tensor4D, 2, 2, 'valid'), [8, -1]);
+          return tf.sum(tf.square(tf.matMul(p, dense))) as tf.Scalar;
+        });
+      const run = () => {
+        const { loss: l, grads, hvp } = gradAndHvp(loss, vars, vectors);
+        return [l, ...grads, ...hvp];
+      };
+      // The second run of each finds every graph compiled, so outputs are deferred there.
+      compare('conv-bias-relu-pool HVP', () => {
+        tf.dispose(run());
+        return run();
+      });
+      enableNativeKernels({ threads: 1 });
+      tf.dispose(run());
+      const before = nativeKernelStatus().fusedCalls;
+      tf.dispose(run());
+      // Per run: conv + bias (forward), the relu-pool product (gradient), and in the sweep conv
+      // + broadcast bias, the relu-pool product again, the masked product read at the winners.
+      assert.equal(nativeKernelStatus().fusedCalls - before, 5);
+      disableNativeKernels();
+      tf.dispose([x, ...vars, ...vectors]);
     });
 
     it('conv2d then a bias add: one Conv with the bias; the conv output still reads right', () => {

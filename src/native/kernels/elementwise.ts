@@ -82,8 +82,17 @@ export const addKernel: DirectKernel & { plan: NativeKernel['plan'] } = {
   run(inputs, _attrs, backend, buffers) {
     const found = pendingOperand<PendingConv2D>(inputs, buffers, 'Conv2D');
     if (found == null) return null;
-    const { pending: conv, other: bias } = found;
-    if (bias.dtype !== 'float32' || bias.shape.length !== 1) return null;
+    const { pending: conv, other } = found;
+    // The bias: a 1-D vector, or a still-pending broadcast of one (the second-order sweep).
+    const broadcast = buffers.pendingInfo(other.dataId) as PendingChannelBroadcast | undefined;
+    const bias = broadcast?.kind === 'ChannelBroadcast' ? broadcast.vector : other;
+    if (
+      bias.dtype !== 'float32' ||
+      bias.shape.length !== 1 ||
+      (bias === other ? false : !tf.util.arraysEqual(other.shape, conv.outShape))
+    ) {
+      return null;
+    }
     const channels = conv.outShape[conv.outShape.length - 1];
     if (bias.shape[0] !== channels) return null;
     const sum = buffers.native(
@@ -104,6 +113,13 @@ export const addKernel: DirectKernel & { plan: NativeKernel['plan'] } = {
 export const subKernel = binaryKernel('Sub', 'Sub');
 const onnxMultiply = binaryKernel('Multiply', 'Mul');
 
+/** A deferred product of a tensor and a 0/1 mask of its shape. */
+export interface PendingMasked {
+  kind: 'Masked';
+  values: tf.TensorInfo;
+  mask: tf.TensorInfo;
+}
+
 /** Data ids of Step outputs (alpha 0) with no NaN: every element is 0 or 1. */
 const zeroOneMasks = new WeakSet<object>();
 
@@ -113,9 +129,19 @@ const zeroOneMasks = new WeakSet<object>();
  * dx * mask is +0 wherever dx is (a 0/1 mask has no NaN), and (0 + dy[k]) * mask[at] at each
  * winner, exactly what the two kernels in turn give. Other products: ONNX Runtime's Mul.
  */
-export const multiplyKernel: DirectKernel & { plan: NativeKernel['plan'] } = {
+export const multiplyKernel: DirectKernel & Pick<NativeKernel, 'plan' | 'defer'> = {
   kernelName: 'Multiply',
   plan: onnxMultiply.plan,
+  // A product with a 0/1 mask is deferred: read by MaxPoolGradTranspose (the second-order
+  // sweep through relu then max pool) it is only needed at the pool's winners.
+  defer(inputs): PendingMasked | undefined {
+    const a = inputs['a']!;
+    const b = inputs['b']!;
+    if (!tf.util.arraysEqual(a.shape, b.shape)) return undefined;
+    if (zeroOneMasks.has(b.dataId)) return { kind: 'Masked', values: a, mask: b };
+    if (zeroOneMasks.has(a.dataId)) return { kind: 'Masked', values: b, mask: a };
+    return undefined;
+  },
   run(inputs, _attrs, backend, buffers) {
     const a = inputs['a']!;
     const b = inputs['b']!;
@@ -262,7 +288,25 @@ export const stepKernel: DirectKernel = {
  * [128,28,28,16] activation): TF.js's cpu kernel converts every output index to coordinates
  * and back, ONNX Runtime's Tile copies blocks.
  */
+/** A deferred broadcast of a [1, ..., 1, C] tensor over all axes but the last. */
+export interface PendingChannelBroadcast {
+  kind: 'ChannelBroadcast';
+  /** The C values, as a 1-D view of the tiled tensor's data. */
+  vector: tf.TensorInfo;
+}
+
 export const tileKernel: NativeKernel = {
+  // Deferred when it broadcasts a per-channel vector (Sum's gradient of a bias in the
+  // second-order sweep): added to a deferred conv, it becomes that conv's bias (see addKernel).
+  defer(inputs, attrs): PendingChannelBroadcast | undefined {
+    const x = inputs['x']!;
+    const reps = attrs['reps'] as number[];
+    const last = x.shape.length - 1;
+    const perChannel = last >= 1 && x.shape.every((d, i) => (i === last ? reps[i] === 1 : d === 1));
+    return perChannel
+      ? { kind: 'ChannelBroadcast', vector: { ...x, shape: [x.shape[last]!] } }
+      : undefined;
+  },
   kernelName: 'Tile',
   plan(inputs, attrs): NativePlan | null {
     const x = inputs['x']!;

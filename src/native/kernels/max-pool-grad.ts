@@ -13,6 +13,7 @@ import {
   type PoolInfo,
 } from '../../kernels/max-pool-winners.js';
 import { MAX_POOL_GRAD_TRANSPOSE } from '../../kernels/max-pool-grad.js';
+import type { PendingMasked } from './elementwise.js';
 import type { DirectKernel } from './types.js';
 
 const sameShape = (a: number[], b: number[]) =>
@@ -95,7 +96,20 @@ export const maxPoolGradTransposeKernel: DirectKernel = {
       pooledValues(inputs['output'], info, (id) => buffers.read(backend, id)),
     );
     const out = buffers.take(winners.length);
-    gatherFromWinners(winners, buffers.read(backend, dxBar.dataId), out);
+    const masked = buffers.pendingInfo(dxBar.dataId) as PendingMasked | undefined;
+    if (masked?.kind === 'Masked') {
+      // dxBar = values * mask, still pending: the product at the winners only, as Multiply
+      // would give it there.
+      const v = buffers.read(backend, masked.values.dataId);
+      const m = buffers.read(backend, masked.mask.dataId);
+      for (let k = 0; k < winners.length; k++) {
+        const at = winners[k]!;
+        out[k] = at >= 0 ? v[at]! * m[at]! : 0;
+      }
+      buffers.countFused();
+    } else {
+      gatherFromWinners(winners, buffers.read(backend, dxBar.dataId), out);
+    }
     return buffers.output(backend, info.outShape, out);
   },
 };

@@ -28,7 +28,8 @@ export interface NativeKernel {
   memoize?: boolean;
   /**
    * Kernels whose output may be deferred (computed on first read, see KernelBuffers.deferred):
-   * what fusing kernels get to know about such an output instead of its values.
+   * what fusing kernels get to know about such an output instead of its values; undefined for
+   * calls that are not worth deferring.
    */
   defer?: (inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap, plan: NativePlan) => unknown;
 }
