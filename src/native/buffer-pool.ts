@@ -22,6 +22,8 @@ interface Tracked {
   release?: () => void;
   /** What a fusing kernel may know about a pending output instead of reading it. */
   info?: unknown;
+  /** The pool's set of pending entries, while this one is in it. */
+  pending?: Set<Tracked>;
 }
 
 interface CpuRecord {
@@ -37,6 +39,8 @@ interface CpuBackendInternals {
 
 export class OutputBufferPool {
   private readonly tracked = new WeakMap<object, Tracked>();
+  /** Deferred outputs not computed yet (held only until they are computed or disposed). */
+  private readonly pending = new Set<Tracked>();
   private readonly free = new Map<number, Float32Array[]>();
   private freeBytes = 0;
   /** Arrays handed out again, and arrays kept from the pool because someone saw them. */
@@ -107,7 +111,14 @@ export class OutputBufferPool {
     entry.fill = fill;
     entry.release = release;
     entry.info = info;
+    entry.pending = this.pending;
+    this.pending.add(entry);
     return true;
+  }
+
+  /** Computes every deferred output not read yet (before the native kernels go away). */
+  materializeAll(): void {
+    for (const entry of [...this.pending]) materialize(entry);
   }
 
   /** The info of a deferred output not computed yet; undefined otherwise. */
@@ -130,6 +141,7 @@ export class OutputBufferPool {
       if (entry != null && !b.data.has(dataId)) {
         this.tracked.delete(dataId);
         // Disposed unread: its computation never runs; what it held is let go.
+        this.pending.delete(entry);
         entry.fill = undefined;
         entry.info = undefined;
         const release = entry.release;
@@ -172,6 +184,8 @@ function internals(backend: tf.KernelBackend): CpuBackendInternals | null {
 function materialize(entry: Tracked): void {
   const fill = entry.fill;
   if (fill == null) return;
+  entry.pending?.delete(entry);
+  entry.pending = undefined;
   entry.fill = undefined;
   entry.info = undefined;
   fill(entry.values);

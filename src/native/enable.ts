@@ -184,6 +184,8 @@ function reluOpMatchesTfjs(cache: SessionCache): boolean {
 /** Restores TF.js's own kernels and frees every compiled graph. Safe to call when off. */
 export function disableNativeKernels(): void {
   if (installed == null) return;
+  // Deferred outputs still unread are computed now, while their graphs are there.
+  installed.pool?.materializeAll();
   for (const restore of installed.restore.reverse()) restore();
   installed.cache.dispose();
   installed = null;

@@ -466,6 +466,13 @@ describe(
       dy.dispose(); // the deferred output keeps what it needs
       assert.deepEqual(dx.dataSync(), expected);
       dx.dispose();
+      // Still unread when the native kernels go: computed on the way out, read fine after.
+      const dy2 = randTensor(y.shape, 84);
+      const late = run(dy2, y);
+      disableNativeKernels();
+      assert.deepEqual(late.dataSync(), expected);
+      tf.dispose([late, dy2]);
+      enableNativeKernels({ threads: 1 });
       for (let i = 0; i < 20; i++) {
         tf.tidy(() => {
           run(tf.onesLike(y), y); // never read
