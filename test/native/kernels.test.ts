@@ -426,6 +426,27 @@ describe(
       tf.dispose([x, ...vars, ...vectors]);
     });
 
+    it('the sum of two deferred convs of one geometry is one conv of the concatenations', () => {
+      const xs = [randTensor([5, 9, 8, 3], 121), randTensor([5, 9, 8, 3], 122)] as tf.Tensor4D[];
+      const fs = [randTensor([3, 3, 3, 4], 123), randTensor([3, 3, 3, 4], 124)] as tf.Tensor4D[];
+      const other = randTensor([1, 1, 3, 4], 125) as tf.Tensor4D; // another geometry: no fusion
+      const sums = () => [
+        tf.add(tf.conv2d(xs[0]!, fs[0]!, 1, 'same'), tf.conv2d(xs[1]!, fs[1]!, 1, 'same')),
+        tf.add(tf.conv2d(xs[0]!, fs[0]!, 1, 'same'), tf.conv2d(xs[1]!, other, 1, 'same')),
+      ];
+      compare('two convs summed', () => {
+        tf.dispose(sums()); // compiles every graph; the second call defers the convs
+        return sums();
+      });
+      enableNativeKernels({ threads: 1 });
+      tf.dispose(sums());
+      const before = nativeKernelStatus().fusedCalls;
+      tf.dispose(sums());
+      assert.equal(nativeKernelStatus().fusedCalls - before, 1);
+      disableNativeKernels();
+      tf.dispose([...xs, ...fs, other]);
+    });
+
     it('conv2d then a bias add: one Conv with the bias; the conv output still reads right', () => {
       const x = randTensor([6, 9, 8, 3], 91) as tf.Tensor4D;
       const filter = randTensor([3, 3, 3, 5], 92) as tf.Tensor4D;

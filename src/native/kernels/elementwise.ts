@@ -7,10 +7,11 @@
  * overhead (~10 us) is larger than the work.
  */
 import * as tf from '@tensorflow/tfjs';
-import { fusedConv2DKernel, type PendingConv2D } from './conv.js';
+import { conv2DKernel, fusedConv2DKernel, type PendingConv2D } from './conv.js';
 import type { MaxPoolGradInfo } from './max-pool-grad.js';
 import {
   allFloat32,
+  int,
   type KernelBuffers,
   type DirectKernel,
   type NativeKernel,
@@ -83,6 +84,8 @@ export const addKernel: DirectKernel & { plan: NativeKernel['plan'] } = {
     const found = pendingOperand<PendingConv2D>(inputs, buffers, 'Conv2D');
     if (found == null) return null;
     const { pending: conv, other } = found;
+    const twin = buffers.pendingInfo(other.dataId) as PendingConv2D | undefined;
+    if (twin?.kind === 'Conv2D') return sumOfConvs(conv, twin, backend, buffers);
     // The bias: a 1-D vector, or a still-pending broadcast of one (the second-order sweep).
     const broadcast = buffers.pendingInfo(other.dataId) as PendingChannelBroadcast | undefined;
     const bias = broadcast?.kind === 'ChannelBroadcast' ? broadcast.vector : other;
@@ -110,6 +113,80 @@ export const addKernel: DirectKernel & { plan: NativeKernel['plan'] } = {
     return sum;
   },
 };
+
+/**
+ * conv(xa, fa) + conv(xb, fb), both deferred and of one geometry (the second-order sweep sums
+ * two such convs per conv layer): one conv of the inputs concatenated along the channels with
+ * the filters stacked along their input channels, the same sum of products in one output pass
+ * and no separate add. Null (Add runs as usual) where the two differ.
+ */
+function sumOfConvs(
+  a: PendingConv2D,
+  b: PendingConv2D,
+  backend: tf.KernelBackend,
+  buffers: KernelBuffers,
+): tf.TensorInfo | null {
+  const [xa, fa, xb, fb] = [
+    a.inputs['x']!,
+    a.inputs['filter']!,
+    b.inputs['x']!,
+    b.inputs['filter']!,
+  ];
+  const sameGeometry =
+    tf.util.arraysEqual(xa.shape, xb.shape) &&
+    tf.util.arraysEqual(fa.shape, fb.shape) &&
+    tf.util.arraysEqual(a.outShape, b.outShape) &&
+    JSON.stringify(a.attrs) === JSON.stringify(b.attrs) &&
+    xa.shape.length === 4 &&
+    fa.shape.length === 4;
+  if (!sameGeometry || !allFloat32(xa, fa, xb, fb)) return null;
+  const x2 = [...xa.shape.slice(0, 3), xa.shape[3]! * 2];
+  const f2 = [fa.shape[0]!, fa.shape[1]!, fa.shape[2]! * 2, fa.shape[3]!];
+  // The conv's own plan for the doubled shapes (plan() reads shapes and attributes only).
+  const shapeOnly = (shape: number[]): tf.TensorInfo => ({ dataId: {}, shape, dtype: 'float32' });
+  const conv = conv2DKernel.plan({ x: shapeOnly(x2), filter: shapeOnly(f2) }, a.attrs);
+  if (conv == null || !tf.util.arraysEqual(conv.outShape, a.outShape)) return null;
+  const summed: NativeKernel = {
+    kernelName: 'Add',
+    plan: () => ({
+      key: `sumOfConvs|${conv.key}`,
+      build: () => {
+        const graph = conv.build();
+        return {
+          ...graph,
+          nodes: [
+            {
+              opType: 'Concat',
+              inputs: ['xa', 'xb'],
+              outputs: ['x'],
+              attributes: { axis: int(3) },
+            },
+            {
+              opType: 'Concat',
+              inputs: ['fa', 'fb'],
+              outputs: ['filter'],
+              attributes: { axis: int(2) },
+            },
+            ...graph.nodes,
+          ],
+          inputs: [
+            { name: 'xa', shape: xa.shape },
+            { name: 'fa', shape: fa.shape },
+            { name: 'xb', shape: xb.shape },
+            { name: 'fb', shape: fb.shape },
+          ],
+        };
+      },
+      inputs: [xa, fa, xb, fb],
+      inputShapes: [xa.shape, fa.shape, xb.shape, fb.shape],
+      outShape: a.outShape,
+    }),
+  };
+  const sum = buffers.native(summed, {}, {}, backend);
+  if (sum != null) buffers.countFused();
+  return sum;
+}
+
 export const subKernel = binaryKernel('Sub', 'Sub');
 const onnxMultiply = binaryKernel('Multiply', 'Mul');
 
