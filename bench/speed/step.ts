@@ -9,7 +9,7 @@
  *   npx tsx bench/speed/step.ts                       # all of it
  *   npx tsx bench/speed/step.ts --quick               # fewer rounds and steps
  *   npx tsx bench/speed/step.ts --models cnn --variants cpu+native --rounds 5
- *   npx tsx bench/speed/step.ts --threads 1           # native and PyTorch on one thread
+ *   npx tsx bench/speed/step.ts --threads 2           # native and PyTorch on two threads (default 1)
  *   npx tsx bench/speed/step.ts --profile cpu+native  # kernel time breakdown of one step
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -54,7 +54,7 @@ function listArg<T extends string>(name: string, all: readonly T[]): T[] {
 }
 
 const quick = process.argv.includes('--quick');
-const threads = Number(arg('threads') ?? 2);
+const threads = Number(arg('threads') ?? 1);
 const rounds = Number(arg('rounds') ?? (quick ? 3 : 5));
 const models = listArg('models', MODELS);
 const optimizers = listArg('optimizers', OPTIMIZERS);

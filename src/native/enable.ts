@@ -5,7 +5,6 @@
  * attributes, a missing onnxruntime-node). Results agree with TF.js to float32 rounding;
  * gradient registrations are untouched, so first- and second-order autodiff are unchanged.
  */
-import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { installSecondOrderSupport } from '../autodiff/install.js';
 import { installFusedAdaHessianUpdate } from '../optimizers/fused-update.js';
@@ -25,7 +24,12 @@ import { loadOnnxRuntime, onnxRuntimeUnavailableReason, SessionCache } from './o
 export interface NativeKernelOptions {
   /** Backends whose kernels are wrapped (default ['cpu']; 'wasm' works too, with copies). */
   backends?: string[];
-  /** ONNX Runtime threads per kernel call (default: 2, or 1 on a one-core machine). */
+  /**
+   * ONNX Runtime threads per kernel call (default 1). Every compiled graph has its own thread
+   * pool, and waking a second thread for each of a step's ~450 calls cost more than it gained
+   * on the CNN (one thread: AdaHessian f=1 112-116 ms a step; two: 131). Raise it for large
+   * convolutions on a machine with idle cores.
+   */
   threads?: number;
   /** Compiled graphs kept (default 256); one per kernel, shape and attribute combination. */
   cacheSize?: number;
@@ -109,7 +113,7 @@ export function enableNativeKernels(options: NativeKernelOptions = {}): NativeKe
   disableNativeKernels();
   // Our fallbacks must be the final TF.js kernels, so let the library register its own first.
   installSecondOrderSupport();
-  const threads = options.threads ?? Math.min(2, availableParallelism());
+  const threads = options.threads ?? 1;
   const backends = options.backends ?? ['cpu'];
   validateOptions(options, threads, backends);
   const runtime = loadOnnxRuntime();
