@@ -69,6 +69,28 @@ function compare(label: string, f: () => tf.Tensor | tf.Tensor[], minNativeCalls
   disableNativeKernels();
 }
 
+/**
+ * compare() on the second of two runs of `f`: the first compiles every graph, so that in the
+ * second, outputs can be deferred and fused.
+ */
+function compareSecondRun(label: string, f: () => tf.Tensor[]): void {
+  compare(label, () => {
+    tf.dispose(f());
+    return f();
+  });
+}
+
+/** The fused calls (nativeKernelStatus) during the second of two native runs of `f`. */
+function fusedCallsOnSecondRun(f: () => tf.Tensor[]): number {
+  enableNativeKernels({ threads: 1 });
+  tf.dispose(f());
+  const before = nativeKernelStatus().fusedCalls;
+  tf.dispose(f());
+  const fused = nativeKernelStatus().fusedCalls - before;
+  disableNativeKernels();
+  return fused;
+}
+
 type Pad = 'same' | 'valid' | number;
 
 describe('native kernels match TF.js (cpu)', { skip: unavailable || false }, () => {
@@ -410,19 +432,10 @@ describe(
         const { loss: l, grads, hvp } = gradAndHvp(loss, vars, vectors);
         return [l, ...grads, ...hvp];
       };
-      // The second run of each finds every graph compiled, so outputs are deferred there.
-      compare('conv-bias-relu-pool HVP', () => {
-        tf.dispose(run());
-        return run();
-      });
-      enableNativeKernels({ threads: 1 });
-      tf.dispose(run());
-      const before = nativeKernelStatus().fusedCalls;
-      tf.dispose(run());
+      compareSecondRun('conv-bias-relu-pool HVP', run);
       // Per run: conv + bias (forward), the relu-pool product (gradient), and in the sweep conv
       // + broadcast bias, the relu-pool product again, the masked product read at the winners.
-      assert.equal(nativeKernelStatus().fusedCalls - before, 5);
-      disableNativeKernels();
+      assert.equal(fusedCallsOnSecondRun(run), 5);
       tf.dispose([x, ...vars, ...vectors]);
     });
 
@@ -434,16 +447,8 @@ describe(
         tf.add(tf.conv2d(xs[0]!, fs[0]!, 1, 'same'), tf.conv2d(xs[1]!, fs[1]!, 1, 'same')),
         tf.add(tf.conv2d(xs[0]!, fs[0]!, 1, 'same'), tf.conv2d(xs[1]!, other, 1, 'same')),
       ];
-      compare('two convs summed', () => {
-        tf.dispose(sums()); // compiles every graph; the second call defers the convs
-        return sums();
-      });
-      enableNativeKernels({ threads: 1 });
-      tf.dispose(sums());
-      const before = nativeKernelStatus().fusedCalls;
-      tf.dispose(sums());
-      assert.equal(nativeKernelStatus().fusedCalls - before, 1);
-      disableNativeKernels();
+      compareSecondRun('two convs summed', sums);
+      assert.equal(fusedCallsOnSecondRun(sums), 1);
       tf.dispose([...xs, ...fs, other]);
     });
 
