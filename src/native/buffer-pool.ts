@@ -84,6 +84,11 @@ export class OutputBufferPool {
     this.tracked.set(dataId, entry);
   }
 
+  /** Whether outputs on this backend can be watched (the cpu backend's records). */
+  watches(backend: tf.KernelBackend): boolean {
+    return internals(backend) != null;
+  }
+
   /** A tensor's values for our own kernels: no mark for our outputs, readSync for others. */
   valuesOf(backend: tf.KernelBackend, dataId: object): Float32Array {
     const entry = this.tracked.get(dataId);

@@ -69,18 +69,19 @@ export interface NativeKernelStatus {
   /** Output arrays reused from disposed native outputs since enabling. */
   reusedOutputs: number;
   /**
-   * Calls that folded a deferred input, never computed, into their own work since enabling: a
-   * conv's bias add run as one Conv with the bias, relu's mask applied to a max pool's
-   * gradient at the pool's winners.
+   * Calls that folded a deferred input, never computed, into their own work since enabling
+   * (cpu only): a conv's bias add (or a broadcast bias) run as one Conv with the bias, the sum
+   * of two convs as one, relu's mask applied to a max pool's gradient at the pool's winners,
+   * and a masked product read there by MaxPoolGradTranspose.
    */
   fusedCalls: number;
 }
 
 export const NATIVE_KERNEL_NAMES: readonly string[] = NATIVE_KERNELS.map((k) => k.kernelName);
 
-/** cpu and wasm both have it; it is not on the public KernelBackend type. */
+/** cpu has it (not on the public KernelBackend type); wasm does not, and is written to. */
 interface TensorInfoMaker {
-  makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
+  makeTensorInfo?(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
 }
 
 interface Installed {
@@ -442,7 +443,12 @@ function makeOutput(
   shape: number[],
   values: Float32Array,
 ): tf.TensorInfo {
-  const info = (backend as unknown as TensorInfoMaker).makeTensorInfo(shape, 'float32', values);
+  const maker = backend as unknown as TensorInfoMaker;
+  if (maker.makeTensorInfo == null) {
+    // wasm: the values are copied onto its heap.
+    return { dataId: backend.write(values, shape, 'float32'), shape, dtype: 'float32' };
+  }
+  const info = maker.makeTensorInfo(shape, 'float32', values);
   state.pool?.track(backend, info.dataId, values);
   return info;
 }
@@ -461,7 +467,10 @@ function makeDeferredOutput(
   info: unknown,
 ): tf.TensorInfo | null {
   const counting = backend as unknown as Partial<RefCounting>;
-  if (state.pool == null || typeof counting.incRef !== 'function') return null;
+  // Only outputs the pool watches (cpu) can be deferred: their values are read through it.
+  if (state.pool == null || !state.pool.watches(backend) || typeof counting.incRef !== 'function') {
+    return null;
+  }
   const output = makeOutput(state, backend, shape, values);
   for (const input of inputs) counting.incRef(input.dataId);
   const release = () => {

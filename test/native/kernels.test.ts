@@ -562,6 +562,46 @@ describe(
   },
 );
 
+describe('native kernels on the wasm backend', { skip: unavailable || false }, () => {
+  after(async () => {
+    disableNativeKernels();
+    await onBackend('cpu');
+  });
+
+  it('conv, conv + bias, its gradients and a max pool agree with wasm, run twice', async () => {
+    await onBackend('wasm');
+    const x = randTensor([4, 12, 10, 3], 131) as tf.Tensor4D;
+    const filter = randTensor([3, 3, 3, 8], 132) as tf.Tensor4D;
+    const bias = randTensor([8], 133);
+    const f = (w: tf.Tensor) =>
+      tf.sum(
+        tf.maxPool(tf.relu(tf.add(tf.conv2d(x, w as tf.Tensor4D, 1, 'same'), bias)), 2, 2, 'valid'),
+      );
+    const run = () =>
+      tf.tidy(() => [f(filter), tf.grad(f)(filter)].map((t) => t.dataSync().slice()));
+    const expected = run();
+    const status = enableNativeKernels({ threads: 1, backends: ['wasm'] });
+    assert.equal(status.enabled, true, status.reason);
+    for (let pass = 0; pass < 2; pass++) {
+      const got = run();
+      got.forEach((values, i) => {
+        const scale = Math.max(1, ...expected[i]!.map(Math.abs));
+        values.forEach((v, j) =>
+          assert.ok(
+            Math.abs(v - expected[i]![j]!) <= 1e-4 * scale,
+            `pass ${pass}, output ${i}[${j}]`,
+          ),
+        );
+      });
+    }
+    const stats = nativeKernelStatus();
+    assert.ok(stats.nativeCalls > 0, 'the native kernels ran');
+    assert.equal(stats.lastError, null);
+    disableNativeKernels();
+    tf.dispose([x, filter, bias]);
+  });
+});
+
 describe('native kernels: fallback, status and memory (cpu)', () => {
   before(async () => onBackend('cpu'));
   after(() => {
