@@ -5,6 +5,10 @@
  * broadcast), which is what a second-order sweep through bias gradients and pooling spends
  * its time on. Small tensors stay with TF.js: below a few thousand elements the call
  * overhead (~10 us) is larger than the work.
+ *
+ * Add, Multiply and Tile also take part in fusions with deferred outputs (outputs computed on
+ * first read, see KernelBuffers.deferred): a conv plus its bias or a broadcast bias, two convs
+ * summed, a max pool's gradient or a sweep's product times relu's 0/1 mask. Step is one JS pass.
  */
 import * as tf from '@tensorflow/tfjs';
 import { conv2DKernel, fusedConv2DKernel, type PendingConv2D } from './conv.js';
