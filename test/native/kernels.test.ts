@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { onBackend } from '../helpers.js';
 import { MAX_POOL_GRAD_TRANSPOSE, RELU_GRAD } from '../../src/kernels/index.js';
 import { gradAndHvp } from '../../src/autodiff/hvp.js';
+import { mulberry32 } from '../../src/util/mulberry32.js';
 import {
   disableNativeKernels,
   enableNativeKernels,
@@ -22,17 +23,8 @@ import {
 const unavailable = onnxRuntimeUnavailableReason();
 if (unavailable !== '') console.log(`# native kernel tests skipped: ${unavailable}`);
 
-/** Deterministic pseudo-random numbers (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic pseudo-random numbers. */
+const rng = mulberry32;
 const randInt = (r: () => number, lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
 const randTensor = (shape: number[], seed: number) =>
   tf.randomUniform(shape, -1, 1, 'float32', seed) as tf.Tensor;
