@@ -17,11 +17,10 @@ import * as tf from '@tensorflow/tfjs';
 import { asBackend, readValues, writeTensor } from './backend-access.js';
 import { assertShape } from './conv2d-backprop-filter.js';
 import {
-  cachedWinners,
   gatherFromWinners,
   maxPoolInfo,
   scatterToWinners,
-  type PoolInfo,
+  winnersFor,
 } from './max-pool-winners.js';
 
 export const MAX_POOL_GRAD_TRANSPOSE = 'MaxPoolGradTranspose';
@@ -34,17 +33,6 @@ function checkRank4(kernelName: string, x: tf.TensorInfo): void {
   }
 }
 
-/** MaxPool's output as a hint for the winners' scan, when it is there and float32. */
-function pooledValues(
-  backend: tf.KernelBackend,
-  output: tf.TensorInfo | undefined,
-  info: PoolInfo,
-): (() => Float32Array) | undefined {
-  if (output == null || output.dtype !== 'float32') return undefined;
-  if (!tf.util.arraysEqual(output.shape, info.outShape)) return undefined;
-  return () => readValues(backend, output) as Float32Array;
-}
-
 export function makeMaxPoolGrad(): tf.KernelFunc {
   return ({ inputs, backend: anyBackend, attrs = {} }) => {
     const backend = asBackend(anyBackend);
@@ -53,11 +41,11 @@ export function makeMaxPoolGrad(): tf.KernelFunc {
     checkRank4('MaxPoolGrad', x);
     const info = maxPoolInfo(x.shape, attrs);
     assertShape('MaxPoolGrad', 'dy', dy.shape, info.outShape);
-    const winners = cachedWinners(
-      x.dataId,
+    const winners = winnersFor(
+      x,
+      inputs['output'],
       info,
-      () => readValues(backend, x) as Float32Array,
-      pooledValues(backend, inputs['output'], info),
+      (t) => readValues(backend, t) as Float32Array,
     );
     // Float32 accumulation: an element receives one term per window that picks it (few).
     const dx = new Float32Array(tf.util.sizeFromShape(x.shape));
@@ -74,11 +62,11 @@ export function makeMaxPoolGradTranspose(): tf.KernelFunc {
     checkRank4(MAX_POOL_GRAD_TRANSPOSE, x);
     assertShape(MAX_POOL_GRAD_TRANSPOSE, 'dxBar', dxBar.shape, x.shape);
     const info = maxPoolInfo(x.shape, attrs);
-    const winners = cachedWinners(
-      x.dataId,
+    const winners = winnersFor(
+      x,
+      inputs['output'],
       info,
-      () => readValues(backend, x) as Float32Array,
-      pooledValues(backend, inputs['output'], info),
+      (t) => readValues(backend, t) as Float32Array,
     );
     const out = new Float32Array(winners.length);
     gatherFromWinners(winners, readValues(backend, dxBar) as Float32Array, out);

@@ -39,7 +39,7 @@ export function maxPoolInfo(inputShape: number[], attrs: tf.NamedAttrMap): PoolI
  * pooled output's values (`pooled()`, MaxPool of the same input) as a hint that makes the common
  * 2x2 scan branch-free; a wrong hint cannot change the result, only the speed.
  */
-export function cachedWinners(
+function cachedWinners(
   dataId: object,
   info: PoolInfo,
   values: () => Float32Array,
@@ -65,6 +65,28 @@ export function cachedWinners(
     winnersByInput.set(dataId, found);
   }
   return found.winners;
+}
+
+/**
+ * The winners for a MaxPoolGrad-style call: `input` and, as the scan's hint, MaxPool's
+ * `output` when it is there, float32 and of the pooled shape; `read` gives a tensor's values.
+ */
+export function winnersFor(
+  input: tf.TensorInfo,
+  output: tf.TensorInfo | undefined,
+  info: PoolInfo,
+  read: (t: tf.TensorInfo) => Float32Array,
+): Int32Array {
+  const hinted =
+    output != null &&
+    output.dtype === 'float32' &&
+    tf.util.arraysEqual(output.shape, info.outShape);
+  return cachedWinners(
+    input.dataId,
+    info,
+    () => read(input),
+    hinted ? () => read(output) : undefined,
+  );
 }
 
 /** dx[winners[k]] += dy[k] into `dx` (zeroed, the input's size): MaxPoolGrad. */

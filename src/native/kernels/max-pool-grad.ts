@@ -4,32 +4,16 @@
  * results are those kernels' bit for bit, with inputs read and outputs taken through the
  * native output pool. ONNX has no MaxPoolGrad, so these run in JS.
  */
-import type * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs';
 import {
-  cachedWinners,
   gatherFromWinners,
   maxPoolInfo,
   scatterToWinners,
-  type PoolInfo,
+  winnersFor,
 } from '../../kernels/max-pool-winners.js';
 import { MAX_POOL_GRAD_TRANSPOSE } from '../../kernels/max-pool-grad.js';
 import type { PendingMasked } from './elementwise.js';
 import type { DirectKernel } from './types.js';
-
-const sameShape = (a: number[], b: number[]) =>
-  a.length === b.length && a.every((d, i) => d === b[i]);
-
-/** MaxPool's output as a hint for the winners' scan, when it is there and float32. */
-function pooledValues(
-  output: tf.TensorInfo | undefined,
-  info: PoolInfo,
-  read: (dataId: object) => Float32Array,
-): (() => Float32Array) | undefined {
-  if (output == null || output.dtype !== 'float32' || !sameShape(output.shape, info.outShape)) {
-    return undefined;
-  }
-  return () => read(output.dataId);
-}
 
 /** What a deferred MaxPoolGrad output is: dx[winners[k]] = dy[k], zeros elsewhere. */
 export interface MaxPoolGradInfo {
@@ -47,12 +31,9 @@ export const maxPoolGradKernel: DirectKernel = {
       return null;
     }
     const info = maxPoolInfo(input.shape, attrs);
-    if (!sameShape(dy.shape, info.outShape)) return null;
-    const winners = cachedWinners(
-      input.dataId,
-      info,
-      () => buffers.read(backend, input.dataId),
-      pooledValues(inputs['output'], info, (id) => buffers.read(backend, id)),
+    if (!tf.util.arraysEqual(dy.shape, info.outShape)) return null;
+    const winners = winnersFor(input, inputs['output'], info, (t) =>
+      buffers.read(backend, t.dataId),
     );
     const size = input.shape.reduce((a, b) => a * b, 1);
     const fill = (dx: Float32Array) => {
@@ -87,13 +68,10 @@ export const maxPoolGradTransposeKernel: DirectKernel = {
     if (dxBar.dtype !== 'float32' || input.dtype !== 'float32' || input.shape.length !== 4) {
       return null;
     }
-    if (!sameShape(dxBar.shape, input.shape)) return null;
+    if (!tf.util.arraysEqual(dxBar.shape, input.shape)) return null;
     const info = maxPoolInfo(input.shape, attrs);
-    const winners = cachedWinners(
-      input.dataId,
-      info,
-      () => buffers.read(backend, input.dataId),
-      pooledValues(inputs['output'], info, (id) => buffers.read(backend, id)),
+    const winners = winnersFor(input, inputs['output'], info, (t) =>
+      buffers.read(backend, t.dataId),
     );
     const out = buffers.take(winners.length);
     const masked = buffers.pendingInfo(dxBar.dataId) as PendingMasked | undefined;
