@@ -20,6 +20,17 @@ interface PoolCase {
   dimRoundingMode?: 'floor' | 'round' | 'ceil';
 }
 
+function poolInfo(c: PoolCase) {
+  return tf.backend_util.computePool2DInfo(
+    c.xShape,
+    c.filterSize,
+    c.strides,
+    1,
+    c.pad,
+    c.dimRoundingMode,
+  );
+}
+
 function randomPoolCase(rand: () => number): PoolCase {
   const c: PoolCase = {
     xShape: [
@@ -33,27 +44,13 @@ function randomPoolCase(rand: () => number): PoolCase {
     // Numeric pads are left out: wasm's stock forward MaxPool corrupts its heap on some of them.
     pad: (['same', 'valid'] as const)[randomInt(rand, 0, 1)],
   };
-  const info = tf.backend_util.computePool2DInfo(
-    c.xShape,
-    c.filterSize,
-    c.strides,
-    1,
-    c.pad,
-    c.dimRoundingMode,
-  );
+  const info = poolInfo(c);
   return info.outHeight > 0 && info.outWidth > 0 ? c : randomPoolCase(rand);
 }
 
 /** Mostly negative values on a coarse grid, so windows of only negatives and ties both occur. */
 function poolData(c: PoolCase, rand: () => number) {
-  const info = tf.backend_util.computePool2DInfo(
-    c.xShape,
-    c.filterSize,
-    c.strides,
-    1,
-    c.pad,
-    c.dimRoundingMode,
-  );
+  const info = poolInfo(c);
   return {
     x: Float32Array.from(
       { length: tf.util.sizeFromShape(c.xShape) },
