@@ -146,8 +146,8 @@ export function enableNativeKernels(options: NativeKernelOptions = {}): NativeKe
       zeros: (length) => (pool == null ? new Float32Array(length) : pool.take(length).fill(0)),
       take: (length) => (pool == null ? new Float32Array(length) : pool.take(length)),
       output: (backend, shape, values) => makeOutput(state, backend, shape, values),
-      deferred: (backend, shape, values, fill, inputs, info) =>
-        makeDeferredOutput(state, backend, shape, values, fill, inputs, info),
+      deferred: (backend, shape, fill, inputs, info) =>
+        makeDeferredOutput(state, backend, shape, fill, inputs, info),
       native: (kernel, inputs, attrs, backend) => tryNative(kernel, inputs, attrs, backend, state),
       countFused: () => void status.fusedCalls++,
       pendingInfo: (dataId) => pool?.pendingInfo(dataId),
@@ -371,23 +371,14 @@ function tryNative(
     state.pool != null && state.cache.has(plan.key)
       ? kernel.defer?.(inputs, attrs, plan)
       : undefined;
-  if (info !== undefined && state.pool != null) {
+  if (info !== undefined) {
     // A graph that compiled and ran before: its output is computed when first read, and a
     // kernel that can fold it into its own work (kernel.defer says what it is) need not.
     const ready = plan;
-    const size = ready.outShape.reduce((a, b) => a * b, 1);
     const fill = (values: Float32Array) => {
       state.cache.run(ready.key, ready.build, readInputs(ready), () => values);
     };
-    const deferred = makeDeferredOutput(
-      state,
-      backend,
-      ready.outShape,
-      state.pool.take(size),
-      fill,
-      ready.inputs,
-      info,
-    );
+    const deferred = makeDeferredOutput(state, backend, ready.outShape, fill, ready.inputs, info);
     if (deferred != null) return deferred;
   }
   const graphInputs = readInputs(plan);
@@ -461,7 +452,6 @@ function makeDeferredOutput(
   state: Installed,
   backend: tf.KernelBackend,
   shape: number[],
-  values: Float32Array,
   fill: (values: Float32Array) => void,
   inputs: tf.TensorInfo[],
   info: unknown,
@@ -471,6 +461,7 @@ function makeDeferredOutput(
   if (state.pool == null || !state.pool.watches(backend) || typeof counting.incRef !== 'function') {
     return null;
   }
+  const values = state.pool.take(shape.reduce((a, b) => a * b, 1));
   const output = makeOutput(state, backend, shape, values);
   for (const input of inputs) counting.incRef(input.dataId);
   const release = () => {

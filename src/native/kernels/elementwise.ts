@@ -88,11 +88,11 @@ export const addKernel: DirectKernel & { plan: NativeKernel['plan'] } = {
     const found = pendingOperand<PendingConv2D>(inputs, buffers, 'Conv2D');
     if (found == null) return null;
     const { pending: conv, other } = found;
-    const twin = buffers.pendingInfo(other.dataId) as PendingConv2D | undefined;
-    if (twin?.kind === 'Conv2D') return sumOfConvs(conv, twin, backend, buffers);
+    const otherPending = buffers.pendingInfo(other.dataId) as
+      PendingConv2D | PendingChannelBroadcast | undefined;
+    if (otherPending?.kind === 'Conv2D') return sumOfConvs(conv, otherPending, backend, buffers);
     // The bias: a 1-D vector, or a still-pending broadcast of one (the second-order sweep).
-    const broadcast = buffers.pendingInfo(other.dataId) as PendingChannelBroadcast | undefined;
-    const bias = broadcast?.kind === 'ChannelBroadcast' ? broadcast.vector : other;
+    const bias = otherPending?.kind === 'ChannelBroadcast' ? otherPending.vector : other;
     if (
       bias.dtype !== 'float32' ||
       bias.shape.length !== 1 ||

@@ -45,14 +45,7 @@ export const maxPoolGradKernel: DirectKernel = {
       // deferred, a product with relu's mask (the next op of a conv-relu-pool gradient) can
       // be taken from dy and the winners directly (see multiplyKernel).
       const pending: MaxPoolGradInfo = { kind: 'MaxPoolGrad', winners, dy };
-      const deferred = buffers.deferred(
-        backend,
-        input.shape,
-        buffers.take(size),
-        fill,
-        [dy],
-        pending,
-      );
+      const deferred = buffers.deferred(backend, input.shape, fill, [dy], pending);
       if (deferred != null) return deferred;
     }
     const dx = buffers.take(size);

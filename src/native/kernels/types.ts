@@ -61,14 +61,13 @@ export interface KernelBuffers {
   /** The tensor for an output array, registered for reuse once it is disposed. */
   output(backend: tf.KernelBackend, shape: number[], values: Float32Array): tf.TensorInfo;
   /**
-   * A tensor whose values `fill` computes into `values` on its first read, keeping the
-   * `inputs` it reads alive until then (or until it is disposed unread); `info` tells fusing
-   * kernels what it is. Null where deferral is not available: compute now instead.
+   * A tensor whose values `fill` computes into its (pooled) array on its first read, keeping
+   * the `inputs` it reads alive until then (or until it is disposed unread); `info` tells
+   * fusing kernels what it is. Null where deferral is not available: compute now instead.
    */
   deferred(
     backend: tf.KernelBackend,
     shape: number[],
-    values: Float32Array,
     fill: (values: Float32Array) => void,
     inputs: tf.TensorInfo[],
     info: unknown,
