@@ -2,7 +2,9 @@
  * Parsers for option values, for commander's argParser: each throws InvalidArgumentError
  * with a message that says what was expected, which commander prefixes with the option name.
  */
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { isOptimizerName, OPTIMIZER_NAMES, type OptimizerName } from '../optimizers/index.js';
+import { SCHEDULE_NAMES } from '../optimizers/learning-rate.js';
 
 export function positiveInteger(value: string): number {
   const n = Number(value);
@@ -79,4 +81,48 @@ export function oneOf<T extends string>(choices: readonly T[]): (value: string) 
     }
     return value as T;
   };
+}
+
+/** --schedule and --warmup-steps, for train and sweep (one declaration so their help agrees). */
+export function addScheduleOptions(cmd: Command): Command {
+  return cmd
+    .addOption(
+      new Option(
+        '--schedule <name>',
+        "learning-rate shape after the warm-up: constant; step (x0.1 at 50% and 75% of the steps); cosine (to 0 at the end); inverse-sqrt (fairseq's) (default: constant)",
+      ).choices(SCHEDULE_NAMES),
+    )
+    .option(
+      '--warmup-steps <n>',
+      'linear learning-rate warm-up over the first n steps (default: 0)',
+      nonNegativeInteger,
+    );
+}
+
+/** An optimizer with an optional base learning rate: `adam` or `adam=0.001`. */
+export interface OptimizerWithRate {
+  optimizer: OptimizerName;
+  lr?: number;
+}
+
+/** One entry of --optimizers: a name, or name=rate (the base rate the scales multiply). */
+export function optimizerWithRate(value: string): OptimizerWithRate {
+  const [name, rate, ...extra] = value.split('=').map((s) => s.trim());
+  if (extra.length > 0 || name === undefined || !isOptimizerName(name)) {
+    throw new InvalidArgumentError(
+      `expected an optimizer (${OPTIMIZER_NAMES.join(', ')}), optionally with =rate, got '${value}'.`,
+    );
+  }
+  if (rate === undefined) return { optimizer: name };
+  return { optimizer: name, lr: positiveNumber(rate) };
+}
+
+/** A comma-separated list of seeds, each at most once. */
+export function seedList(value: string): number[] {
+  const seeds = listOf(seed)(value);
+  const repeated = seeds.find((s, i) => seeds.indexOf(s) !== i);
+  if (repeated !== undefined) {
+    throw new InvalidArgumentError(`seed ${repeated} is listed twice in '${value}'.`);
+  }
+  return seeds;
 }

@@ -13,6 +13,7 @@ import {
   type OptimizerName,
   type SpatialAveraging,
 } from '../optimizers/index.js';
+import { SCHEDULE_NAMES, scheduleFactor, type ScheduleName } from '../optimizers/learning-rate.js';
 import { DATASET_NAMES, type DatasetName } from './datasets.js';
 import { CliUsageError } from './errors.js';
 
@@ -28,7 +29,12 @@ export interface TrainConfig {
   testSize?: number;
   seqLength?: number;
   optimizer: OptimizerName;
+  /** The base learning rate; the schedule multiplies it at each step. */
   lr: number;
+  /** Shape of the learning rate over the run (after the warm-up). */
+  schedule: ScheduleName;
+  /** Steps of linear warm-up of the learning rate (0: none). */
+  warmupSteps: number;
   epochs: number;
   batchSize: number;
   /** AdaHessian: compute the Hessian diagonal every this many steps (the paper's f). */
@@ -52,6 +58,8 @@ export const TRAIN_DEFAULTS = {
   batchSize: 64,
   hessianEvery: 1,
   hessianPower: 1,
+  schedule: 'constant',
+  warmupSteps: 0,
   seed: 1,
   backend: 'wasm',
 } as const;
@@ -91,11 +99,19 @@ export function resolveTrainConfig(settings: TrainSettings): TrainConfig {
       `--weight-decay applies to ${WITH_WEIGHT_DECAY.join(' and ')} (decoupled decay); use one of them.`,
     );
   }
+  const schedule = settings.schedule ?? TRAIN_DEFAULTS.schedule;
+  if (!(SCHEDULE_NAMES as readonly string[]).includes(schedule)) {
+    throw new CliUsageError(
+      `--schedule '${schedule}' is unknown; expected one of ${SCHEDULE_NAMES.join(', ')}.`,
+    );
+  }
   const config: TrainConfig = {
     model,
     dataset: dataset as DatasetName,
     optimizer,
     lr: settings.lr ?? DEFAULT_LEARNING_RATES[optimizer],
+    schedule,
+    warmupSteps: settings.warmupSteps ?? TRAIN_DEFAULTS.warmupSteps,
     epochs: settings.epochs ?? TRAIN_DEFAULTS.epochs,
     batchSize: settings.batchSize ?? TRAIN_DEFAULTS.batchSize,
     hessianEvery: settings.hessianEvery ?? TRAIN_DEFAULTS.hessianEvery,
@@ -126,6 +142,11 @@ function checkNumbers(c: TrainConfig): void {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) {
       throw new CliUsageError(`--${kebab(key)} must be a positive integer, got ${String(v)}.`);
     }
+  }
+  if (!Number.isInteger(c.warmupSteps) || c.warmupSteps < 0) {
+    throw new CliUsageError(
+      `--warmup-steps must be an integer >= 0, got ${String(c.warmupSteps)}.`,
+    );
   }
   if (!(Number.isFinite(c.lr) && c.lr > 0)) {
     throw new CliUsageError(`--lr must be a finite number > 0, got ${c.lr}.`);
@@ -165,6 +186,18 @@ export function buildOptimizer(config: TrainConfig): tf.Optimizer {
       seed: config.seed,
     },
   });
+}
+
+/** The learning rate of 1-based step `step` of a run of `totalSteps` steps. */
+export function scheduledLearningRate(
+  config: TrainConfig,
+  step: number,
+  totalSteps: number,
+): number {
+  return (
+    config.lr *
+    scheduleFactor(config.schedule, step, { warmupSteps: config.warmupSteps, totalSteps })
+  );
 }
 
 export function buildModel(

@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { batchCount, batches } from '../data/index.js';
 import { softmaxCrossEntropy } from '../losses.js';
 import { NonFiniteError } from '../optimizers/index.js';
+import { setLearningRate } from '../optimizers/learning-rate.js';
 import { prepareBackend } from './backend.js';
 import { removeStaleTempFiles, writeFileAtomic } from './atomic-file.js';
 import {
@@ -30,6 +31,7 @@ import {
   dataOrderSeed,
   kebab,
   resolveTrainConfig,
+  scheduledLearningRate,
   type TrainConfig,
   type TrainSettings,
 } from './train-config.js';
@@ -118,6 +120,7 @@ export async function train(options: TrainOptions, io: CliIo): Promise<TrainResu
       );
     }
     const stepsPerEpoch = batchCount(data.train.count, config.batchSize);
+    const totalSteps = stepsPerEpoch * config.epochs;
     const lossFn = (y: tf.Tensor, logits: tf.Tensor) => softmaxCrossEntropy(y, logits);
     const save = async () => {
       if (out !== undefined) files.checkpoint = await saveCheckpoint(out, state, model, optimizer);
@@ -146,6 +149,11 @@ export async function train(options: TrainOptions, io: CliIo): Promise<TrainResu
         let loss: number;
         let correct: number;
         try {
+          // The schedule depends on the step number only, so a resumed run follows it exactly.
+          setLearningRate(
+            optimizer,
+            scheduledLearningRate(config, state.globalStep + 1, totalSteps),
+          );
           ({ loss, correct } = trainStep(model, optimizer, vars, batch.x, batch.y, lossFn));
         } catch (e) {
           throw divergence(e, epoch, step);
@@ -384,6 +392,14 @@ function resumedConfig(saved: TrainConfig, options: TrainOptions): TrainConfig {
       );
     }
   }
+  if (
+    config.epochs !== saved.epochs &&
+    (config.schedule === 'step' || config.schedule === 'cosine')
+  ) {
+    throw new CliUsageError(
+      `--epochs cannot change on --resume with --schedule ${config.schedule}: its decay is spread over the run's planned ${saved.epochs} epochs.`,
+    );
+  }
   if (config.epochs < saved.epochs) {
     throw new CliUsageError(
       `--epochs ${config.epochs} is fewer than the checkpoint's ${saved.epochs}.`,
@@ -407,6 +423,8 @@ const SETTING_KEYS = new Set([
   'blockSize',
   'hessianPower',
   'weightDecay',
+  'schedule',
+  'warmupSteps',
   'seed',
   'backend',
 ]);

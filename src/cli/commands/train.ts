@@ -10,7 +10,13 @@ import {
   type OutputFlags,
 } from '../common-options.js';
 import type { CliContext } from '../context.js';
-import { hessianPower, nonNegativeNumber, positiveInteger, positiveNumber } from '../options.js';
+import {
+  addScheduleOptions,
+  hessianPower,
+  nonNegativeNumber,
+  positiveInteger,
+  positiveNumber,
+} from '../options.js';
 import { say } from '../output.js';
 import { formatTable } from '../table.js';
 import { train, type TrainOptions, type TrainResult } from '../training.js';
@@ -36,7 +42,13 @@ export function trainCommand(ctx: CliContext): Command {
     .addOption(
       new Option('--optimizer <name>', 'optimizer (default: adahessian)').choices(OPTIMIZER_NAMES),
     )
-    .option('--lr <number>', "learning rate (default: the optimizer's usual one)", positiveNumber)
+    .option(
+      '--lr <number>',
+      "base learning rate (default: the optimizer's usual one)",
+      positiveNumber,
+    );
+  addScheduleOptions(cmd);
+  cmd
     .option('--epochs <n>', 'epochs (default: 3)', positiveInteger)
     .option('--batch-size <n>', 'examples per step (default: 64)', positiveInteger)
     .option(
@@ -100,23 +112,40 @@ export function trainJson(result: TrainResult): Record<string, unknown> {
 
 export function trainSummary(result: TrainResult): string {
   const c = result.config;
+  // Language models: the test loss in bits per character too (nats / ln 2).
+  const text = c.dataset === 'text';
   const rows = result.metrics.map((m) => [
     m.epoch,
     m.trainLoss,
     m.trainAccuracy * 100,
     m.testLoss,
     m.testAccuracy * 100,
+    ...(text ? [m.testLoss / Math.LN2] : []),
     m.msPerStep,
   ]);
   const lines = [
-    `${c.optimizer} (lr ${c.lr}) on ${c.model} / ${c.dataset}, batch ${c.batchSize}, seed ${c.seed}, ${c.backend}`,
+    `${c.optimizer} (lr ${c.lr}${scheduleText(c)}) on ${c.model} / ${c.dataset}, batch ${c.batchSize}, seed ${c.seed}, ${c.backend}`,
     formatTable(
-      ['epoch', 'train loss', 'train acc %', 'test loss', 'test acc %', 'ms/step'],
+      [
+        'epoch',
+        'train loss',
+        'train acc %',
+        'test loss',
+        'test acc %',
+        ...(text ? ['test bits/char'] : []),
+        'ms/step',
+      ],
       rows,
-      { digits: [0, 4, 2, 4, 2, 1] },
+      { digits: [0, 4, 2, 4, 2, ...(text ? [4] : []), 1] },
     ),
   ];
   const files = Object.entries(result.files);
   if (files.length > 0) lines.push('', ...files.map(([k, v]) => `${k}: ${v}`));
   return lines.join('\n');
+}
+
+/** ", cosine, warm-up 100" and the like; nothing for a constant rate without warm-up. */
+export function scheduleText(c: { schedule: string; warmupSteps: number }): string {
+  if (c.schedule === 'constant' && c.warmupSteps === 0) return '';
+  return `, ${c.schedule}${c.warmupSteps > 0 ? `, warm-up ${c.warmupSteps}` : ''}`;
 }
