@@ -38,10 +38,13 @@ export function addDataOptions(cmd: Command): Command {
     .addOption(
       new Option(
         '--dataset <name>',
-        'fashion-mnist-slice (shipped), fashion-mnist (full set, --data DIR), cifar10 (--data DIR), text (--data FILE) (default: fashion-mnist-slice)',
+        'fashion-mnist-slice (shipped), fashion-mnist (full set, --data DIR), cifar10 (--data DIR), text (--data FILE or DIR) (default: fashion-mnist-slice)',
       ).choices(DATASET_NAMES),
     )
-    .option('--data <path>', 'dataset directory, or a UTF-8 file for --dataset text')
+    .option(
+      '--data <path>',
+      'dataset directory, or for --dataset text a UTF-8 file or a directory of them',
+    )
     .option('--train-size <n>', 'use only the first n training examples', positiveInteger)
     .option('--test-size <n>', 'use only the first n test examples', positiveInteger)
     .option(

@@ -4,7 +4,8 @@
  * - fashion-mnist-slice: the slice shipped in data/fashion-mnist/ (4000 train, 1000 test);
  * - fashion-mnist: the full set from --data DIR (default: findFullFashionMnist());
  * - cifar10: the binary version from --data DIR (cifar-10-batches-bin);
- * - text: a UTF-8 file (--data FILE) cut into next-character sequences, for 'char-transformer'.
+ * - text: a UTF-8 file, or a directory of them (--data PATH, see readTextSource), cut into
+ *   next-character sequences, for 'char-transformer'.
  */
 import { existsSync, statSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
@@ -139,14 +140,14 @@ function imageData(
 }
 
 function textData(options: DatasetOptions): LoadedDataset {
-  const file = requireData(options, 'a UTF-8 text file');
-  if (statSync(file).isDirectory()) {
-    throw new CliUsageError(
-      `--data ${file} is a directory; --dataset text needs a UTF-8 text file.`,
-    );
-  }
+  const file = requireData(options, 'a UTF-8 text file, or a directory of them');
   const seqLength = options.seqLength ?? 64;
-  const all = loadCharText(file, seqLength);
+  let all: CharDataset;
+  try {
+    all = loadCharText(file, seqLength);
+  } catch (e) {
+    throw new CliUsageError(`--data: ${(e as Error).message}`);
+  }
   const testCount = Math.max(1, Math.floor(all.count * TEXT_TEST_FRACTION));
   const trainCount = all.count - testCount;
   if (trainCount < 1) {

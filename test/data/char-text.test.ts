@@ -1,10 +1,11 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { CharVocabulary, charDataset, charTensors, loadCharText } from '../../src/node.js';
+import { readTextSource } from '../../src/data/node/char-text.js';
 import { onBackend } from '../helpers.js';
 
 /** Row i of a [count, seqLength] id array, decoded. */
@@ -106,6 +107,30 @@ describe('character-level text dataset', () => {
     writeFileSync(short, 'ab');
     assert.throws(() => loadCharText(short, 2), {
       message: `${short}: charDataset: the text has 2 characters; sequences of 2 with a next-character target need at least 3.`,
+    });
+  });
+
+  it('reads a directory: its text files in name order, no links, subdirectories or binaries', () => {
+    const dir = join(root, 'fortunes');
+    mkdirSync(join(dir, 'sub'), { recursive: true });
+    writeFileSync(join(dir, 'b'), 'second\n%\n');
+    writeFileSync(join(dir, 'a'), 'first\n%\n');
+    writeFileSync(join(dir, 'a.dat'), Uint8Array.of(0, 0, 0, 2, 0xff, 0xfe)); // binary index
+    writeFileSync(join(dir, 'c.dat'), Uint8Array.of(0, 0, 0, 2)); // valid UTF-8, but NULs
+    writeFileSync(join(dir, 'sub', 'z'), 'not read\n');
+    symlinkSync('a', join(dir, 'a.u8'));
+    const source = readTextSource(dir);
+    assert.equal(source.text, 'first\n%\nsecond\n%\n');
+    assert.deepEqual(source.files, [join(dir, 'a'), join(dir, 'b')]);
+    assert.deepEqual(source.skipped, [join(dir, 'a.dat'), join(dir, 'c.dat')]);
+    const ds = loadCharText(dir, 4);
+    assert.equal(ds.count, 4);
+    assert.equal(row(ds.inputs, 2, 4, ds.vocab), 'seco');
+    const empty = join(root, 'binaries');
+    mkdirSync(empty);
+    writeFileSync(join(empty, 'x.dat'), Uint8Array.of(0xff));
+    assert.throws(() => loadCharText(empty, 4), {
+      message: `${empty} holds no UTF-8 text files (1 binary file(s) skipped; links and subdirectories are not followed).`,
     });
   });
 });

@@ -10,4 +10,4 @@ export {
   type LoadFashionMnistOptions,
 } from './fashion-mnist.js';
 export { loadCifar10, readCifar10File, CIFAR10_FILES, type Cifar10Split } from './cifar10.js';
-export { loadCharText } from './char-text.js';
+export { loadCharText, readTextSource, type TextSource } from './char-text.js';
