@@ -64,6 +64,13 @@ export interface ModelSource extends CommonOptions {
   data: AnalysisData;
   /** Run the model in training mode (batch statistics, dropout); default false (inference). */
   training?: boolean;
+  /**
+   * Examples per micro-batch: each batch's product is the size-weighted sum of its
+   * micro-batches' products, which bounds memory. Default 'auto' in inference mode (what fits
+   * the backend's memory), whole batches in training mode (where micro-batches would change
+   * the batch statistics).
+   */
+  microBatchSize?: number | 'auto';
 }
 
 export type HessianAnalyzerOptions = LossFunctionSource | ModelSource;
@@ -174,8 +181,11 @@ export class HessianAnalyzer {
     }
     this.seed = options.seed ?? 0;
     if ('model' in options && options.model !== undefined) {
-      const { model, loss, data, training } = options;
-      this.operator = HessianOperator.fromModel({ model, loss, data, training }, options);
+      const { model, loss, data, training, microBatchSize } = options;
+      this.operator = HessianOperator.fromModel(
+        { model, loss, data, training, microBatchSize },
+        options,
+      );
       const { variables, groups } = describeModel(model, this.operator.vars);
       this.variables = variables;
       this.layerGroups = groups;

@@ -10,6 +10,7 @@ import { privateEngine } from '../autodiff/engine.js';
 import { installSecondOrderSupport } from '../autodiff/install.js';
 import { CountingOperator } from '../estimators/operator.js';
 import { AnalysisInputError } from './errors.js';
+import { autoMicroBatchSize, checkMicroBatchSize, microBatchRows } from './micro-batch.js';
 import {
   assertReiterable,
   type AnalysisData,
@@ -44,6 +45,15 @@ export interface ModelLossOptions {
   data: AnalysisData;
   /** Run the model in training mode (batch statistics, dropout); default false. */
   training?: boolean;
+  /**
+   * Split every batch into micro-batches of at most this many examples and sum their
+   * size-weighted products, so that memory scales with the micro-batch rather than the batch.
+   * In inference mode the product is the same up to float32 rounding; in training mode batch
+   * statistics are then taken per micro-batch, a different function. Default 'auto' in
+   * inference mode (what fits the backend's memory: autoMicroBatchSize), whole batches in
+   * training mode.
+   */
+  microBatchSize?: number | 'auto';
 }
 
 export class HessianOperator extends CountingOperator {
@@ -216,7 +226,13 @@ export function modelVariables(model: tf.LayersModel): tf.Variable[] {
   return vars;
 }
 
-function modelLossWalker({ model, loss, data, training = false }: ModelLossOptions): LossWalker {
+function modelLossWalker({
+  model,
+  loss,
+  data,
+  training = false,
+  microBatchSize,
+}: ModelLossOptions): LossWalker {
   if (typeof loss !== 'function') {
     throw new AnalysisInputError('loss must be a function (labels, predictions) => tf.Scalar.');
   }
@@ -227,22 +243,82 @@ function modelLossWalker({ model, loss, data, training = false }: ModelLossOptio
       `Only models with one input and one output are supported; this one has ${model.inputs.length} and ${model.outputs.length}.`,
     );
   }
+  checkMicroBatchSize(microBatchSize);
+  const mostRows =
+    microBatchSize === 'auto' || (microBatchSize === undefined && !training)
+      ? autoMicroBatchSize(model)
+      : microBatchSize;
   assertReiterable(data);
   const inputShape = model.inputs[0]!.shape;
   // A single batch can be checked now rather than at the first product.
   if (isSingleBatch(data)) normaliseBatch(data, 'The batch', inputShape);
+  const visitExamples = async (
+    x: tf.Tensor,
+    y: tf.Tensor,
+    size: number,
+    visit: (loss: WeightedLoss) => Promise<void> | void,
+  ) => {
+    const state = saveModelState(model);
+    try {
+      const lossFn = () => {
+        const predictions = model.apply(x, { training }) as tf.Tensor;
+        return loss(y, predictions);
+      };
+      await visit({ lossFn, weight: size });
+    } finally {
+      // Training mode moves batch norm's moving statistics on every forward pass; the
+      // analysis must leave the model as it found it.
+      restoreModelState(state);
+    }
+  };
   return async (visit, firstOnly = false) => {
     await forEachBatch(
       data,
       async ({ x, y, size }) => {
-        const lossFn = () => {
-          const predictions = model.apply(x, { training }) as tf.Tensor;
-          return loss(y, predictions);
-        };
-        await visit({ lossFn, weight: size });
+        if (mostRows === undefined || size <= mostRows) {
+          await visitExamples(x, y, size, visit);
+          return;
+        }
+        // Each micro-batch's mean loss weighted by its size: the products sum to the batch's.
+        let start = 0;
+        for (const rows of microBatchRows(size, mostRows)) {
+          const xs = x.slice(start, rows);
+          const ys = y.slice(start, rows);
+          start += rows;
+          try {
+            await visitExamples(xs, ys, rows, visit);
+          } finally {
+            tf.dispose([xs, ys]);
+          }
+          if (firstOnly) break;
+        }
       },
       inputShape,
       firstOnly,
     );
   };
 }
+
+/** The model's non-trainable variables (batch norm's moving statistics) and their values. */
+interface ModelState {
+  variables: tf.Variable[];
+  values: tf.Tensor[];
+}
+
+function saveModelState(model: tf.LayersModel): ModelState {
+  const variables = model.nonTrainableWeights.map((w) =>
+    (w as unknown as { read(): tf.Variable }).read(),
+  );
+  // A clone shares the data; the variable's own write replaces its data, so this keeps the old.
+  return { variables, values: variables.map((v) => tf.clone(v)) };
+}
+
+function restoreModelState({ variables, values }: ModelState): void {
+  variables.forEach((v, i) => {
+    const saved = values[i]!;
+    if (dataIdOf(v) !== dataIdOf(saved)) v.assign(saved);
+  });
+  tf.dispose(values);
+}
+
+const dataIdOf = (t: tf.Tensor): object => (t as unknown as { dataId: object }).dataId;

@@ -24,6 +24,7 @@ export {
   type ModelLossOptions,
 } from './hessian-operator.js';
 export { type AnalysisBatch, type AnalysisData } from './data-source.js';
+export { autoMicroBatchSize, outputFloatsPerExample } from './micro-batch.js';
 export { AnalysisInputError } from './errors.js';
 export {
   type LandscapeOptions,
