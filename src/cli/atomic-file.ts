@@ -12,9 +12,10 @@ import {
   readdirSync,
   renameSync,
   rmSync,
+  statSync,
   writeSync,
 } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 
 const TEMP_SUFFIX = '.partial';
 let counter = 0;
@@ -31,7 +32,7 @@ export function writeFileAtomic(
   options: AtomicWriteOptions = {},
 ): void {
   const dir = dirname(path);
-  mkdirSync(dir, { recursive: true });
+  makeDirectory(dir);
   const temp = join(dir, `.${basename(path)}.${process.pid}.${counter++}${TEMP_SUFFIX}`);
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
   try {
@@ -83,4 +84,67 @@ export function removeStaleTempFiles(dir: string): string[] {
 
 export function isTempFileName(name: string): boolean {
   return name.startsWith('.') && name.endsWith(TEMP_SUFFIX);
+}
+
+/**
+ * mkdir -p, one level at a time. Node's recursive mkdirSync never returns on some paths
+ * (e.g. /proc/x, where it loops between ENOENT and EEXIST); creating each missing level
+ * ourselves fails there with a plain ENOENT instead.
+ */
+export function makeDirectory(dir: string): void {
+  const missing: string[] = [];
+  let at = resolve(dir);
+  for (;;) {
+    let isDirectory: boolean | undefined;
+    try {
+      isDirectory = statSync(at).isDirectory();
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    if (isDirectory === false) {
+      const error = new Error(`${at} is not a directory`) as NodeJS.ErrnoException;
+      error.code = 'ENOTDIR';
+      throw error;
+    }
+    if (isDirectory) break;
+    const parent = dirname(at);
+    if (parent === at) break;
+    missing.push(at);
+    at = parent;
+  }
+  for (const d of missing.reverse()) {
+    try {
+      mkdirSync(d);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e; // a concurrent creator
+    }
+  }
+}
+
+/**
+ * Makes sure `dir` exists (creating it) and that a file can be created, written, flushed and
+ * removed in it, before any work is done. Returns null when it can, else the reason (e.g.
+ * "is a file", "EACCES: permission denied ...").
+ */
+export function probeWritableDirectory(dir: string): string | null {
+  try {
+    const stat = statSync(dir, { throwIfNoEntry: false });
+    if (stat !== undefined && !stat.isDirectory()) return 'is a file, not a directory';
+    makeDirectory(dir);
+    const probe = join(dir, `.write-probe.${process.pid}.${counter++}${TEMP_SUFFIX}`);
+    try {
+      const fd = openSync(probe, 'wx');
+      try {
+        writeSync(fd, 'probe');
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    } finally {
+      rmSync(probe, { force: true });
+    }
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  }
 }

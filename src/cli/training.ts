@@ -4,15 +4,18 @@
  * checkpoints (at each epoch end and every --checkpoint-every steps) from which --resume
  * continues to the same weights bit for bit, and an orderly stop on an abort signal (Ctrl-C).
  */
-import { join } from 'node:path';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { batchCount, batches } from '../data/index.js';
 import { softmaxCrossEntropy } from '../losses.js';
-import { NonFiniteError } from '../optimizers/index.js';
+import { AdaHessian, NonFiniteError } from '../optimizers/index.js';
+import { allFinite } from '../optimizers/non-finite.js';
 import { setLearningRate } from '../optimizers/learning-rate.js';
 import { prepareBackend } from './backend.js';
-import { removeStaleTempFiles, writeFileAtomic } from './atomic-file.js';
+import { probeWritableDirectory, removeStaleTempFiles, writeFileAtomic } from './atomic-file.js';
 import {
+  CHECKPOINT_FILE,
   emptyAccumulator,
   loadCheckpoint,
   saveCheckpoint,
@@ -23,6 +26,7 @@ import { loadDataset, type LoadedDataset, type Split } from './datasets.js';
 import { CliUsageError, TrainingDivergedError } from './errors.js';
 import { saveModel } from './model-io.js';
 import { note, type CliIo } from './output.js';
+import { acquireRunLock, type RunLock } from './run-lock.js';
 import { startProgress } from './progress.js';
 import { toCsv } from './table.js';
 import {
@@ -41,8 +45,10 @@ export interface TrainOptions extends TrainSettings {
   out?: string;
   /** A previous run's output directory to continue from. */
   resume?: string;
-  /** Also checkpoint every this many steps (default: at epoch ends only). */
+  /** Also checkpoint every this many steps (default: at epoch ends only; --resume keeps it). */
   checkpointEvery?: number;
+  /** Replace a previous run's files in `out` (without it, such a directory is refused). */
+  force?: boolean;
   /** Stop after the current step, checkpoint, and return with interrupted: true. */
   signal?: AbortSignal;
   /** Called after every step (tests use it to interrupt at a chosen step). */
@@ -74,12 +80,83 @@ export interface TrainResult {
 const RESUMABLE_CHANGES = new Set(['epochs']);
 
 export async function train(options: TrainOptions, io: CliIo): Promise<TrainResult> {
+  // Bad settings are refused before --out is created or locked.
+  if (options.resume === undefined) resolveTrainConfig(options);
+  const out = options.out ?? options.resume;
+  const claim = out !== undefined ? claimOutputDirectory(out, options, io) : undefined;
+  try {
+    return await runTraining(options, io, out, claim?.clearPreviousRun);
+  } finally {
+    claim?.lock.release();
+  }
+}
+
+/**
+ * Checks up front that `out` can be written to (creating it), takes its lock (one run per
+ * directory), and refuses a directory that holds another run's files unless options.force;
+ * clearPreviousRun removes them (called once the new run is ready to start, so a run refused
+ * for bad data leaves them alone).
+ */
+function claimOutputDirectory(
+  out: string,
+  options: TrainOptions,
+  io: CliIo,
+): { lock: RunLock; clearPreviousRun: () => void } {
+  const option = options.out !== undefined ? '--out' : '--resume';
+  if (options.out === undefined && !existsSync(out)) {
+    throw new CliUsageError(`--resume ${out} does not exist.`);
+  }
+  const problem = probeWritableDirectory(out);
+  if (problem !== null) {
+    throw new CliUsageError(`${option} ${out} cannot be written to: ${problem}.`);
+  }
+  const lock = acquireRunLock(out, option, (message) => note(io, message));
+  const resumingHere = options.resume !== undefined && resolve(options.resume) === resolve(out);
+  const previous = resumingHere
+    ? []
+    : PREVIOUS_RUN_FILES.filter((name) => existsSync(join(out, name)));
+  if (previous.length > 0 && !options.force) {
+    lock.release();
+    const listed = previous.join(', ');
+    throw new CliUsageError(
+      finishedRunIn(out)
+        ? `--out ${out} holds a finished run (${listed}); pass --force to replace it, or choose another directory.`
+        : `--out ${out} holds an unfinished run (${listed}); continue it with --resume ${out}, or pass --force to start over.`,
+    );
+  }
+  const clearPreviousRun = () => {
+    if (previous.length === 0) return;
+    for (const name of previous) rmSync(join(out, name), { recursive: true, force: true });
+    note(io, `--force: removed the previous run's ${previous.join(', ')} from ${out}.`);
+    previous.length = 0;
+  };
+  return { lock, clearPreviousRun };
+}
+
+/** What a run writes to its --out directory. */
+const PREVIOUS_RUN_FILES = [CHECKPOINT_FILE, 'metrics.json', 'metrics.csv', 'model'];
+
+function finishedRunIn(dir: string): boolean {
+  try {
+    return JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8'))?.finished === true;
+  } catch {
+    return false;
+  }
+}
+
+async function runTraining(
+  options: TrainOptions,
+  io: CliIo,
+  out: string | undefined,
+  clearPreviousRun: (() => void) | undefined,
+): Promise<TrainResult> {
   const checkpoint = options.resume !== undefined ? loadCheckpoint(options.resume) : null;
   const config = checkpoint
     ? resumedConfig(checkpoint.config, options)
     : resolveTrainConfig(options);
-  const out = options.out ?? options.resume;
+  // Only temporary files of a dead writer can be here: the directory is locked.
   if (out !== undefined) removeStaleTempFiles(out);
+  const checkpointEvery = options.checkpointEvery ?? checkpoint?.checkpointEvery;
 
   await prepareBackend(config.backend, options.native);
   const data = options.preloaded ?? loadDataset(config);
@@ -95,6 +172,7 @@ export async function train(options: TrainOptions, io: CliIo): Promise<TrainResu
         accumulator: checkpoint.accumulator,
         metrics: checkpoint.metrics,
         stepLosses: checkpoint.stepLosses,
+        checkpointEvery,
       }
     : {
         config,
@@ -104,6 +182,7 @@ export async function train(options: TrainOptions, io: CliIo): Promise<TrainResu
         accumulator: emptyAccumulator(),
         metrics: [],
         stepLosses: [],
+        checkpointEvery,
       };
   const files: TrainResult['files'] = {};
   let interrupted = false;
@@ -120,6 +199,17 @@ export async function train(options: TrainOptions, io: CliIo): Promise<TrainResu
       );
     }
     const stepsPerEpoch = batchCount(data.train.count, config.batchSize);
+    if (state.stepInEpoch >= stepsPerEpoch) {
+      // Skipping more batches than the epoch has would never finish the epoch.
+      throw new CliUsageError(
+        `--resume ${options.resume}: the checkpoint is ${state.stepInEpoch} steps into epoch ${state.epoch + 1}, ` +
+          `but the data now gives ${stepsPerEpoch} steps per epoch (has the data changed?).`,
+      );
+    }
+    clearPreviousRun?.();
+    // AdaHessian refuses an update that would make the weights non-finite; other optimizers
+    // are checked after their step, so that no checkpoint or model is written from such weights.
+    const checkWeightsAfterStep = !(optimizer instanceof AdaHessian);
     const totalSteps = stepsPerEpoch * config.epochs;
     const lossFn = (y: tf.Tensor, logits: tf.Tensor) => softmaxCrossEntropy(y, logits);
     const save = async () => {
@@ -163,6 +253,13 @@ export async function train(options: TrainOptions, io: CliIo): Promise<TrainResu
         if (!Number.isFinite(loss)) {
           throw divergence(new NonFiniteError(`the loss is ${loss}`), epoch, step);
         }
+        if (checkWeightsAfterStep && !allFinite(vars)) {
+          throw divergence(
+            new NonFiniteError('the update made some weights NaN or infinite'),
+            epoch,
+            step,
+          );
+        }
         const size = Math.min(config.batchSize, data.train.count - step * config.batchSize);
         acc.seconds += (performance.now() - started) / 1000;
         acc.steps++;
@@ -178,21 +275,25 @@ export async function train(options: TrainOptions, io: CliIo): Promise<TrainResu
           accuracy: acc.correct / acc.seen,
         });
         options.onStep?.({ epoch: epoch + 1, step, globalStep: state.globalStep, loss });
+        // Steps never wait for anything, so without this the SIGINT handler (Ctrl-C) would not
+        // run until the whole run was over.
+        await new Promise<void>((r) => setImmediate(r));
         const stopping = options.signal?.aborted === true;
         if (stopping && step < stepsPerEpoch) {
           interrupted = true;
           break;
         }
-        if (
-          options.checkpointEvery &&
-          state.globalStep % options.checkpointEvery === 0 &&
-          step < stepsPerEpoch
-        ) {
+        if (checkpointEvery && state.globalStep % checkpointEvery === 0 && step < stepsPerEpoch) {
           await save();
         }
         if (stopping) interrupted = true;
       }
       progress.stop();
+      if (!interrupted && state.stepInEpoch !== stepsPerEpoch) {
+        throw new Error(
+          `internal: epoch ${epoch + 1} ended after ${state.stepInEpoch} of ${stepsPerEpoch} steps.`,
+        );
+      }
       if (state.stepInEpoch === stepsPerEpoch) {
         const test = evaluate(model, data.test, lossFn);
         const metrics: EpochMetrics = {
@@ -325,7 +426,8 @@ export function evaluate(
 function divergence(e: unknown, epoch: number, step: number): unknown {
   if (e instanceof NonFiniteError) {
     return new TrainingDivergedError(
-      `Training diverged at epoch ${epoch + 1}, step ${step + 1}: ${e.message}. Try a smaller --lr.`,
+      `Training diverged at epoch ${epoch + 1}, step ${step + 1}: ${e.message.replace(/\.$/, '')}. ` +
+        'The last checkpoint (if any) is kept. Try a smaller --lr.',
     );
   }
   return e;

@@ -28,6 +28,11 @@ export function assertAllFinite(checks: readonly NamedCheck[], context: string):
   );
 }
 
+/** True when every entry of every tensor is finite: one reduction, one scalar downloaded. */
+export function allFinite(tensors: readonly tf.Tensor[]): boolean {
+  return tensors.length === 0 || Number.isFinite(nanUnlessFinite(tensors));
+}
+
 function nanUnlessFinite(tensors: readonly tf.Tensor[]): number {
   return tf.tidy(() => tf.addN(tensors.map((t) => tf.sum(tf.mul(t, 0)))).dataSync()[0]!);
 }

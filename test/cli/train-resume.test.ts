@@ -43,7 +43,10 @@ describe('train', () => {
     const out = tempDir();
     await train({ ...BASE, epochs: 1, out }, quiet()); // warm-up: kernels, wasm-free cpu init
     const before = tf.memory().numTensors;
-    const result = await train({ ...BASE, epochs: 2, optimizer: 'adahessian', out }, quiet());
+    const result = await train(
+      { ...BASE, epochs: 2, optimizer: 'adahessian', out, force: true },
+      quiet(),
+    );
     assert.equal(tf.memory().numTensors, before);
     assert.equal(result.metrics.length, 2);
     assert.equal(result.globalStep, 8);
