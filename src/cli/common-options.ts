@@ -16,15 +16,16 @@ export function addOutputOptions(cmd: Command): Command {
     .option('-q, --quiet', 'no progress or notes on stderr');
 }
 
-export function addBackendOption(cmd: Command, defaultBackend = 'wasm'): Command {
+export function addBackendOption(cmd: Command): Command {
   return cmd
     .addOption(
       new Option(
         '--backend <name>',
-        `TensorFlow.js backend (default: ${defaultBackend}; tensorflow needs @tensorflow/tfjs-node)`,
+        'TensorFlow.js backend (default: cpu with --native when onnxruntime-node loads, else wasm; tensorflow needs @tensorflow/tfjs-node)',
       ).choices(CLI_BACKENDS),
     )
-    .option('--native', 'run heavy kernels through ONNX Runtime (needs onnxruntime-node)');
+    .option('--native', 'run heavy kernels through ONNX Runtime (needs onnxruntime-node)')
+    .option('--no-native', 'without --backend: run on wasm, without ONNX Runtime');
 }
 
 export function addModelOption(cmd: Command, defaultModel = 'small-cnn'): Command {

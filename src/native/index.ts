@@ -7,3 +7,4 @@ export {
   type NativeKernelOptions,
   type NativeKernelStatus,
 } from './enable.js';
+export { useFastestBackend, type FastestBackend } from './fastest.js';

@@ -69,10 +69,24 @@ export function loadOnnxRuntime(): LoadedRuntime | null {
     loaded = { binding, Tensor: common.Tensor, version: pkg.version };
   } catch (e) {
     loadError = e instanceof Error ? e.message.split('\n')[0]! : String(e);
+    if ((e as { code?: string }).code === 'MODULE_NOT_FOUND' && loadError.includes(packageName)) {
+      loadError = `it is not installed. ${ONNX_RUNTIME_INSTALL_HINT}`;
+    }
     loaded = null;
   }
   return loaded;
 }
+
+/** The onnxruntime-node version this package lists as its optional dependency (a test checks). */
+export const ONNX_RUNTIME_NODE_VERSION = '1.30.0';
+
+/**
+ * npm runs onnxruntime-node's install script, which downloads CUDA files on linux/x64; without
+ * network access it fails and npm silently drops the optional package (and `npm ci` fails on it
+ * as a direct dependency). Skipping the download, in .npmrc so that reinstalls skip it too,
+ * loses nothing here: we use the CPU execution provider only.
+ */
+export const ONNX_RUNTIME_INSTALL_HINT = `For the fast native kernels, in your project run: echo onnxruntime-node-install=skip >> .npmrc && npm install onnxruntime-node@${ONNX_RUNTIME_NODE_VERSION}`;
 
 export function onnxRuntimeUnavailableReason(): string {
   loadOnnxRuntime();

@@ -37,8 +37,7 @@ export interface AnalyzeOptions extends AnalysisSettings {
 }
 
 export async function analyze(options: AnalyzeOptions, io: CliIo) {
-  const backend = options.backend ?? 'wasm';
-  await prepareBackend(backend, options.native);
+  const { backend } = await prepareBackend(options.backend, options.native, io);
   const { model, metadata, path } = await loadModel(options.model);
   try {
     // Unless told otherwise, analyse on the data the model was trained on.

@@ -138,10 +138,11 @@ export async function bench(options: BenchOptions, io: CliIo): Promise<BenchResu
     seqLength: options.seqLength,
     batchSize: options.batchSize ?? 64,
     seed: options.seed ?? 1,
-    backend: options.backend ?? 'wasm',
+    backend: options.backend,
   };
   const base = resolveTrainConfig(settings);
-  await prepareBackend(base.backend, options.native);
+  const path = await prepareBackend(options.backend, options.native, io);
+  base.backend = path.backend;
   // A few distinct batches, cycled, so the timing is of real steps on real data.
   const batchesPerCycle = 4;
   const data = loadDataset({
@@ -192,7 +193,7 @@ export async function bench(options: BenchOptions, io: CliIo): Promise<BenchResu
     };
     note(
       io,
-      `bench: ${configs.length} configurations, ${rounds} rounds of ~${steps} steps, batch ${base.batchSize}, ${base.model} on ${base.backend}${options.native ? ' + native' : ''}`,
+      `bench: ${configs.length} configurations, ${rounds} rounds of ~${steps} steps, batch ${base.batchSize}, ${base.model} on ${base.backend}${path.native ? ' + native' : ''}`,
     );
     const progress = startProgress(io, {
       label: 'bench',
@@ -250,7 +251,7 @@ export async function bench(options: BenchOptions, io: CliIo): Promise<BenchResu
       dataset: base.dataset,
       batchSize: base.batchSize,
       backend: base.backend,
-      native: options.native ?? false,
+      native: path.native,
       stepsPerWindow: steps,
       rounds,
       rows,
@@ -345,7 +346,7 @@ export function benchCommand(ctx: CliContext): Command {
     `
 Examples:
   adahessian bench
-  adahessian bench --backend cpu --native --rounds 7
+  adahessian bench --no-native --rounds 7       (wasm, without ONNX Runtime)
   adahessian bench --model mlp --batch-size 128 --hessian-every 1,5 --json`,
   );
   cmd.action(async (flags: BenchFlags) => {

@@ -15,7 +15,7 @@ import {
   type AnalysisSettings,
 } from '../analysis.js';
 import { writeFileAtomic } from '../atomic-file.js';
-import { prepareBackend } from '../backend.js';
+import { prepareBackend, type BackendChoice } from '../backend.js';
 import {
   addBackendOption,
   addOutputOptions,
@@ -61,7 +61,6 @@ export const DEMO_DEFAULTS = {
   testSize: 1000,
   batchSize: 64,
   analysisBatch: 64,
-  backend: 'wasm' as BackendName,
   seed: 1,
   out: join('out', 'demo'),
 };
@@ -83,7 +82,7 @@ export interface DemoRun {
 }
 
 export interface DemoResult {
-  settings: typeof DEMO_DEFAULTS & { native: boolean };
+  settings: typeof DEMO_DEFAULTS & BackendChoice;
   runs: DemoRun[];
   seconds: number;
   files: { report: string; [name: string]: string };
@@ -92,8 +91,9 @@ export interface DemoResult {
 export async function demo(options: DemoOptions, io: CliIo): Promise<DemoResult> {
   const started = performance.now();
   const { analysis: analysisOptions, ...rest } = options;
-  const s = { ...DEMO_DEFAULTS, ...definedOnly(rest), native: options.native ?? false };
-  await prepareBackend(s.backend, s.native);
+  // No --backend: the fastest path available (cpu + native kernels, else wasm).
+  const path = await prepareBackend(options.backend, options.native, io);
+  const s = { ...DEMO_DEFAULTS, ...definedOnly(rest), ...path };
   const settings: TrainSettings = {
     model: 'small-cnn',
     dataset: 'fashion-mnist-slice',
@@ -107,7 +107,7 @@ export async function demo(options: DemoOptions, io: CliIo): Promise<DemoResult>
   const data = loadDataset(resolveTrainConfig(settings));
   note(
     io,
-    `demo: small CNN on ${data.train.count} Fashion-MNIST images (${data.test.count} test), ${s.epochs} epochs, batch ${s.batchSize}, seed ${s.seed}, ${s.backend}`,
+    `demo: small CNN on ${data.train.count} Fashion-MNIST images (${data.test.count} test), ${s.epochs} epochs, batch ${s.batchSize}, seed ${s.seed}, ${s.backend}${s.native ? ' + native kernels' : ''}`,
   );
   const trained: { result: TrainResult; lr: number }[] = [];
   const runs: DemoRun[] = [];

@@ -9,6 +9,7 @@ import {
   addSeedOption,
   type OutputFlags,
 } from '../common-options.js';
+import { prepareBackend } from '../backend.js';
 import type { CliContext } from '../context.js';
 import {
   addScheduleOptions,
@@ -20,7 +21,7 @@ import {
 import { say } from '../output.js';
 import { formatTable } from '../table.js';
 import { train, type TrainOptions, type TrainResult } from '../training.js';
-import type { TrainSettings } from '../train-config.js';
+import { resolveTrainConfig, type TrainSettings } from '../train-config.js';
 
 interface TrainFlags extends OutputFlags, TrainSettings {
   out?: string;
@@ -97,6 +98,11 @@ Examples:
     const io = ctx.io(flags);
     const { json: _json, quiet: _quiet, ...rest } = flags;
     const options: TrainOptions = { ...rest, signal: ctx.signal };
+    if (flags.resume === undefined) {
+      resolveTrainConfig(rest); // bad settings fail before a backend loads
+      // No --backend: the fastest path available (a resumed run keeps its checkpoint's backend).
+      Object.assign(options, await prepareBackend(flags.backend, flags.native, io));
+    }
     const result = await train(options, io);
     if (result.interrupted) ctx.exitCode = 130;
     if (io.json) io.stdout.write(`${JSON.stringify(trainJson(result), null, 2)}\n`);
