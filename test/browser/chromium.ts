@@ -18,9 +18,11 @@ export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 /**
  * Flags for headless Chromium on a machine without a GPU. Checked with Debian's Chromium 156 by
- * dropping one at a time: only `--enable-unsafe-webgpu` is required there (without it
- * `requestAdapter()` returns null; with it the adapter is SwiftShader's, Vulkan-backed), and WebGL2
- * comes up on ANGLE over SwiftShader anyway. The SwiftShader/ANGLE/Vulkan flags stay because other
+ * dropping one at a time: `--enable-unsafe-webgpu` is required (without it `requestAdapter()`
+ * returns null; with it the adapter is SwiftShader's, Vulkan-backed), and so is
+ * `--use-vulkan=swiftshader`: without it the adapter comes up and computes right, but tfjs-webgpu's
+ * synchronous read (dataSync, a copy through a canvas) returns zeros and breaks every later
+ * asynchronous read. WebGL2 comes up on ANGLE over SwiftShader anyway. The other SwiftShader flags stay because other
  * Chromium builds do not pick SwiftShader by themselves (newer ones refuse it for WebGL without
  * `--enable-unsafe-swiftshader`). The rest keep the run quiet and offline and let it run as root.
  */
@@ -35,6 +37,7 @@ export const CHROMIUM_ARGS: readonly string[] = [
   '--enable-unsafe-webgpu',
   '--use-webgpu-adapter=swiftshader',
   '--enable-features=Vulkan',
+  '--use-vulkan=swiftshader',
   '--use-angle=swiftshader',
   '--enable-unsafe-swiftshader',
 ];
