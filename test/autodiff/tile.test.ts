@@ -25,6 +25,34 @@ for (const backend of TEST_BACKENDS) {
       tf.dispose([x, dy, g, e]);
     });
 
+    it('equals the sum over repetitions for rank 4 and 5 (rank 4: what tf.layers batch norm tiles)', () => {
+      for (const [shape, reps] of [
+        [
+          [1, 2, 1, 4],
+          [2, 3, 3, 1],
+        ],
+        [
+          [2, 1, 3, 1, 2],
+          [1, 3, 2, 2, 1],
+        ],
+      ] as [number[], number[]][]) {
+        const x = tf.randomNormal(shape, 0, 1, 'float32', 4);
+        const outShape = shape.map((s, i) => s * reps[i]!);
+        const dy = tf.randomNormal(outShape, 0, 1, 'float32', 5);
+        const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.tile(t, reps), dy)))(x);
+        const expected = tf.buffer(shape);
+        const d = dy.bufferSync();
+        for (let flat = 0; flat < dy.size; flat++) {
+          const at = d.indexToLoc(flat);
+          const src = at.map((a, i) => a % shape[i]!);
+          expected.set(expected.get(...src) + d.get(...at), ...src);
+        }
+        const e = expected.toTensor();
+        assert.ok(maxAbsDiff(g, e) < 1e-5, `rank ${shape.length}`);
+        tf.dispose([x, dy, g, e]);
+      }
+    });
+
     it('takes one Sum, not one Slice per repetition', async () => {
       const x = tf.randomNormal([1, 1, 8], 0, 1, 'float32', 3);
       const profile = await tf.profile(() => {
