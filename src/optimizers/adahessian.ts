@@ -24,7 +24,7 @@ import { hutchinsonDiagonal } from './hutchinson.js';
 import { learningRateAt, serialisableLearningRate } from './learning-rate.js';
 import { fusedAdaHessianUpdateFor } from './fused-update.js';
 import { biasCorrection, decoupledStep, movingAverage } from './moments.js';
-import { assertAllFinite, type NamedCheck } from './non-finite.js';
+import { allFinite, assertAllFinite, type NamedCheck } from './non-finite.js';
 import { RademacherGenerator, type RademacherState } from './rademacher.js';
 import { SlotSet } from './slots.js';
 import { averagingModeFor, spatialAverage } from './spatial-average.js';
@@ -183,69 +183,87 @@ export class AdaHessian extends tf.Optimizer {
         checks.push({ what: `the Hessian diagonal estimate of '${v.name}'`, tensor: d });
       }
     });
-    // A fused update (installed by the native path) checks finiteness in one pass too; the
-    // tensor-op check runs when it is absent or finds something, and names the culprit.
-    const fused = fusedAdaHessianUpdateFor(tf.getBackend());
-    if (fused == null || !fused.allFinite(checks.map((x) => x.tensor))) {
-      assertAllFinite(checks, `AdaHessian step ${t}`);
-    }
     const lr = learningRateAt(c.learningRate, t, 'AdaHessian');
     const n = this.hessianUpdates + (hasHessian ? 1 : 0);
     const bc1 = biasCorrection(c.beta1, t);
     const bc2 = biasCorrection(c.beta2, n);
-    const fusedDone = vars.map((w, i) => {
-      const g = grads[i];
-      if (fused == null || g == null) return false;
-      const m = this.slots.get('m', i, w);
-      const v = this.slots.get('v', i, w);
-      const out = fused.update({
-        w,
-        g,
-        m,
-        v,
-        diagonal: hasHessian ? diagonal[i]! : null,
-        averaging: averagingModeFor(w.rank, c.spatialAveraging),
-        beta1: c.beta1,
-        beta2: c.beta2,
-        biasCorrection1: bc1,
-        biasCorrection2: bc2,
-        learningRate: lr,
-        epsilon: c.epsilon,
-        weightDecay: c.weightDecay,
-        hessianPower: c.hessianPower,
-      });
-      if (out == null) return false;
-      w.assign(out.w);
-      m.assign(out.m);
-      if (out.v != null) v.assign(out.v);
-      tf.dispose([out.w, out.m, out.v].filter((x): x is tf.Tensor => x != null));
-      return true;
-    });
-    tf.tidy(() => {
+    // The new w, m and v of every variable are computed first and assigned only once they
+    // are all known to be finite (with the inputs, in one reduction): a step that would make
+    // weights or state NaN or infinite (a huge learning rate, epsilon 0 over a zero diagonal)
+    // is refused and leaves everything as it was.
+    const fused = fusedAdaHessianUpdateFor(tf.getBackend());
+    const updates: { w: tf.Variable; i: number; next: tf.Tensor[] }[] = [];
+    const zeros: tf.Tensor[] = [];
+    try {
       vars.forEach((w, i) => {
         const g = grads[i];
-        if (g == null || fusedDone[i]) return;
-        const m = this.slots.get('m', i, w);
-        const v = this.slots.get('v', i, w);
-        const newM = movingAverage(m, g, c.beta1);
-        let newV: tf.Tensor = v;
-        if (hasHessian) {
-          const d = spatialAverage(
-            tf.abs(diagonal[i]!),
-            averagingModeFor(w.rank, c.spatialAveraging),
-          );
-          newV = movingAverage(v, tf.square(d), c.beta2);
+        if (g == null) return;
+        // State is created only when the step is accepted; until then a new one reads as zeros.
+        const existingM = this.slots.find('m', i, w);
+        const existingV = this.slots.find('v', i, w);
+        if (existingM == null || existingV == null) zeros.push(tf.zerosLike(w));
+        const m = existingM ?? zeros.at(-1)!;
+        const v = existingV ?? zeros.at(-1)!;
+        const out =
+          fused?.update({
+            w,
+            g,
+            m,
+            v,
+            diagonal: hasHessian ? diagonal[i]! : null,
+            averaging: averagingModeFor(w.rank, c.spatialAveraging),
+            beta1: c.beta1,
+            beta2: c.beta2,
+            biasCorrection1: bc1,
+            biasCorrection2: bc2,
+            learningRate: lr,
+            epsilon: c.epsilon,
+            weightDecay: c.weightDecay,
+            hessianPower: c.hessianPower,
+          }) ?? null;
+        if (out != null) {
+          updates.push({ w, i, next: [out.w, out.m, ...(out.v != null ? [out.v] : [])] });
+          return;
         }
-        const vHatPowK =
-          c.hessianPower === 1
-            ? tf.sqrt(tf.div(newV, bc2))
-            : tf.pow(tf.div(newV, bc2), c.hessianPower / 2);
-        const direction = tf.div(tf.div(newM, bc1), tf.add(vHatPowK, c.epsilon));
-        w.assign(decoupledStep(w, direction, lr, c.weightDecay));
-        m.assign(newM);
-        if (hasHessian) v.assign(newV);
+        const next = tf.tidy(() => {
+          const newM = movingAverage(m, g, c.beta1);
+          let newV: tf.Tensor = v;
+          if (hasHessian) {
+            const d = spatialAverage(
+              tf.abs(diagonal[i]!),
+              averagingModeFor(w.rank, c.spatialAveraging),
+            );
+            newV = movingAverage(v, tf.square(d), c.beta2);
+          }
+          const vHatPowK =
+            c.hessianPower === 1
+              ? tf.sqrt(tf.div(newV, bc2))
+              : tf.pow(tf.div(newV, bc2), c.hessianPower / 2);
+          const direction = tf.div(tf.div(newM, bc1), tf.add(vHatPowK, c.epsilon));
+          const newW = decoupledStep(w, direction, lr, c.weightDecay);
+          return hasHessian ? [newW, newM, newV] : [newW, newM];
+        });
+        updates.push({ w, i, next });
       });
-    });
+      const produced: NamedCheck[] = updates.flatMap(({ w, next }) =>
+        next.map((tensor, k) => ({ what: `${NEW_VALUE_OF[k]} of '${w.name}'`, tensor })),
+      );
+      const everything = [...checks, ...produced].map((x) => x.tensor);
+      const finite = fused != null ? fused.allFinite(everything) : allFinite(everything);
+      if (!finite) {
+        // Name the culprit: a non-finite input first, else the update that overflowed.
+        assertAllFinite(checks, `AdaHessian step ${t}`);
+        assertAllFinite(produced, `AdaHessian step ${t}`);
+      }
+      for (const { w, i, next } of updates) {
+        w.assign(next[0]!);
+        this.slots.get('m', i, w).assign(next[1]!);
+        if (next[2] != null) this.slots.get('v', i, w).assign(next[2]);
+      }
+    } finally {
+      for (const u of updates) tf.dispose(u.next);
+      tf.dispose(zeros);
+    }
     this.hessianUpdates = n;
     this.incrementIterations();
   }
@@ -311,6 +329,9 @@ export class AdaHessian extends tf.Optimizer {
 }
 
 tf.serialization.registerClass(AdaHessian);
+
+/** What the k-th tensor of an update is, for the message that refuses it. */
+const NEW_VALUE_OF = ['the updated weights', 'the new first moment', 'the new second moment'];
 
 /** `adahessian(config)`, in the style of tf.train.adam(...). */
 export function adahessian(config: AdaHessianConfig = {}): AdaHessian {
