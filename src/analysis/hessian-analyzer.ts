@@ -91,7 +91,12 @@ export interface TopEigenvalues {
   /** One list of tensors shaped like the variables per eigenvalue (unit norm overall). */
   eigenvectors: tf.Tensor[][];
   products: number;
+  /** Whether each pair met the tolerance: residuals[i] <= tol. */
   converged: boolean[];
+  /** ||H v - lambda v|| / |lambda| of each pair: it bounds lambda's relative error. */
+  residuals: number[];
+  /** The residual tolerance asked for (default 1e-3). */
+  tol: number;
   method: 'lanczos' | 'power';
 }
 
@@ -247,6 +252,8 @@ export class HessianAnalyzer {
       eigenvectors,
       products: result.products,
       converged: result.converged,
+      residuals: result.residuals,
+      tol: result.tol,
       method,
     };
   }

@@ -132,8 +132,16 @@ export interface TopEigenResult {
   eigenvectors: tf.Tensor1D[];
   /** Products spent. */
   products: number;
-  /** Whether each eigenvalue met the tolerance before the product budget ran out. */
+  /** Whether each eigenvalue met the tolerance (residuals[i] <= tol) within the product budget. */
   converged: boolean[];
+  /**
+   * ||A v - lambda v|| / |lambda| for each pair, the tolerance each result met: it bounds the
+   * relative distance from lambda to an eigenvalue of A. Lanczos reports the Ritz residual
+   * |beta_k s_k| (exact up to rounding with full re-orthogonalisation).
+   */
+  residuals: number[];
+  /** The tolerance asked for. */
+  tol: number;
 }
 
 export function checkTopEigenOptions(
@@ -162,6 +170,12 @@ export function checkTopEigenOptions(
     );
   }
   return { topN, maxIter, tol, which, seed: options.seed ?? 0 };
+}
+
+/** ||A v - lambda v|| / |lambda|: 0 for an exact pair (a zero eigenvalue with A v = 0 included). */
+export function relativeResidual(residual: number, eigenvalue: number): number {
+  if (residual === 0) return 0;
+  return eigenvalue === 0 ? Infinity : residual / Math.abs(eigenvalue);
 }
 
 /** Indices of the k wanted values of an ascending list, in the order they are reported. */
@@ -219,13 +233,12 @@ export async function lanczosTopEigen(
   const rng = new SeededRandom(seed);
   const start = randomUnit(rng, op.size);
   const before = op.products;
-  let converged: boolean[] = new Array<boolean>(topN).fill(false);
-  const residualsConverged = (alphas: readonly number[], betas: readonly number[]): boolean[] => {
+  const ritzResiduals = (alphas: readonly number[], betas: readonly number[]): number[] => {
     const k = alphas.length;
     const { values, vectors } = tridiagonalEigen(alphas, betas, [k - 1]);
     const residual = betas[k - 1]!;
-    return pick(values, Math.min(topN, k), which).map(
-      (i) => Math.abs(residual * vectors[i]!) <= tol * Math.abs(values[i]!) || residual === 0,
+    return pick(values, Math.min(topN, k), which).map((i) =>
+      relativeResidual(Math.abs(residual * vectors[i]!), values[i]!),
     );
   };
   const decomposition = await lanczos(op, start, {
@@ -238,17 +251,15 @@ export async function lanczosTopEigen(
       if (betas[k - 1] === 0)
         return k === op.size || !blockCanImprove(alphas, betas, topN, which, tol);
       if (k < topN) return false;
-      converged = residualsConverged(alphas, betas);
-      return converged.every(Boolean);
+      return ritzResiduals(alphas, betas).every((r) => r <= tol);
     },
   });
   start.dispose();
   const { alphas, betas } = decomposition;
   const basis = decomposition.basis!;
   const k = alphas.length;
-  if (k >= topN) converged = residualsConverged(alphas, betas);
   // A full solve when Lanczos exhausted the space (k = n) makes every Ritz pair exact.
-  if (k === op.size) converged = converged.map(() => true);
+  const residuals = k === op.size ? new Array<number>(topN).fill(0) : ritzResiduals(alphas, betas);
   const { values, vectors } = tridiagonalEigen(alphas, betas);
   const chosen = pick(values, topN, which);
   const coefficients = tf.tensor2d(
@@ -264,6 +275,8 @@ export async function lanczosTopEigen(
     eigenvalues: chosen.map((i) => values[i]!),
     eigenvectors: ritz,
     products: op.products - before,
-    converged,
+    converged: residuals.map((r) => r <= tol),
+    residuals,
+    tol,
   };
 }

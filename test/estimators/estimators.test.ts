@@ -70,6 +70,42 @@ for (const backend of TEST_BACKENDS) {
       });
     }
 
+    it('power iteration and Lanczos stop on the residual ||Av - lambda v|| <= tol |lambda| and report it', async () => {
+      // Top eigenvalues 5 % apart: the Rayleigh quotient creeps, so PyHessian's rule (relative
+      // change below tol) stopped after 63 products with lambda_1..3 off by 6.7e-3, 6.5e-3, 1.2e-2.
+      const values = spectrum([10, 9.5, 9], 47, 0, 1);
+      const matrix = symmetricWithSpectrum(values, 11);
+      const op = new MatrixOperator(matrix);
+      const a = tf.tensor2d(Array.from(matrix), [values.length, values.length]);
+      const tol = 1e-3;
+      for (const run of [powerIteration, lanczosTopEigen]) {
+        const r = await run(op, { topN: 3, tol, maxIter: 1000 });
+        assert.equal(r.tol, tol);
+        [10, 9.5, 9].forEach((exact, i) => {
+          assert.ok(
+            relError(r.eigenvalues[i]!, exact) <= tol,
+            `${run.name} ${i}: ${r.eigenvalues[i]} vs ${exact}`,
+          );
+          const trueResidual = tf.tidy(() => {
+            const v = r.eigenvectors[i]!;
+            const av = tf.matMul(v.reshape([1, -1]), a).reshape([-1]);
+            return tf.norm(tf.sub(av, tf.mul(v, r.eigenvalues[i]!))).dataSync()[0]!;
+          });
+          const relative = trueResidual / Math.abs(r.eigenvalues[i]!);
+          assert.ok(r.converged[i] && r.residuals[i]! <= tol, `${run.name} ${i} converged`);
+          assert.ok(relative <= 1.05 * tol, `${run.name} ${i}: true residual ${relative}`);
+          // The reported residual is the true one (float32 rounding aside).
+          assert.ok(
+            Math.abs(relative - r.residuals[i]!) <= 0.05 * relative + 1e-5,
+            `${run.name} ${i}: reported ${r.residuals[i]} vs true ${relative}`,
+          );
+        });
+        tf.dispose(r.eigenvectors);
+      }
+      a.dispose();
+      op.dispose();
+    });
+
     it('Lanczos finds the smallest and largest algebraic eigenvalues of an indefinite matrix', async () => {
       const values = spectrum([-12, 9], 48, -3, 3);
       const op = new MatrixOperator(symmetricWithSpectrum(values, 5));
