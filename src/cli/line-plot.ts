@@ -15,7 +15,8 @@ import {
 
 export interface Series {
   name: string;
-  points: { x: number; y: number | null }[];
+  /** lo and hi (optional): a shaded band around the line, e.g. mean +- std over seeds. */
+  points: { x: number; y: number | null; lo?: number; hi?: number }[];
 }
 
 export interface LinePlotOptions {
@@ -52,10 +53,21 @@ export function linePlotSvg(series: Series[], options: LinePlotOptions): string 
   const tx = (v: number) => (options.logX ? Math.log(v) / Math.log(options.logBase ?? 10) : v);
   const ty = (v: number | null) =>
     v == null ? null : options.logY ? (v > 0 ? Math.log10(v) : null) : v;
-  series = series.map((s) => ({ ...s, points: s.points.map((p) => ({ x: p.x, y: ty(p.y) })) }));
+  series = series.map((s) => ({
+    ...s,
+    points: s.points.map((p) => ({
+      x: p.x,
+      y: ty(p.y),
+      ...(p.y != null && p.lo != null && p.hi != null
+        ? { lo: ty(p.lo) ?? undefined, hi: ty(p.hi) ?? undefined }
+        : {}),
+    })),
+  }));
   const all = series.flatMap((s) => s.points);
   const xs = all.map((p) => tx(p.x)).filter(Number.isFinite);
-  const ys = all.map((p) => p.y).filter((y): y is number => y != null && Number.isFinite(y));
+  const ys = all
+    .flatMap((p) => [p.y, p.lo, p.hi])
+    .filter((y): y is number => y != null && Number.isFinite(y));
   const xMin = xs.length ? Math.min(...xs) : 0;
   const xMax = xs.length ? Math.max(...xs) : 1;
   const range = options.yRange?.map((v) => ty(v) ?? 0) as [number, number] | undefined;
@@ -98,6 +110,25 @@ export function linePlotSvg(series: Series[], options: LinePlotOptions): string 
       pen = true;
     }
     const parts = [`<g class="series" data-name="${escapeXml(s.name)}">`];
+    // Bands: one shaded polygon per run of consecutive points that have lo and hi.
+    let run: { x: number; lo: number; hi: number }[] = [];
+    const flush = () => {
+      if (run.length > 1) {
+        const clampY = (v: number) => Math.min(Math.max(v, yMin), yMax);
+        const upper = run.map((p) => `${coord(x(tx(p.x)))},${coord(y(clampY(p.hi)))}`);
+        const lower = run.map((p) => `${coord(x(tx(p.x)))},${coord(y(clampY(p.lo)))}`).reverse();
+        parts.push(
+          `<polygon class="band" points="${[...upper, ...lower].join(' ')}" fill="${color}" fill-opacity="0.15" stroke="none"/>`,
+        );
+      }
+      run = [];
+    };
+    for (const p of s.points) {
+      if (p.y != null && Number.isFinite(p.y) && p.lo != null && p.hi != null) {
+        run.push({ x: p.x, lo: p.lo, hi: p.hi });
+      } else flush();
+    }
+    flush();
     if (path) parts.push(`<path d="${path}" fill="none" stroke="${color}" stroke-width="2"/>`);
     for (const p of s.points) {
       const px = coord(x(tx(p.x)));

@@ -1,12 +1,18 @@
 /**
- * `adahessian sweep`: robustness to the learning rate (each optimizer's usual rate scaled by
- * 0.5 ... 10, as in the paper's IWSLT14 experiment) and to AdaHessian's block size, on a small
- * run; tables, sweep.json and two SVG plots in --out.
+ * `adahessian sweep`: robustness to the learning rate (each optimizer's base rate scaled by
+ * 0.5 ... 10, as in the paper's IWSLT14 experiment) and AdaHessian's ablations (block size,
+ * Hessian power k, Hessian every f steps), each cell over one or more seeds; a table of
+ * mean +- std per cell (the same rows with --json), sweep.json and SVG plots in --out.
+ *
+ * Every finished run is saved at once to --out/runs/, so a long grid can stop at any moment
+ * (the process killed, the machine gone) and `--resume` reruns only the cells not yet done.
  */
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import type { BackendName } from '../../backends.js';
 import { DEFAULT_LEARNING_RATES, type OptimizerName } from '../../optimizers/index.js';
+import type { ScheduleName } from '../../optimizers/learning-rate.js';
 import { writeFileAtomic } from '../atomic-file.js';
 import { prepareBackend } from '../backend.js';
 import {
@@ -14,18 +20,28 @@ import {
   addDataOptions,
   addModelOption,
   addOutputOptions,
-  addSeedOption,
   type OutputFlags,
 } from '../common-options.js';
 import type { CliContext } from '../context.js';
 import { loadDataset, type DatasetName } from '../datasets.js';
-import { TrainingDivergedError } from '../errors.js';
-import { linePlotSvg } from '../line-plot.js';
-import { listOf, oneOf, positiveInteger, positiveNumber } from '../options.js';
+import { CliUsageError, TrainingDivergedError } from '../errors.js';
+import { linePlotSvg, type Series } from '../line-plot.js';
+import {
+  addScheduleOptions,
+  hessianPower,
+  listOf,
+  nonNegativeNumber,
+  optimizerWithRate,
+  positiveInteger,
+  positiveNumber,
+  seed,
+  seedList,
+  type OptimizerWithRate,
+} from '../options.js';
 import { note, say, type CliIo } from '../output.js';
 import { startProgress } from '../progress.js';
-import { formatTable } from '../table.js';
-import { resolveTrainConfig, CLI_OPTIMIZERS, type TrainSettings } from '../train-config.js';
+import { formatTable, type Cell } from '../table.js';
+import { resolveTrainConfig, type TrainConfig, type TrainSettings } from '../train-config.js';
 import { train } from '../training.js';
 
 export const DEFAULT_SCALES = [0.5, 1, 2, 3, 4, 5, 6, 10];
@@ -41,41 +57,115 @@ export interface SweepOptions {
   seqLength?: number;
   epochs?: number;
   batchSize?: number;
-  optimizers?: OptimizerName[];
+  /** Optimizers, each with an optional base rate (default: its usual one). */
+  optimizers?: (OptimizerName | OptimizerWithRate)[];
   scales?: number[];
   blockSizes?: number[];
-  /** Skip the learning-rate part (--no-lr) or the block-size part (--no-block). */
+  /** AdaHessian ablation: Hessian powers k (default [1]). */
+  hessianPowers?: number[];
+  /** AdaHessian ablation: compute the Hessian every f steps (default [1]). */
+  hessianEvery?: number[];
+  /** Skip the learning-rate part (--no-lr) or the AdaHessian ablation (--no-block). */
   lr?: boolean;
   block?: boolean;
+  schedule?: ScheduleName;
+  warmupSteps?: number;
+  weightDecay?: number;
   backend?: BackendName;
   native?: boolean;
+  /** One seed (--seed) or several (--seeds); each cell runs once per seed. */
   seed?: number;
-  /** Where sweep.json and the plots go (default out/sweep). */
+  seeds?: number[];
+  /** Where sweep.json, the plots and the finished runs go (default out/sweep). */
   out?: string;
+  /** Reuse the finished runs in --out/runs whose settings match (skip those cells). */
+  resume?: boolean;
 }
 
+export type SweepPart = 'learning-rate' | 'adahessian';
+
+/** One training run: one cell of the grid with one seed. */
 export interface SweepRun {
+  part: SweepPart;
   optimizer: OptimizerName;
+  /** The optimizer's base rate (the one the scales multiply). */
+  baseLr: number;
   lr: number;
   scale?: number;
   blockSize?: number;
+  hessianPower?: number;
+  hessianEvery?: number;
+  seed: number;
   diverged: boolean;
   testAccuracy: number | null;
   testLoss: number | null;
   trainLoss: number | null;
+  /** Seconds in training steps per epoch (evaluation excluded). */
+  secondsPerEpoch: number | null;
+  /** Taken from an earlier process's --out/runs (--resume). */
+  reused?: boolean;
+}
+
+/** One row of the table: a cell, summarised over its seeds (mean and sample std). */
+export interface SweepRow {
+  part: SweepPart;
+  optimizer: OptimizerName;
+  baseLr: number;
+  lr: number;
+  scale: number | null;
+  blockSize: number | null;
+  hessianPower: number | null;
+  hessianEvery: number | null;
+  seeds: number;
+  /** Runs that diverged; the statistics below are over the others. */
+  diverged: number;
+  testAccuracyMean: number | null;
+  testAccuracyStd: number | null;
+  testLossMean: number | null;
+  testLossStd: number | null;
+  /** Language models: the test loss in bits per character (nats / ln 2). */
+  testBitsPerCharMean: number | null;
+  testBitsPerCharStd: number | null;
+  trainLossMean: number | null;
+  secondsPerEpochMean: number | null;
 }
 
 export interface SweepResult {
   settings: Record<string, unknown>;
+  /** The table's rows, as printed. */
+  rows: SweepRow[];
+  /** Every run, for the learning-rate part and the AdaHessian part. */
   learningRate: SweepRun[];
   blockSize: SweepRun[];
   files: { json?: string; lrPlot?: string; blockPlot?: string };
 }
 
+interface PlannedRun {
+  part: SweepPart;
+  settings: TrainSettings;
+  baseLr: number;
+  scale?: number;
+}
+
 export async function sweep(options: SweepOptions, io: CliIo): Promise<SweepResult> {
-  const optimizers = options.optimizers ?? DEFAULT_SWEEP_OPTIMIZERS;
+  const optimizers = (options.optimizers ?? DEFAULT_SWEEP_OPTIMIZERS).map((o) =>
+    typeof o === 'string' ? { optimizer: o } : o,
+  );
   const scales = options.scales ?? DEFAULT_SCALES;
   const blockSizes = options.blockSizes ?? DEFAULT_BLOCK_SIZES;
+  const powers = options.hessianPowers ?? [1];
+  const fs = options.hessianEvery ?? [1];
+  if (options.seed !== undefined && options.seeds !== undefined) {
+    throw new CliUsageError('--seed and --seeds: give one of them.');
+  }
+  const seeds = options.seeds ?? [options.seed ?? 1];
+  const repeated = optimizers.find(
+    (o, i) => optimizers.findIndex((p) => p.optimizer === o.optimizer) !== i,
+  );
+  if (repeated) throw new CliUsageError(`--optimizers lists ${repeated.optimizer} twice.`);
+  if (options.lr === false && options.block === false) {
+    throw new CliUsageError('--no-lr and --no-block together leave nothing to run.');
+  }
   const out = options.out ?? join('out', 'sweep');
   const base: TrainSettings = {
     model: options.model ?? 'small-cnn',
@@ -86,140 +176,402 @@ export async function sweep(options: SweepOptions, io: CliIo): Promise<SweepResu
     seqLength: options.seqLength,
     epochs: options.epochs ?? 1,
     batchSize: options.batchSize ?? 32,
-    seed: options.seed ?? 1,
+    schedule: options.schedule,
+    warmupSteps: options.warmupSteps,
     backend: options.backend ?? 'wasm',
   };
-  const checked = resolveTrainConfig(base);
-  await prepareBackend(checked.backend, options.native);
-  const data = loadDataset(checked);
-  const plan: TrainSettings[] = [];
+  const plan: PlannedRun[] = [];
   if (options.lr !== false) {
-    for (const optimizer of optimizers) {
+    for (const { optimizer, lr } of optimizers) {
+      const baseLr = lr ?? DEFAULT_LEARNING_RATES[optimizer];
       for (const scale of scales) {
-        plan.push({ ...base, optimizer, lr: DEFAULT_LEARNING_RATES[optimizer] * scale });
+        for (const s of seeds) {
+          // 12 significant digits: 0.15 x 3 is 0.45, not 0.44999999999999996.
+          const lr = Number((baseLr * scale).toPrecision(12));
+          const settings: TrainSettings = { ...base, optimizer, lr, seed: s };
+          if (options.weightDecay !== undefined && ['adamw', 'adahessian'].includes(optimizer)) {
+            settings.weightDecay = options.weightDecay;
+          }
+          plan.push({ part: 'learning-rate', settings, baseLr, scale });
+        }
       }
     }
   }
   if (options.block !== false) {
-    for (const blockSize of blockSizes) plan.push({ ...base, optimizer: 'adahessian', blockSize });
+    const given = optimizers.find((o) => o.optimizer === 'adahessian')?.lr;
+    const baseLr = given ?? DEFAULT_LEARNING_RATES.adahessian;
+    for (const f of fs) {
+      for (const k of powers) {
+        for (const blockSize of blockSizes) {
+          for (const s of seeds) {
+            const settings: TrainSettings = {
+              ...base,
+              optimizer: 'adahessian',
+              lr: baseLr,
+              blockSize,
+              hessianPower: k,
+              hessianEvery: f,
+              seed: s,
+            };
+            if (options.weightDecay !== undefined) settings.weightDecay = options.weightDecay;
+            plan.push({ part: 'adahessian', settings, baseLr });
+          }
+        }
+      }
+    }
   }
-  const settings = { ...checked, optimizers, scales, blockSizes };
+  // Every setting is checked before any run starts (a bad one fails now, not hours in).
+  const configs = plan.map((p) => resolveTrainConfig(p.settings));
+  const checked = configs[0]!;
+  await prepareBackend(checked.backend, options.native);
+  const data = loadDataset(checked);
+  const settings = {
+    model: checked.model,
+    dataset: checked.dataset,
+    ...(checked.data !== undefined ? { data: checked.data } : {}),
+    trainSize: data.train.count,
+    testSize: data.test.count,
+    ...(checked.seqLength !== undefined ? { seqLength: checked.seqLength } : {}),
+    epochs: checked.epochs,
+    batchSize: checked.batchSize,
+    schedule: checked.schedule,
+    warmupSteps: checked.warmupSteps,
+    backend: checked.backend,
+    native: options.native ?? false,
+    optimizers,
+    seeds,
+    scales: options.lr !== false ? scales : [],
+    blockSizes: options.block !== false ? blockSizes : [],
+    hessianPowers: options.block !== false ? powers : [],
+    hessianEvery: options.block !== false ? fs : [],
+    weightDecay: options.weightDecay,
+  };
   note(
     io,
-    `sweep: ${plan.length} runs of ${checked.epochs} epoch(s), ${checked.model} on ${data.train.count} examples`,
+    `sweep: ${plan.length} runs of ${checked.epochs} epoch(s), ${checked.model} on ${data.train.count} examples, ${seeds.length} seed(s)`,
   );
   const progress = startProgress(io, { label: 'sweep', total: plan.length, unit: 'run' });
   const quiet: CliIo = { ...io, quiet: true };
-  const learningRate: SweepRun[] = [];
-  const blockSize: SweepRun[] = [];
+  const runs: SweepRun[] = [];
   try {
-    for (const [i, run] of plan.entries()) {
-      const config = resolveTrainConfig(run);
-      const record: SweepRun = {
-        optimizer: config.optimizer,
-        lr: config.lr,
-        diverged: false,
-        testAccuracy: null,
-        testLoss: null,
-        trainLoss: null,
-      };
-      if (run.blockSize !== undefined) record.blockSize = run.blockSize;
-      else record.scale = config.lr / DEFAULT_LEARNING_RATES[config.optimizer];
-      try {
-        const result = await train({ ...run, preloaded: data }, quiet);
-        const last = result.metrics.at(-1)!;
-        const finite = [last.testLoss, last.trainLoss].every(Number.isFinite);
-        record.diverged = !finite;
-        record.testAccuracy = finite ? last.testAccuracy : null;
-        record.testLoss = finite ? last.testLoss : null;
-        record.trainLoss = finite ? last.trainLoss : null;
-      } catch (e) {
-        if (!(e instanceof TrainingDivergedError)) throw e;
-        record.diverged = true;
+    for (const [i, planned] of plan.entries()) {
+      const config = configs[i]!;
+      const file = join(out, 'runs', `${runKey(config)}.json`);
+      const saved = options.resume ? savedRun(file, config) : null;
+      let record: SweepRun;
+      if (saved) {
+        record = { ...saved, reused: true };
+      } else {
+        record = await oneRun(planned, config, data, quiet);
+        writeFileAtomic(file, JSON.stringify({ config, run: record }, null, 2));
       }
-      (run.blockSize !== undefined ? blockSize : learningRate).push(record);
+      runs.push(record);
       progress.update(i + 1, record.testAccuracy != null ? { accuracy: record.testAccuracy } : {});
     }
   } finally {
     progress.stop();
     data.dispose();
   }
-  const result: SweepResult = { settings, learningRate, blockSize, files: {} };
+  const reused = runs.filter((r) => r.reused).length;
+  if (reused > 0)
+    note(io, `sweep: ${reused} of ${runs.length} runs reused from ${join(out, 'runs')}`);
+  const learningRate = runs.filter((r) => r.part === 'learning-rate');
+  const blockSize = runs.filter((r) => r.part === 'adahessian');
+  const text = checked.dataset === 'text';
+  const rows = summarise(runs, text);
+  const result: SweepResult = { settings, rows, learningRate, blockSize, files: {} };
   result.files.json = join(out, 'sweep.json');
   if (learningRate.length > 0) {
     result.files.lrPlot = join(out, 'sweep-learning-rate.svg');
-    writeFileAtomic(result.files.lrPlot, learningRatePlot(learningRate, settings.model));
+    writeFileAtomic(
+      result.files.lrPlot,
+      learningRatePlot(
+        rows.filter((r) => r.part === 'learning-rate'),
+        checked.model,
+        text,
+      ),
+    );
   }
   if (blockSize.length > 0) {
     result.files.blockPlot = join(out, 'sweep-block-size.svg');
-    writeFileAtomic(result.files.blockPlot, blockSizePlot(blockSize, settings.model));
+    writeFileAtomic(
+      result.files.blockPlot,
+      ablationPlot(
+        rows.filter((r) => r.part === 'adahessian'),
+        checked.model,
+        text,
+      ),
+    );
   }
   writeFileAtomic(result.files.json, JSON.stringify(result, null, 2));
   return result;
 }
 
-const percent = (r: SweepRun) => (r.testAccuracy == null ? null : r.testAccuracy * 100);
+async function oneRun(
+  planned: PlannedRun,
+  config: TrainConfig,
+  data: ReturnType<typeof loadDataset>,
+  quiet: CliIo,
+): Promise<SweepRun> {
+  const record: SweepRun = {
+    part: planned.part,
+    optimizer: config.optimizer,
+    baseLr: planned.baseLr,
+    lr: config.lr,
+    seed: config.seed,
+    diverged: false,
+    testAccuracy: null,
+    testLoss: null,
+    trainLoss: null,
+    secondsPerEpoch: null,
+  };
+  if (planned.part === 'learning-rate') {
+    record.scale = planned.scale!;
+  } else {
+    record.blockSize = config.blockSize ?? 1;
+    record.hessianPower = config.hessianPower;
+    record.hessianEvery = config.hessianEvery;
+  }
+  try {
+    const result = await train({ ...planned.settings, preloaded: data }, quiet);
+    const last = result.metrics.at(-1)!;
+    const finite = [last.testLoss, last.trainLoss].every(Number.isFinite);
+    record.diverged = !finite;
+    record.testAccuracy = finite ? last.testAccuracy : null;
+    record.testLoss = finite ? last.testLoss : null;
+    record.trainLoss = finite ? last.trainLoss : null;
+    record.secondsPerEpoch =
+      result.metrics.reduce((s, m) => s + m.trainSeconds, 0) / result.metrics.length;
+  } catch (e) {
+    if (!(e instanceof TrainingDivergedError)) throw e;
+    record.diverged = true;
+  }
+  return record;
+}
 
-export function learningRatePlot(runs: SweepRun[], model: string): string {
-  const names = [...new Set(runs.map((r) => r.optimizer))];
+/** A file name for a run: readable, and distinct for distinct cells of one sweep. */
+export function runKey(c: TrainConfig): string {
+  const parts = [c.optimizer, `lr${c.lr}`, `seed${c.seed}`];
+  if (c.optimizer === 'adahessian') {
+    parts.push(`b${c.blockSize ?? 1}`, `k${c.hessianPower}`, `f${c.hessianEvery}`);
+  }
+  return parts.join('-');
+}
+
+/** The run saved in `file`, when it was made with exactly `config`; otherwise null. */
+function savedRun(file: string, config: TrainConfig): SweepRun | null {
+  if (!existsSync(file)) return null;
+  try {
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as { config: unknown; run: SweepRun };
+    return JSON.stringify(saved.config) === JSON.stringify(config) ? saved.run : null;
+  } catch {
+    return null; // a file from an older version, or damaged: run the cell again
+  }
+}
+
+export function mean(values: number[]): number | null {
+  return values.length === 0 ? null : values.reduce((a, b) => a + b, 0) / values.length;
+}
+
+/** Sample standard deviation (n - 1); 0 for a single value, null for none. */
+export function std(values: number[]): number | null {
+  const m = mean(values);
+  if (m === null) return null;
+  if (values.length === 1) return 0;
+  return Math.sqrt(values.reduce((s, v) => s + (v - m) ** 2, 0) / (values.length - 1));
+}
+
+/** Groups the runs by cell (everything but the seed), in the order the cells were planned. */
+export function summarise(runs: SweepRun[], text: boolean): SweepRow[] {
+  const cells = new Map<string, SweepRun[]>();
+  for (const r of runs) {
+    const key = JSON.stringify([
+      r.part,
+      r.optimizer,
+      r.lr,
+      r.scale,
+      r.blockSize,
+      r.hessianPower,
+      r.hessianEvery,
+    ]);
+    cells.set(key, [...(cells.get(key) ?? []), r]);
+  }
+  return [...cells.values()].map((group) => {
+    const r = group[0]!;
+    const ok = group.filter((g) => !g.diverged);
+    const pick = (f: (g: SweepRun) => number | null) =>
+      ok.map(f).filter((v): v is number => v != null);
+    const bits = pick((g) => (g.testLoss == null ? null : g.testLoss / Math.LN2));
+    return {
+      part: r.part,
+      optimizer: r.optimizer,
+      baseLr: r.baseLr,
+      lr: r.lr,
+      scale: r.scale ?? null,
+      blockSize: r.blockSize ?? null,
+      hessianPower: r.hessianPower ?? null,
+      hessianEvery: r.hessianEvery ?? null,
+      seeds: group.length,
+      diverged: group.length - ok.length,
+      testAccuracyMean: mean(pick((g) => g.testAccuracy)),
+      testAccuracyStd: std(pick((g) => g.testAccuracy)),
+      testLossMean: mean(pick((g) => g.testLoss)),
+      testLossStd: std(pick((g) => g.testLoss)),
+      testBitsPerCharMean: text ? mean(bits) : null,
+      testBitsPerCharStd: text ? std(bits) : null,
+      trainLossMean: mean(pick((g) => g.trainLoss)),
+      secondsPerEpochMean: mean(pick((g) => g.secondsPerEpoch)),
+    };
+  });
+}
+
+/** The plotted quantity of a row: test accuracy in %, or bits per character for text. */
+function plotted(r: SweepRow, text: boolean): { y: number | null; lo?: number; hi?: number } {
+  const [m, s] = text
+    ? [r.testBitsPerCharMean, r.testBitsPerCharStd]
+    : [
+        r.testAccuracyMean == null ? null : r.testAccuracyMean * 100,
+        r.testAccuracyStd == null ? null : r.testAccuracyStd * 100,
+      ];
+  if (m == null) return { y: null };
+  return r.seeds > 1 && s != null ? { y: m, lo: m - s, hi: m + s } : { y: m };
+}
+
+const Y_LABEL = (text: boolean, seeded: boolean) =>
+  (text ? 'test bits per character' : 'test accuracy (%)') + (seeded ? ', mean +- std' : '');
+
+export function learningRatePlot(rows: SweepRow[], model: string, text = false): string {
+  const names = [...new Set(rows.map((r) => r.optimizer))];
+  const seeded = rows.some((r) => r.seeds > 1);
   return linePlotSvg(
     names.map((name) => ({
       name,
-      points: runs.filter((r) => r.optimizer === name).map((r) => ({ x: r.scale!, y: percent(r) })),
+      points: rows
+        .filter((r) => r.optimizer === name)
+        .map((r) => ({ x: r.scale!, ...plotted(r, text) })),
     })),
     {
       title: `Learning-rate robustness (${model})`,
-      xLabel: "learning rate / the optimizer's usual one (x: diverged)",
-      yLabel: 'test accuracy (%)',
+      xLabel: 'learning rate / the base rate (x: diverged)',
+      yLabel: Y_LABEL(text, seeded),
       logX: true,
-      yRange: [0, 100],
+      ...(text ? {} : { yRange: [0, 100] as [number, number] }),
     },
   );
 }
 
-export function blockSizePlot(runs: SweepRun[], model: string): string {
-  return linePlotSvg(
-    [{ name: 'adahessian', points: runs.map((r) => ({ x: r.blockSize!, y: percent(r) })) }],
-    {
-      title: `Block-size robustness of AdaHessian (${model})`,
-      xLabel: 'block size (dense weights; x: diverged)',
-      yLabel: 'test accuracy (%)',
-      logX: true,
-      logBase: 2,
-      yRange: [0, 100],
-    },
-  );
+/** AdaHessian's ablation: the y value against whichever of b, k, f takes the most values. */
+export function ablationPlot(rows: SweepRow[], model: string, text = false): string {
+  const dims = [
+    { key: 'blockSize', label: 'block size (dense weights)', log: true },
+    { key: 'hessianPower', label: 'Hessian power k', log: false },
+    { key: 'hessianEvery', label: 'Hessian every f steps', log: false },
+  ] as const;
+  const count = (k: (typeof dims)[number]['key']) => new Set(rows.map((r) => r[k])).size;
+  const axis = [...dims].sort((a, b) => count(b.key) - count(a.key))[0]!;
+  const others = dims.filter((d) => d.key !== axis.key && count(d.key) > 1);
+  const groups = new Map<string, SweepRow[]>();
+  for (const r of rows) {
+    const name =
+      others.map((d) => `${d.key === 'hessianPower' ? 'k' : 'f'}=${r[d.key]}`).join(' ') ||
+      'adahessian';
+    groups.set(name, [...(groups.get(name) ?? []), r]);
+  }
+  const series: Series[] = [...groups.entries()].map(([name, group]) => ({
+    name,
+    points: group.map((r) => ({ x: r[axis.key]!, ...plotted(r, text) })),
+  }));
+  return linePlotSvg(series, {
+    title: `AdaHessian by ${axis.label} (${model})`,
+    xLabel: `${axis.label} (x: diverged)`,
+    yLabel: Y_LABEL(
+      text,
+      rows.some((r) => r.seeds > 1),
+    ),
+    logX: axis.log,
+    ...(axis.log ? { logBase: 2 as const } : {}),
+    ...(text ? {} : { yRange: [0, 100] as [number, number] }),
+  });
+}
+
+/** "71.3 +- 2.1", "diverged", or "70.2 +- 1.0 (1/3 diverged)". */
+function meanStd(
+  m: number | null,
+  s: number | null,
+  r: SweepRow,
+  scale: number,
+  digits: number,
+): string {
+  if (m == null) return 'diverged';
+  const text =
+    r.seeds > 1
+      ? `${(m * scale).toFixed(digits)} +- ${(s! * scale).toFixed(digits)}`
+      : (m * scale).toFixed(digits);
+  return r.diverged > 0 ? `${text} (${r.diverged}/${r.seeds} diverged)` : text;
 }
 
 export function sweepTables(result: SweepResult): string {
   const lines: string[] = [];
-  const cell = (r: SweepRun | undefined) =>
-    r == null ? null : r.diverged ? 'diverged' : (r.testAccuracy! * 100).toFixed(1);
-  if (result.learningRate.length > 0) {
-    const scales = [...new Set(result.learningRate.map((r) => r.scale!))];
-    const names = [...new Set(result.learningRate.map((r) => r.optimizer))];
-    lines.push("Test accuracy (%) by learning-rate scale (1 = the optimizer's usual rate):");
+  const text = result.settings.dataset === 'text';
+  const lrRows = result.rows.filter((r) => r.part === 'learning-rate');
+  const abRows = result.rows.filter((r) => r.part === 'adahessian');
+  const main = (r: SweepRow) =>
+    text
+      ? meanStd(r.testBitsPerCharMean, r.testBitsPerCharStd, r, 1, 3)
+      : meanStd(r.testAccuracyMean, r.testAccuracyStd, r, 100, 1);
+  const mainHeader = text ? 'test bits/char' : 'test acc %';
+  const seeds = (result.settings.seeds as number[]).join(',');
+  const tail = (r: SweepRow): Cell[] => [r.testLossMean, r.trainLossMean, r.secondsPerEpochMean];
+  const tailHeader = ['test loss', 'train loss', 's/epoch'];
+  if (lrRows.length > 0) {
+    const scales = [...new Set(lrRows.map((r) => r.scale!))];
+    const names = [...new Set(lrRows.map((r) => r.optimizer))];
+    lines.push(
+      `${text ? 'Test bits per character' : 'Test accuracy (%)'} by learning-rate scale (1 = the base rate), mean +- std over seeds ${seeds}:`,
+    );
     lines.push(
       formatTable(
         ['optimizer', 'base lr', ...scales.map((s) => `x${s}`)],
-        names.map((n) => [
-          n,
-          String(DEFAULT_LEARNING_RATES[n]),
-          ...scales.map((s) =>
-            cell(result.learningRate.find((r) => r.optimizer === n && r.scale === s)),
-          ),
-        ]),
+        names.map((n) => {
+          const of = lrRows.filter((r) => r.optimizer === n);
+          return [
+            n,
+            String(of[0]!.baseLr),
+            ...scales.map((s) => {
+              const r = of.find((x) => x.scale === s);
+              return r ? main(r) : null;
+            }),
+          ];
+        }),
+      ),
+    );
+    lines.push('');
+    lines.push(
+      formatTable(
+        ['optimizer', 'lr', 'scale', 'seeds', mainHeader, ...tailHeader],
+        lrRows.map((r) => [r.optimizer, String(r.lr), r.scale, r.seeds, main(r), ...tail(r)]),
+        { digits: [undefined, undefined, 2, 0, undefined, 4, 4, 1] },
       ),
     );
   }
-  if (result.blockSize.length > 0) {
+  if (abRows.length > 0) {
     if (lines.length > 0) lines.push('');
-    lines.push('AdaHessian by block size:');
+    lines.push(
+      `AdaHessian by block size, Hessian power k and Hessian every f steps (seeds ${seeds}):`,
+    );
     lines.push(
       formatTable(
-        ['block size', 'test acc %', 'test loss'],
-        result.blockSize.map((r) => [r.blockSize!, cell(r), r.testLoss]),
-        { digits: [0, undefined, 4] },
+        ['block size', 'k', 'f', 'lr', 'seeds', mainHeader, ...tailHeader],
+        abRows.map((r) => [
+          r.blockSize,
+          r.hessianPower,
+          r.hessianEvery,
+          String(r.lr),
+          r.seeds,
+          main(r),
+          ...tail(r),
+        ]),
+        { digits: [0, 2, 0, undefined, 0, undefined, 4, 4, 1] },
       ),
     );
   }
@@ -232,9 +584,9 @@ interface SweepFlags extends OutputFlags, SweepOptions {}
 
 export function sweepCommand(ctx: CliContext): Command {
   const cmd = new Command('sweep')
-    .summary('learning-rate and block-size robustness: tables and plots')
+    .summary('learning-rate robustness and AdaHessian ablations, over seeds: tables and plots')
     .description(
-      "Learning-rate robustness (each optimizer's usual rate scaled by 0.5, 1, 2, 3, 4, 5, 6, 10) and AdaHessian's block-size robustness, on a small but real run; prints tables and writes sweep.json and SVG plots to --out.",
+      "Learning-rate robustness (each optimizer's base rate scaled by 0.5, 1, 2, 3, 4, 5, 6, 10) and AdaHessian's ablations (block size, Hessian power, Hessian every f steps), each cell over one or more seeds, on a small but real run; prints mean +- std per cell and writes sweep.json, SVG plots and every finished run to --out (--resume skips the finished ones).",
     );
   addModelOption(cmd, 'small-cnn');
   addDataOptions(cmd);
@@ -243,8 +595,8 @@ export function sweepCommand(ctx: CliContext): Command {
     .option('--batch-size <n>', 'examples per step (default: 32)', positiveInteger)
     .option(
       '--optimizers <list>',
-      `comma-separated (default: ${DEFAULT_SWEEP_OPTIMIZERS.join(',')})`,
-      listOf(oneOf(CLI_OPTIMIZERS)),
+      `comma-separated, each NAME or NAME=BASE_LR, e.g. adam=0.001,adahessian=0.15 (default: ${DEFAULT_SWEEP_OPTIMIZERS.join(',')} at their usual rates)`,
+      listOf(optimizerWithRate),
     )
     .option(
       '--scales <list>',
@@ -256,20 +608,42 @@ export function sweepCommand(ctx: CliContext): Command {
       `AdaHessian block sizes (default: ${DEFAULT_BLOCK_SIZES.join(',')})`,
       listOf(positiveInteger),
     )
+    .option(
+      '--hessian-powers <list>',
+      'AdaHessian Hessian powers k (default: 1)',
+      listOf(hessianPower),
+    )
+    .option(
+      '--hessian-every <list>',
+      'AdaHessian: Hessian every f steps, values of f (default: 1)',
+      listOf(positiveInteger),
+    )
     .option('--no-lr', 'skip the learning-rate sweep')
-    .option('--no-block', 'skip the block-size sweep');
-  addSeedOption(cmd);
+    .option('--no-block', 'skip the AdaHessian ablation');
+  addScheduleOptions(cmd);
+  cmd
+    .option(
+      '--weight-decay <number>',
+      'decoupled weight decay of adamw and adahessian',
+      nonNegativeNumber,
+    )
+    .option('--seed <n>', 'one seed for every run (default: 1)', seed)
+    .option('--seeds <list>', 'run every cell once per seed, e.g. 1,2,3 (mean +- std)', seedList);
   addBackendOption(cmd);
-  cmd.option('--out <dir>', 'where sweep.json and the plots go (default: out/sweep)');
+  cmd
+    .option('--out <dir>', 'where sweep.json, the plots and runs/ go (default: out/sweep)')
+    .option('--resume', 'reuse the finished runs in --out/runs with the same settings');
   addOutputOptions(cmd);
   cmd.addHelpText(
     'after',
     `
 The defaults train the small CNN for one epoch on 1024 examples of the shipped slice
-(--train-size 1024, --test-size 500): 40 short runs, about two minutes on two cores. Examples:
+(--train-size 1024, --test-size 500): 40 short runs, about two minutes on two cores.
+With --json, stdout holds the result, whose "rows" are the table's rows. Examples:
   adahessian sweep
-  adahessian sweep --optimizers adam,adahessian --no-block --epochs 2
-  adahessian sweep --model mlp --scales 0.5,1,2,4 --block-sizes 1,8,64`,
+  adahessian sweep --optimizers adam=0.001,adahessian=0.15 --no-block --seeds 1,2,3 --warmup-steps 32
+  adahessian sweep --no-lr --block-sizes 1,4,16,64,128 --hessian-powers 0.5,1
+  adahessian sweep --model mlp --scales 0.5,1,2,4 --block-sizes 1,8,64 --out out/s --resume`,
   );
   cmd.action(async (flags: SweepFlags) => {
     const io = ctx.io(flags);
