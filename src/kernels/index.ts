@@ -10,11 +10,15 @@
  *   wasm's Conv2DBackpropInput (a plain C++ loop, ~8x slower than the forward conv);
  * - wrong: wasm's MaxPoolGrad (a window of only negative values sends its gradient to the
  *   window's first element), wasm's _FusedMatMul (misplaced bias with transposes or batches) and cpu's depthwise backprop kernels (ignore `dilations`;
- *   stock TF.js only calls them with dilation 1).
+ *   stock TF.js only calls them with dilation 1), wasm's Conv3DBackpropInputV2 (wrong for
+ *   every geometry) and Conv3DBackpropFilterV2 (wrong with strides > 1), the resize grad
+ *   kernels on both (ignore halfPixelCenters; cpu's nearest one mixes up images of a batch).
  */
 import * as tf from '@tensorflow/tfjs';
 import { makeConv2DBackpropFilter } from './conv2d-backprop-filter.js';
 import { makeConv2DBackpropInput } from './conv2d-backprop-input.js';
+import { makeConv3DBackpropFilter, makeConv3DBackpropInput } from './conv3d-backprop.js';
+import { makeResizeBilinearGrad, makeResizeNearestNeighborGrad } from './resize-grad.js';
 import { makeDepthwiseBackpropFilter, makeDepthwiseBackpropInput } from './depthwise-backprop.js';
 import { makeUnsortedSegmentSum } from './unsorted-segment-sum.js';
 import {
@@ -84,6 +88,12 @@ export const FAST_KERNELS: readonly FastKernel[] = [
   { kernelName: RELU_GRAD, backendName: 'cpu', make: makeReluGrad },
   { kernelName: 'UnsortedSegmentSum', backendName: 'cpu', make: makeUnsortedSegmentSum },
   { kernelName: '_FusedMatMul', backendName: 'wasm', make: makeFusedMatMul },
+  { kernelName: 'Conv3DBackpropInputV2', backendName: 'wasm', make: makeConv3DBackpropInput },
+  { kernelName: 'Conv3DBackpropFilterV2', backendName: 'wasm', make: makeConv3DBackpropFilter },
+  ...['cpu', 'wasm'].flatMap((backendName) => [
+    { kernelName: 'ResizeNearestNeighborGrad', backendName, make: makeResizeNearestNeighborGrad },
+    { kernelName: 'ResizeBilinearGrad', backendName, make: makeResizeBilinearGrad },
+  ]),
 ];
 
 const ourKernelFuncs = new Set<tf.KernelFunc>();

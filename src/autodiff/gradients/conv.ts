@@ -12,9 +12,10 @@
  *   dW = BPF(x, dy):   d/dx = BPI(dy, ddW)      d/ddy = conv(x, ddW)
  *   dx = BPI(dy, W):   d/ddy = conv(ddx, W)     d/dW = BPF(ddx, dy)   (stock TF.js, correct)
  *
- * Stock TF.js 4.22 also refuses the first-order gradient of a dilated conv2d; we give it
- * one (the dilated conv is a plain conv with a zero-stuffed filter) and leave every
- * undilated conv2d on the stock gradient, so first-order results are unchanged.
+ * Stock TF.js 4.22 also refuses the first-order gradient of a dilated conv2d or depthwise
+ * conv; we give them one (the dilated conv is a plain conv with a zero-stuffed filter; the
+ * depthwise backprop kernels take dilations) and leave every undilated conv on the stock
+ * gradient, so first-order results are unchanged.
  */
 import * as tf from '@tensorflow/tfjs';
 import { markSecondOrderVerified } from '../verified-kernels.js';
@@ -160,39 +161,76 @@ const depthwiseBackpropFilterGrad: tf.GradConfig = {
 };
 
 /**
- * [kh, kw, in, out] -> [(kh-1)dh+1, (kw-1)dw+1, in, out] with zeros between the taps, from
- * taped reshape/pad/slice so that it is differentiable.
+ * Zero-stuffs axis `axis` (0 or 1) of a rank-3 tensor: n entries -> (n-1)d+1, each entry
+ * followed by d-1 zeros. Taped reshape/pad/slice of rank <= 4 only: webgl packs and pads
+ * only low ranks (a rank-5 pad's shader fails to compile there).
  */
+function stuffAxis(t: tf.Tensor3D, axis: 0 | 1, d: number): tf.Tensor3D {
+  if (d === 1) return t;
+  const [a, b, c] = t.shape;
+  const n = axis === 0 ? a : b;
+  const padded =
+    axis === 0
+      ? tf.pad(tf.reshape(t, [a, 1, b, c]), [
+          [0, 0],
+          [0, d - 1],
+          [0, 0],
+          [0, 0],
+        ])
+      : tf.pad(tf.reshape(t, [a, b, 1, c]), [
+          [0, 0],
+          [0, 0],
+          [0, d - 1],
+          [0, 0],
+        ]);
+  const big = (n - 1) * d + 1;
+  return axis === 0
+    ? tf.slice(tf.reshape<tf.Rank.R3>(padded, [n * d, b, c]), [0, 0, 0], [big, b, c])
+    : tf.slice(tf.reshape<tf.Rank.R3>(padded, [a, n * d, c]), [0, 0, 0], [a, big, c]);
+}
+
+/** The inverse (and transpose) of stuffAxis: keeps every d-th entry of axis `axis`. */
+function unstuffAxis(t: tf.Tensor3D, axis: 0 | 1, d: number): tf.Tensor3D {
+  if (d === 1) return t;
+  const [a, b, c] = t.shape;
+  const big = axis === 0 ? a : b;
+  const n = (big - 1) / d + 1;
+  if (axis === 0) {
+    const whole = tf.reshape(
+      tf.pad(t, [
+        [0, d - 1],
+        [0, 0],
+        [0, 0],
+      ]),
+      [n, d, b, c],
+    );
+    return tf.reshape(tf.slice(whole, [0, 0, 0, 0], [n, 1, b, c]), [n, b, c]);
+  }
+  const whole = tf.reshape(
+    tf.pad(t, [
+      [0, 0],
+      [0, d - 1],
+      [0, 0],
+    ]),
+    [a, n, d, c],
+  );
+  return tf.reshape(tf.slice(whole, [0, 0, 0, 0], [a, n, 1, c]), [a, n, c]);
+}
+
+/** [kh, kw, in, out] -> [(kh-1)dh+1, (kw-1)dw+1, in, out] with zeros between the taps. */
 export function dilateFilter(filter: tf.Tensor4D, dh: number, dw: number): tf.Tensor4D {
   const [kh, kw, cin, cout] = filter.shape;
-  const c = cin * cout;
-  // Give every tap a period of dh x dw entries, the tap first and zeros after it.
-  const periods = tf.pad(tf.reshape(filter, [kh, 1, kw, 1, c]), [
-    [0, 0],
-    [0, dh - 1],
-    [0, 0],
-    [0, dw - 1],
-    [0, 0],
-  ]);
-  const bh = (kh - 1) * dh + 1;
-  const bw = (kw - 1) * dw + 1;
-  const trimmed = tf.slice(tf.reshape(periods, [kh * dh, kw * dw, c]), [0, 0, 0], [bh, bw, c]);
-  return tf.reshape(trimmed, [bh, bw, cin, cout]);
+  const rows = stuffAxis(tf.reshape(filter, [kh, kw, cin * cout]), 0, dh);
+  const both = stuffAxis(rows, 1, dw);
+  return tf.reshape(both, [both.shape[0], both.shape[1], cin, cout]);
 }
 
 /** The inverse (and transpose) of dilateFilter: keeps the taps, drops the zeros between them. */
 export function undilateFilter(big: tf.Tensor4D, dh: number, dw: number): tf.Tensor4D {
   const [bh, bw, cin, cout] = big.shape;
-  const kh = (bh - 1) / dh + 1;
-  const kw = (bw - 1) / dw + 1;
-  const c = cin * cout;
-  const whole = tf.pad(tf.reshape(big, [bh, bw, c]), [
-    [0, dh - 1],
-    [0, dw - 1],
-    [0, 0],
-  ]);
-  const taps = tf.slice(tf.reshape(whole, [kh, dh, kw, dw, c]), [0, 0, 0, 0, 0], [kh, 1, kw, 1, c]);
-  return tf.reshape(taps, [kh, kw, cin, cout]);
+  const rows = unstuffAxis(tf.reshape(big, [bh, bw, cin * cout]), 0, dh);
+  const both = unstuffAxis(rows, 1, dw);
+  return tf.reshape(both, [both.shape[0], both.shape[1], cin, cout]);
 }
 
 /**
@@ -230,6 +268,38 @@ function conv2dGrad(stock: tf.GradConfig): tf.GradConfig {
   };
 }
 
+/**
+ * DepthwiseConv2dNative's gradient, extended to dilations > 1 (stock TF.js asserts dilation 1
+ * there although the backprop kernels take dilations: ours on cpu and wasm, webgl's own).
+ * Undilated depthwise convs keep the stock gradient function, bit for bit.
+ */
+function depthwiseConv2dGrad(stock: tf.GradConfig): tf.GradConfig {
+  return {
+    kernelName: 'DepthwiseConv2dNative',
+    inputsToSave: ['x', 'filter'],
+    gradFunc: (dy, saved, attrs) => {
+      const a = convAttrs(attrs);
+      const [dh, dw] = pair(a.dilations);
+      if (dh === 1 && dw === 1) return stock.gradFunc(dy, saved, attrs);
+      const [x, filter] = saved as [tf.Tensor4D, tf.Tensor4D];
+      return {
+        x: () =>
+          runKernel(
+            'DepthwiseConv2dNativeBackpropInput',
+            { dy: dy as tf.Tensor, filter },
+            { ...depthwiseAttrs(a), inputShape: x.shape },
+          ),
+        filter: () =>
+          runKernel(
+            'DepthwiseConv2dNativeBackpropFilter',
+            { x, dy: dy as tf.Tensor },
+            { ...depthwiseAttrs(a), filterShape: filter.shape },
+          ),
+      };
+    },
+  };
+}
+
 let registered = false;
 
 export function registerConvGradients(): void {
@@ -237,6 +307,9 @@ export function registerConvGradients(): void {
   const stockConv2d = tf.getGradient('Conv2D');
   if (stockConv2d == null) throw new Error('TF.js has no gradient for Conv2D registered.');
   tf.registerGradient(conv2dGrad(stockConv2d));
+  const stockDepthwise = tf.getGradient('DepthwiseConv2dNative');
+  if (stockDepthwise == null) throw new Error('TF.js has no gradient for DepthwiseConv2dNative.');
+  tf.registerGradient(depthwiseConv2dGrad(stockDepthwise));
   tf.registerGradient(conv2dBackpropFilterGrad);
   tf.registerGradient(depthwiseBackpropInputGrad);
   tf.registerGradient(depthwiseBackpropFilterGrad);
@@ -250,6 +323,7 @@ export function registerConvGradients(): void {
     'DepthwiseConv2dNativeBackpropInput',
     'DepthwiseConv2dNativeBackpropFilter',
     'fusedConv2d__op',
+    'fusedDepthwiseConv2d__op',
   );
   registered = true;
 }

@@ -4,6 +4,9 @@
  * correct as verified (verified-kernels.ts) once finite-difference cases cover them.
  */
 import { registerConvGradients } from './conv.js';
+import { registerConv3dGradients } from './conv3d.js';
+import { installDilatedFusedConvGradients } from './fused-conv.js';
+import { registerResizeGradients } from './resize.js';
 import { registerPoolGradients } from './pool.js';
 import { registerActivationGradients } from './activations.js';
 import { registerNnGradients } from './nn.js';
@@ -12,6 +15,9 @@ import { registerSumGradient } from './sum.js';
 
 export function registerSecondOrderGradients(): void {
   registerConvGradients();
+  registerConv3dGradients();
+  installDilatedFusedConvGradients();
+  registerResizeGradients();
   registerPoolGradients();
   registerActivationGradients();
   registerNnGradients();
