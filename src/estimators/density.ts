@@ -3,6 +3,7 @@
  * quadrature node becomes a Gaussian of variance sigmaSquared * max(1, range), summed with
  * its weight on a grid of `bins` points from the mean smallest node - overhead to the mean
  * largest node + overhead, averaged over runs and normalised so that sum(density) * dx = 1.
+ * With `margin` the grid reaches further, so that no peak is cut at an edge.
  */
 import { EstimatorInputError } from './operator.js';
 
@@ -13,6 +14,13 @@ export interface DensityGridOptions {
   sigmaSquared?: number;
   /** Padding added on both sides of the grid (default 0.01). */
   overhead?: number;
+  /**
+   * Also reach this many kernel standard deviations past the outermost node of any run.
+   * PyHessian's grid ends 0.01 past the mean of the runs' largest nodes, which cuts the top
+   * eigenvalue's peak when the runs disagree or the kernel is wider than 0.01; plots use 4.
+   * The kernels themselves are unchanged. Default: none, PyHessian's range exactly.
+   */
+  margin?: number;
 }
 
 export interface DensityOnGrid {
@@ -42,12 +50,23 @@ export function densityOnGrid(
   if (!(sigmaSquared > 0)) {
     throw new EstimatorInputError(`sigmaSquared must be positive, got ${sigmaSquared}.`);
   }
+  const margin = options.margin;
+  if (margin !== undefined && (!(margin >= 0) || !Number.isFinite(margin))) {
+    throw new EstimatorInputError(`margin must be a non-negative number, got ${margin}.`);
+  }
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  const lambdaMax = mean(nodes.map((run) => Math.max(...run))) + overhead;
-  const lambdaMin = mean(nodes.map((run) => Math.min(...run))) - overhead;
+  const pyHessianMax = mean(nodes.map((run) => Math.max(...run))) + overhead;
+  const pyHessianMin = mean(nodes.map((run) => Math.min(...run))) - overhead;
+  const variance = sigmaSquared * Math.max(1, pyHessianMax - pyHessianMin);
+  let lambdaMax = pyHessianMax;
+  let lambdaMin = pyHessianMin;
+  if (margin !== undefined) {
+    const reachPastNodes = margin * Math.sqrt(variance);
+    lambdaMax = Math.max(lambdaMax, Math.max(...nodes.flat()) + reachPastNodes);
+    lambdaMin = Math.min(lambdaMin, Math.min(...nodes.flat()) - reachPastNodes);
+  }
   const step = (lambdaMax - lambdaMin) / (bins - 1);
   const grid = Array.from({ length: bins }, (_, j) => lambdaMin + j * step);
-  const variance = sigmaSquared * Math.max(1, lambdaMax - lambdaMin);
   const normaliser = 1 / Math.sqrt(2 * Math.PI * variance);
   const density = new Float64Array(bins);
   // Gaussians are negligible beyond ~40 standard deviations; skipping them keeps this fast.

@@ -19,11 +19,17 @@ import {
 
 export interface DensityPlotOptions extends Partial<PlotSize> {
   title?: string;
-  /** Grid options when given nodes and weights (PyHessian's defaults otherwise). */
+  /** Grid options when given nodes and weights (PyHessian's, with margin 4, by default). */
   grid?: DensityGridOptions;
   /** Mark these eigenvalues (e.g. the top eigenvalues) with dashed vertical lines. */
   markers?: number[];
 }
+
+/**
+ * Kernel widths the plotted range reaches past the extreme Ritz values: PyHessian's own range
+ * ends 0.01 past the runs' mean largest node and cut the top eigenvalue's peak in half.
+ */
+export const PLOT_MARGIN_WIDTHS = 4;
 
 /** PyHessian adds this before taking the log so that empty regions stay on the chart. */
 const FLOOR = 1e-7;
@@ -32,7 +38,10 @@ export function spectralDensitySvg(
   density: DensityOnGrid | { nodes: number[][]; weights: number[][] },
   options: DensityPlotOptions = {},
 ): string {
-  const curve = 'grid' in density ? density : densityOnGrid(density, options.grid);
+  const curve =
+    'grid' in density
+      ? density
+      : densityOnGrid(density, { margin: PLOT_MARGIN_WIDTHS, ...options.grid });
   const size = { width: options.width ?? 640, height: options.height ?? 420 };
   const area = { left: 72, top: 40, width: size.width - 96, height: size.height - 100 };
   const xs = curve.grid;

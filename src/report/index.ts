@@ -1,5 +1,5 @@
 /** SVG charts of the analysis results (browser-safe strings; write them wherever you like). */
-export { spectralDensitySvg, type DensityPlotOptions } from './density-plot.js';
+export { spectralDensitySvg, PLOT_MARGIN_WIDTHS, type DensityPlotOptions } from './density-plot.js';
 export { layerCurvatureSvg, type LayerPlotOptions } from './layer-plot.js';
 export {
   landscape1dSvg,
