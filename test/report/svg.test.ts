@@ -6,6 +6,7 @@ import {
   landscape2dSvg,
   layerCurvatureSvg,
   spectralDensitySvg,
+  PLOT_MARGIN_WIDTHS,
 } from '../../src/report/index.js';
 import { densityOnGrid } from '../../src/estimators/index.js';
 import { niceTicks, formatNumber, escapeXml } from '../../src/report/svg.js';
@@ -95,7 +96,8 @@ describe('SVG reports', () => {
     assert.match(svg, /class="marker"/);
     // The isolated eigenvalue at 20 is one Gaussian spike narrower than a pixel column's
     // worth of grid points; decimation must keep its peak.
-    const grid = densityOnGrid(quadrature);
+    // The plot's grid: PyHessian's, reaching 4 kernel widths past the extreme nodes.
+    const grid = densityOnGrid(quadrature, { margin: PLOT_MARGIN_WIDTHS });
     const peak = Math.log10(Math.max(...grid.density.slice(9000)) + 1e-7);
     const path = svg.match(/class="density" d="([^"]+)"/)![1]!;
     const ys = [...path.matchAll(/[ML][\d.-]+ ([\d.-]+)/g)].map((m) => Number(m[1]));
