@@ -16,6 +16,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { CliUsageError } from './errors.js';
 
 const TEMP_SUFFIX = '.partial';
 let counter = 0;
@@ -147,4 +148,11 @@ export function probeWritableDirectory(dir: string): string | null {
   } catch (e) {
     return (e as Error).message;
   }
+}
+
+/** probeWritableDirectory for an option's value: throws CliUsageError (exit 2) naming it. */
+export function checkOutputDirectory(dir: string, option = '--out'): void {
+  const problem = probeWritableDirectory(dir);
+  if (problem !== null)
+    throw new CliUsageError(`${option} ${dir} cannot be written to: ${problem}.`);
 }

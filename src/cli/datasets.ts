@@ -65,8 +65,8 @@ export function loadDataset(options: DatasetOptions): LoadedDataset {
       return imageData(
         options,
         'data/fashion-mnist (shipped slice)',
-        loadFashionMnistSlice('train', { limit: options.trainSize }),
-        loadFashionMnistSlice('test', { limit: options.testSize }),
+        readImages(() => loadFashionMnistSlice('train', { limit: options.trainSize })),
+        readImages(() => loadFashionMnistSlice('test', { limit: options.testSize })),
       );
     case 'fashion-mnist': {
       const dir = options.data ?? findFullFashionMnist();
@@ -81,8 +81,8 @@ export function loadDataset(options: DatasetOptions): LoadedDataset {
       return imageData(
         options,
         dir,
-        loadFashionMnist(dir, { split: 'train', limit: options.trainSize }),
-        loadFashionMnist(dir, { split: 'test', limit: options.testSize }),
+        readImages(() => loadFashionMnist(dir, { split: 'train', limit: options.trainSize })),
+        readImages(() => loadFashionMnist(dir, { split: 'test', limit: options.testSize })),
       );
     }
     case 'cifar10': {
@@ -91,8 +91,8 @@ export function loadDataset(options: DatasetOptions): LoadedDataset {
       return imageData(
         options,
         dir,
-        loadCifar10(dir, { split: 'train', limit: options.trainSize }),
-        loadCifar10(dir, { split: 'test', limit: options.testSize }),
+        readImages(() => loadCifar10(dir, { split: 'train', limit: options.trainSize })),
+        readImages(() => loadCifar10(dir, { split: 'test', limit: options.testSize })),
       );
     }
     case 'text':
@@ -119,6 +119,16 @@ function checkDirectory(dir: string): void {
   if (!statSync(dir).isDirectory()) throw new CliUsageError(`--data ${dir} is not a directory.`);
 }
 
+/** Reads image files; a missing, truncated or corrupt file is bad --data (one line, exit 2). */
+function readImages(read: () => ImageDataset): ImageDataset {
+  try {
+    return read();
+  } catch (e) {
+    if (e instanceof CliUsageError) throw e;
+    throw new CliUsageError(`--data: ${(e as Error).message}`, { cause: e });
+  }
+}
+
 function imageData(
   options: DatasetOptions,
   source: string,
@@ -126,6 +136,13 @@ function imageData(
   test: ImageDataset,
 ): LoadedDataset {
   checkNotEmpty(options, train.count, test.count);
+  const size = (d: ImageDataset) => `${d.height}x${d.width}x${d.channels}`;
+  if (size(train) !== size(test)) {
+    // A model is built for one input size; the test images would fail after the first epoch.
+    throw new CliUsageError(
+      `--data ${source}: the training images are ${size(train)} (height x width x channels), the test images ${size(test)}; they must match.`,
+    );
+  }
   const trainTensors = datasetToTensors(train);
   const testTensors = datasetToTensors(test);
   return {
@@ -147,6 +164,11 @@ function textData(options: DatasetOptions): LoadedDataset {
     all = loadCharText(file, seqLength);
   } catch (e) {
     throw new CliUsageError(`--data: ${(e as Error).message}`);
+  }
+  if (all.vocab.size < 2) {
+    throw new CliUsageError(
+      `--data ${file}: the text has ${all.vocab.size} distinct character(s); next-character prediction needs at least 2.`,
+    );
   }
   const testCount = Math.max(1, Math.floor(all.count * TEXT_TEST_FRACTION));
   const trainCount = all.count - testCount;

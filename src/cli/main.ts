@@ -5,7 +5,10 @@
  */
 import { Command, CommanderError } from 'commander';
 import * as tf from '@tensorflow/tfjs';
-import '../index.js';
+import { AnalysisInputError } from '../analysis/errors.js';
+import { IdxFormatError } from '../data/index.js';
+import { EstimatorInputError } from '../estimators/operator.js';
+import { HvpInputError, NonFiniteError, UnsupportedSecondOrderError } from '../index.js';
 import { analyzeCommand } from './commands/analyze.js';
 import { benchCommand } from './commands/bench.js';
 import { demoCommand } from './commands/demo.js';
@@ -20,7 +23,11 @@ export function buildProgram(ctx: CliContext): Command {
       .description(
         'AdaHessian and Hessian analysis for TensorFlow.js: train, analyze, benchmark and sweep from the command line.',
       )
-      .version(VERSION),
+      .version(VERSION)
+      .option(
+        '--debug',
+        'print the stack trace of every error (default: one line for known errors)',
+      ),
     ctx,
   );
   const commands = [
@@ -66,22 +73,52 @@ export async function runCli(args: string[], ctx: CliContext = processContext())
       return 2;
     }
     const stderr = ctx.io({}).stderr;
-    if (e instanceof CliUsageError || e instanceof CliRunError) {
+    const debug = program.opts().debug === true;
+    if (e instanceof CliUsageError || e instanceof CliRunError || isKnownError(e)) {
       stderr.write(`error: ${e.message}\n`);
-      return e.exitCode;
+      if (debug) stderr.write(`${stackWithCauses(e)}\n`);
+      return e instanceof CliUsageError || e instanceof CliRunError ? e.exitCode : 1;
     }
-    stderr.write(`error: ${(e as Error)?.stack ?? String(e)}\n`);
+    // Anything else is a bug: the stack helps whoever reports it.
+    stderr.write(`error: ${debug ? stackWithCauses(e) : ((e as Error)?.stack ?? String(e))}\n`);
     return 1;
   }
+}
+
+/** The library's own errors about its input: their message says what is wrong. */
+function isKnownError(e: unknown): e is Error {
+  return (
+    e instanceof HvpInputError ||
+    e instanceof UnsupportedSecondOrderError ||
+    e instanceof NonFiniteError ||
+    e instanceof EstimatorInputError ||
+    e instanceof AnalysisInputError ||
+    e instanceof IdxFormatError
+  );
+}
+
+function stackWithCauses(e: unknown): string {
+  const parts: string[] = [];
+  for (let x: unknown = e; x != null && parts.length < 5; x = (x as Error).cause) {
+    parts.push((x as Error).stack ?? String(x));
+  }
+  return parts.join('\ncaused by: ');
 }
 
 /** The process entry point (bin/adahessian.js): Ctrl-C asks the running command to stop cleanly. */
 export async function main(argv: string[] = process.argv.slice(2)): Promise<void> {
   const controller = new AbortController();
   const onSigint = () => {
-    if (controller.signal.aborted) process.exit(130); // a second Ctrl-C: stop now
+    if (controller.signal.aborted) {
+      // A second Ctrl-C: stop now. Files are replaced atomically, so none is left half-written;
+      // 'exit' listeners still run (the run's lock is released).
+      process.stderr.write('\nStopped at once (second Ctrl-C).\n');
+      process.exit(130);
+    }
     controller.abort();
-    process.stderr.write('\nStopping after this step (Ctrl-C again to quit at once)...\n');
+    process.stderr.write(
+      '\nStopping after this step, then saving a checkpoint (Ctrl-C again to quit at once)...\n',
+    );
   };
   process.on('SIGINT', onSigint);
   try {

@@ -13,7 +13,7 @@ import { AdaHessian, NonFiniteError } from '../optimizers/index.js';
 import { allFinite } from '../optimizers/non-finite.js';
 import { setLearningRate } from '../optimizers/learning-rate.js';
 import { prepareBackend } from './backend.js';
-import { probeWritableDirectory, removeStaleTempFiles, writeFileAtomic } from './atomic-file.js';
+import { checkOutputDirectory, removeStaleTempFiles, writeFileAtomic } from './atomic-file.js';
 import {
   CHECKPOINT_FILE,
   emptyAccumulator,
@@ -106,10 +106,7 @@ function claimOutputDirectory(
   if (options.out === undefined && !existsSync(out)) {
     throw new CliUsageError(`--resume ${out} does not exist.`);
   }
-  const problem = probeWritableDirectory(out);
-  if (problem !== null) {
-    throw new CliUsageError(`${option} ${out} cannot be written to: ${problem}.`);
-  }
+  checkOutputDirectory(out, option);
   const lock = acquireRunLock(out, option, (message) => note(io, message));
   const resumingHere = options.resume !== undefined && resolve(options.resume) === resolve(out);
   const previous = resumingHere

@@ -14,7 +14,7 @@ import {
   type AnalysisOutcome,
   type AnalysisSettings,
 } from '../analysis.js';
-import { writeFileAtomic } from '../atomic-file.js';
+import { checkOutputDirectory, writeFileAtomic } from '../atomic-file.js';
 import { prepareBackend, type BackendChoice } from '../backend.js';
 import {
   addBackendOption,
@@ -23,6 +23,7 @@ import {
   type OutputFlags,
 } from '../common-options.js';
 import type { CliContext } from '../context.js';
+import { CliUsageError } from '../errors.js';
 import { loadDataset } from '../datasets.js';
 import { linePlotSvg } from '../line-plot.js';
 import { positiveInteger } from '../options.js';
@@ -91,6 +92,7 @@ export interface DemoResult {
 export async function demo(options: DemoOptions, io: CliIo): Promise<DemoResult> {
   const started = performance.now();
   const { analysis: analysisOptions, ...rest } = options;
+  checkOutputDirectory(options.out ?? DEMO_DEFAULTS.out);
   // No --backend: the fastest path available (cpu + native kernels, else wasm).
   const path = await prepareBackend(options.backend, options.native, io);
   const s = { ...DEMO_DEFAULTS, ...definedOnly(rest), ...path };
@@ -105,6 +107,13 @@ export async function demo(options: DemoOptions, io: CliIo): Promise<DemoResult>
     backend: s.backend,
   };
   const data = loadDataset(resolveTrainConfig(settings));
+  if (data.train.count < s.trainSize || data.test.count < s.testSize) {
+    // The slice is all there is: a larger size would silently train on fewer images.
+    data.dispose();
+    throw new CliUsageError(
+      `--train-size ${s.trainSize} / --test-size ${s.testSize}: the shipped slice has ${data.train.count} training and ${data.test.count} test images.`,
+    );
+  }
   note(
     io,
     `demo: small CNN on ${data.train.count} Fashion-MNIST images (${data.test.count} test), ${s.epochs} epochs, batch ${s.batchSize}, seed ${s.seed}, ${s.backend}${s.native ? ' + native kernels' : ''}`,

@@ -13,7 +13,7 @@ import { Command } from 'commander';
 import type { BackendName } from '../../backends.js';
 import { DEFAULT_LEARNING_RATES, type OptimizerName } from '../../optimizers/index.js';
 import type { ScheduleName } from '../../optimizers/learning-rate.js';
-import { writeFileAtomic } from '../atomic-file.js';
+import { checkOutputDirectory, writeFileAtomic } from '../atomic-file.js';
 import { prepareBackend } from '../backend.js';
 import {
   addBackendOption,
@@ -223,6 +223,7 @@ export async function sweep(options: SweepOptions, io: CliIo): Promise<SweepResu
   // Every setting is checked before any run starts (a bad one fails now, not hours in).
   const configs = plan.map((p) => resolveTrainConfig(p.settings));
   const checked = configs[0]!;
+  checkOutputDirectory(out);
   await prepareBackend(checked.backend, options.native);
   const data = loadDataset(checked);
   const settings = {

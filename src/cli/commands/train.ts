@@ -27,6 +27,7 @@ interface TrainFlags extends OutputFlags, TrainSettings {
   out?: string;
   resume?: string;
   checkpointEvery?: number;
+  force?: boolean;
   native?: boolean;
 }
 
@@ -82,8 +83,12 @@ export function trainCommand(ctx: CliContext): Command {
     )
     .option(
       '--checkpoint-every <n>',
-      'also checkpoint every n steps (default: at epoch ends)',
+      'also checkpoint every n steps (default: at epoch ends; --resume keeps it)',
       positiveInteger,
+    )
+    .option(
+      '--force',
+      "replace a previous run's files in --out (without it, a directory holding a run is refused)",
     );
   addOutputOptions(cmd);
   cmd.addHelpText(
