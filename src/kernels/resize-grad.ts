@@ -4,9 +4,12 @@
  * wasm's agree with), for cpu and wasm. Stock TF.js 4.22 gets them wrong:
  * - every backend's grad kernels ignore `halfPixelCenters` (tf.image.resize* with it set);
  * - cpu's ResizeNearestNeighborGrad reads dy at the images' batch stride, so every image
- *   after the first gets another image's (or no) gradient (tf.layers.upSampling2d, batch > 1).
+ *   after the first gets another image's (or no) gradient (tf.layers.upSampling2d, batch > 1);
+ * - cpu's ResizeBilinearGrad gives its result the shape [batch, width, height, depth], so the
+ *   gradient of any non-square image throws.
  * Where stock is right (no halfPixelCenters; for cpu's nearest, a batch of one) the stock
- * kernel runs, so those first-order results are unchanged bit for bit.
+ * kernel runs (its result relabelled with the right shape), so those first-order results are
+ * unchanged bit for bit.
  */
 import * as tf from '@tensorflow/tfjs';
 import { asBackend, readValues, writeTensor } from './backend-access.js';
@@ -122,7 +125,11 @@ function makeResizeGrad(
         halfPixelCenters: attrs['halfPixelCenters'] === true,
       };
       const [batch, inH, inW, depth] = images.shape as [number, number, number, number];
-      if (stock != null && stockIsRight(backendName, a, batch)) return stock.kernelFunc(args);
+      if (stock != null && stockIsRight(backendName, a, batch)) {
+        const out = stock.kernelFunc(args) as tf.TensorInfo;
+        // cpu's bilinear kernel labels its (correctly laid out) result [batch, W, H, depth].
+        return { dataId: out.dataId, shape: images.shape, dtype: out.dtype };
+      }
       if (dy.shape.length !== 4 || dy.shape[0] !== batch || dy.shape[3] !== depth) {
         throw new Error(
           `${kernelName}: dy has shape [${dy.shape.join(',')}], which does not match images [${images.shape.join(',')}].`,

@@ -6,6 +6,9 @@ import * as tf from '@tensorflow/tfjs';
 import { installSecondOrderSupport } from '../../src/autodiff/install.js';
 import { registerConvGradients } from '../../src/autodiff/gradients/conv.js';
 import { registerPoolGradients } from '../../src/autodiff/gradients/pool.js';
+import { registerConv3dGradients } from '../../src/autodiff/gradients/conv3d.js';
+import { installDilatedFusedConvGradients } from '../../src/autodiff/gradients/fused-conv.js';
+import { registerResizeGradients } from '../../src/autodiff/gradients/resize.js';
 import { registerFastKernels } from '../../src/kernels/index.js';
 import { convCases } from '../../src/autodiff/cases/conv.js';
 import { allSecondOrderCases } from '../../src/autodiff/cases/index.js';
@@ -54,6 +57,23 @@ const unchangedFirstOrder: Record<string, () => Float32Array[]> = {
   depthwiseConv2d: () => gradsOf((x, f) => tf.depthwiseConv2d(x, f, 1, 'same'), [3, 3, 2, 2]),
   conv2dTranspose: () =>
     gradsOf((x, f) => tf.conv2dTranspose(x, f, [2, 14, 14, 3], 2, 'same'), [3, 3, 3, 2]),
+  'conv3d same, strides 2': () =>
+    tf.tidy(() => {
+      const x = tf.randomNormal([2, 5, 5, 5, 2], 0, 1, 'float32', 7) as tf.Tensor5D;
+      const f = tf.randomNormal([3, 3, 3, 2, 3], 0, 0.5, 'float32', 8) as tf.Tensor5D;
+      const g = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(tf.sin(tf.conv3d(a as tf.Tensor5D, b as tf.Tensor5D, 2, 'same'))),
+      );
+      return g([x, f]).map((t) => t.dataSync() as Float32Array);
+    }),
+  'conv2d + resizeNearestNeighbor x2 + resizeBilinear': () =>
+    gradsOf((x, f) =>
+      tf.image.resizeBilinear(
+        tf.image.resizeNearestNeighbor(tf.conv2d(x, f, 1, 'same'), [14, 14]),
+        [9, 9],
+        true,
+      ),
+    ),
 };
 
 /** d/dx of sum(avgPool(x) * w), exactly: the transpose of the forward map, column by column. */
@@ -81,6 +101,18 @@ describe('first-order conv and pool gradients', () => {
       for (const [name, f] of Object.entries(unchangedFirstOrder)) stock[backend]![name] = f();
       // Stock refuses dilated convs, and gets padded average pooling wrong (below).
       assert.throws(() => gradsOf((x, f) => tf.conv2d(x, f, 1, 'same', 'NHWC', 2)), /dilation/);
+      assert.throws(
+        () => gradsOf((x, f) => tf.depthwiseConv2d(x, f, 1, 'same', 'NHWC', 2), [3, 3, 2, 2]),
+        /dilation/,
+      );
+      // The fused conv under a tape (tf.layers' path for a linear or non-fusable activation).
+      assert.throws(
+        () =>
+          gradsOf((x, f) =>
+            tf.fused.conv2d({ x, filter: f, strides: 1, pad: 'same', dilations: 2 }),
+          ),
+        /dilation/,
+      );
     }
     const padded = (x: T4) => tf.avgPool(x, 3, 2, 'same');
     const w = tf.randomNormal([1, 3, 3, 2], 0, 1, 'float32', 3);
@@ -90,6 +122,9 @@ describe('first-order conv and pool gradients', () => {
 
     registerConvGradients();
     registerPoolGradients();
+    registerConv3dGradients();
+    registerResizeGradients();
+    installDilatedFusedConvGradients();
 
     for (const backend of TEST_BACKENDS) {
       await onBackend(backend);

@@ -1,15 +1,16 @@
 /**
- * First-order gradients of conv2d, depthwiseConv2d, gather and the pools on wasm (which
- * needs our kernels for the first three) against cpu's, on the same data.
+ * First-order gradients of conv2d, depthwiseConv2d, gather, the pools, conv3d and the
+ * resizes on wasm (which needs our kernels for several) against cpu's, on the same data.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { TEST_BACKENDS, onBackend } from '../helpers.js';
-import { registerFastKernels } from '../../src/kernels/index.js';
+import { installSecondOrderSupport } from '../../src/autodiff/install.js';
 import { randomValues, relativeMaxError, seededRandom } from './reference-loops.js';
 
-registerFastKernels();
+// The kernels and the gradients (dilated depthwise and fused convs have no stock gradient).
+installSecondOrderSupport();
 
 interface GradCase {
   name: string;
@@ -114,6 +115,63 @@ const CASES: GradCase[] = [
     name: 'maxPool 2x2 stride 2 then avgPool 3x3 same stride 2',
     shapes: [[2, 9, 8, 3]],
     f: ([x]) => tf.avgPool(tf.maxPool(x as tf.Tensor4D, 2, 2, 'valid'), 3, 2, 'same'),
+  },
+  {
+    name: 'conv3d valid stride 1 (stock wasm backprop kernels are wrong)',
+    shapes: [
+      [2, 4, 5, 4, 2],
+      [2, 3, 2, 2, 3],
+    ],
+    f: ([x, w]) => tf.conv3d(x as tf.Tensor5D, w as tf.Tensor5D, 1, 'valid'),
+  },
+  {
+    name: 'conv3d same strides 2',
+    shapes: [
+      [2, 5, 5, 5, 2],
+      [3, 3, 3, 2, 2],
+    ],
+    f: ([x, w]) => tf.conv3d(x as tf.Tensor5D, w as tf.Tensor5D, 2, 'same'),
+  },
+  {
+    name: 'depthwiseConv2d same dilations 2 (stock refuses its gradient)',
+    shapes: [
+      [2, 8, 7, 2],
+      [3, 3, 2, 2],
+    ],
+    f: ([x, w]) => tf.depthwiseConv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 'same', 'NHWC', 2),
+  },
+  {
+    name: 'fused conv2d dilations 2 + bias, linear (as tf.layers uses; stock refuses)',
+    shapes: [[2, 8, 8, 2], [3, 3, 2, 3], [3]],
+    f: ([x, w, b]) =>
+      tf.fused.conv2d({
+        x: x as tf.Tensor4D,
+        filter: w as tf.Tensor4D,
+        bias: b!,
+        strides: 1,
+        pad: 'same',
+        dilations: 2,
+      }),
+  },
+  {
+    name: 'resizeNearestNeighbor x2, batch 2 (stock cpu mixes up the images)',
+    shapes: [[2, 4, 3, 2]],
+    f: ([x]) => tf.image.resizeNearestNeighbor(x as tf.Tensor4D, [8, 6]),
+  },
+  {
+    name: 'resizeNearestNeighbor downsize, alignCorners',
+    shapes: [[2, 7, 6, 2]],
+    f: ([x]) => tf.image.resizeNearestNeighbor(x as tf.Tensor4D, [3, 4], true),
+  },
+  {
+    name: 'resizeBilinear x2',
+    shapes: [[2, 4, 3, 2]],
+    f: ([x]) => tf.image.resizeBilinear(x as tf.Tensor4D, [8, 6]),
+  },
+  {
+    name: 'resizeBilinear 4x3 -> 7x5, halfPixelCenters',
+    shapes: [[2, 4, 3, 2]],
+    f: ([x]) => tf.image.resizeBilinear(x as tf.Tensor4D, [7, 5], false, true),
   },
 ];
 

@@ -109,7 +109,7 @@ function causalConv1d(x: tf.Tensor, f: tf.Tensor, dilation: number): tf.Tensor {
   return tf.conv1d(padded, f as tf.Tensor3D, 1, 'valid', 'NWC', dilation);
 }
 
-/** A 3x3 'same' conv on 4x4x2 images, the input of the resizing cases. */
+/** A 3x3 'same' conv on small 2-channel images, the input of the resizing cases. */
 function smallConv(x: tf.Tensor, f: tf.Tensor): T4 {
   return tf.conv2d(x as T4, f as T4, 1, 'same');
 }
@@ -177,10 +177,13 @@ const opCases: SecondOrderCase[] = [
     630,
   ),
   twoVariableCase(
-    'resizeBilinear 4x4 -> 6x3, halfPixelCenters, after conv2d',
+    'resizeBilinear 4x3 -> 6x5, halfPixelCenters, after conv2d',
     'conv',
-    conv3x3,
-    (x, f) => tf.image.resizeBilinear(smallConv(x, f), [6, 3], false, true),
+    [
+      [2, 4, 3, 2],
+      [3, 3, 2, 2],
+    ],
+    (x, f) => tf.image.resizeBilinear(smallConv(x, f), [6, 5], false, true),
     635,
   ),
   twoVariableCase(
