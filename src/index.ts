@@ -11,6 +11,9 @@ export {
   gradAndHvp,
   gradAndHvpMany,
   HvpInputError,
+  SECOND_ORDER_VERIFIED_BACKENDS,
+  UnverifiedBackendError,
+  allowUnverifiedBackend,
   type GradAndHvp,
   type GradAndHvpMany,
   type HvpOptions,
@@ -32,7 +35,13 @@ export {
   type FiniteDifferenceComparison,
 } from './autodiff/finite-difference.js';
 export type { SecondOrderCase, SecondOrderProblem } from './autodiff/cases/index.js';
-export { useBackend, availableBackends, BACKENDS, type BackendName } from './backends.js';
+export {
+  useBackend,
+  availableBackends,
+  BACKENDS,
+  type BackendName,
+  type KnownBackendName,
+} from './backends.js';
 export * from './models/index.js';
 export * from './data/index.js';
 export * from './optimizers/index.js';

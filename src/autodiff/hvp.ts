@@ -30,6 +30,50 @@ export interface HvpOptions {
    * small synchronous download per call.
    */
   checkFinite?: boolean;
+  /**
+   * Compute on a backend not in SECOND_ORDER_VERIFIED_BACKENDS for this call (default false:
+   * refuse with UnverifiedBackendError). See also allowUnverifiedBackend().
+   */
+  allowUnverifiedBackend?: boolean;
+}
+
+/**
+ * Backends on which the whole coverage suite (checkSecondOrder) passes, in Node (cpu, wasm) and
+ * in headless Chromium (webgl, wasm; test/browser/coverage.browser.ts). Products on any other
+ * backend (webgpu, tfjs-node's 'tensorflow') are refused unless the user opts in.
+ */
+export const SECOND_ORDER_VERIFIED_BACKENDS: readonly string[] = ['cpu', 'wasm', 'webgl'];
+
+const allowedUnverified = new Set<string>();
+
+/**
+ * Lets gradAndHvp (and so AdaHessian and the analysis) run on `backend` although its products
+ * have not been verified here; run checkSecondOrder() on it first. Returns a function that
+ * withdraws the permission.
+ */
+export function allowUnverifiedBackend(backend: string): () => void {
+  allowedUnverified.add(backend);
+  return () => allowedUnverified.delete(backend);
+}
+
+/** Thrown when a product is asked for on a backend whose products are not verified. */
+export class UnverifiedBackendError extends Error {
+  override name = 'UnverifiedBackendError';
+  constructor(readonly backendName: string) {
+    super(
+      `Hessian-vector products on backend '${backendName}' are not verified (verified: ` +
+        `${SECOND_ORDER_VERIFIED_BACKENDS.join(', ')}) and could be silently wrong; run ` +
+        `checkSecondOrder() on it and, if every case passes, call allowUnverifiedBackend('${backendName}') ` +
+        'or pass { allowUnverifiedBackend: true }.',
+    );
+  }
+}
+
+function assertVerifiedBackend(options: HvpOptions): void {
+  const backend = tf.getBackend();
+  if (SECOND_ORDER_VERIFIED_BACKENDS.includes(backend) || allowedUnverified.has(backend)) return;
+  if (options.allowUnverifiedBackend === true) return;
+  throw new UnverifiedBackendError(backend);
 }
 
 /** Thrown for input that cannot give a meaningful product; the message names the problem. */
@@ -56,6 +100,7 @@ export function gradAndHvpMany(
   options: HvpOptions = {},
 ): GradAndHvpMany {
   installSecondOrderSupport();
+  assertVerifiedBackend(options);
   validate(vars, vectorLists);
   const engine = privateEngine();
   const outerDepth = engine.state.gradientDepth;
@@ -77,7 +122,10 @@ export function gradAndHvpMany(
       } finally {
         engine.endTape();
       }
-      if (options.checkFinite ?? true) assertFinite(loss);
+      if (options.checkFinite ?? true) {
+        assertSyncReadWorks();
+        assertFinite(loss);
+      }
       // The forward kernels between vars and loss: their gradient functions are what the
       // second-order sweep differentiates, so they must be verified too (a gradient computed
       // off the tape would otherwise just drop out of the path, silently).
@@ -111,6 +159,29 @@ function checkedLoss(lossFn: () => tf.Scalar): tf.Scalar {
     throw new HvpInputError(`The loss must be float32, got ${loss.dtype}.`);
   }
   return loss;
+}
+
+const syncReadChecked = new WeakSet<object>();
+
+/**
+ * The finiteness check reads the loss synchronously. webgpu does that through a canvas copy,
+ * which some browsers cannot do (headless Chromium whose compositor is not on Vulkan SwiftShader
+ * returns zeros, and its later asynchronous reads fail too); a zero loss would pass the check and
+ * every number read after it would be zero. So the first check on each backend reads back a value
+ * computed on the device and refuses when it comes back wrong.
+ */
+function assertSyncReadWorks(): void {
+  const backend = tf.backend();
+  if (syncReadChecked.has(backend)) return;
+  const got = tf.tidy(() => Array.from(tf.add(tf.fill([4], 1), tf.fill([4], 1)).dataSync()));
+  if (!got.every((x) => x === 2)) {
+    throw new Error(
+      `Backend '${tf.getBackend()}' reads tensors back wrong here: dataSync() of [2, 2, 2, 2] ` +
+        `gave [${got.join(', ')}]; nothing it computes can be checked or trusted in this browser. ` +
+        '(Headless Chromium needs --use-vulkan=swiftshader for webgpu.)',
+    );
+  }
+  syncReadChecked.add(backend);
 }
 
 function assertFinite(loss: tf.Tensor): void {
