@@ -100,7 +100,7 @@ describe('argument validation', () => {
   it('asks for --data where a dataset needs it', async () => {
     const { code, err } = await cli(['train', ...TINY, '--dataset', 'text']);
     assert.equal(code, 2);
-    assert.match(err, /--dataset text needs --data \(a UTF-8 text file\)/);
+    assert.match(err, /--dataset text needs --data \(a UTF-8 text file, or a directory of them\)/);
   });
 
   it('refuses the tensorflow backend when @tensorflow/tfjs-node is not installed', async () => {
