@@ -5,7 +5,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { allSecondOrderCases, type SecondOrderCase } from './cases/index.js';
-import { compareHvpWithFiniteDifferences } from './finite-difference.js';
+import {
+  compareHvpWithFiniteDifferences,
+  compareHvpWithFiniteDifferencesAsync,
+} from './finite-difference.js';
 import { observeSecondOrderKernels } from './verified-kernels.js';
 
 export interface SecondOrderCheckResult {
@@ -45,7 +48,7 @@ export async function checkSecondOrder(
   const results: SecondOrderCheckResult[] = [];
   for (const c of cases) {
     if (c.skipBackends?.includes(backend)) continue;
-    const result = runCase(c, backend, tolerance);
+    const result = await runCaseAsync(c, backend, tolerance);
     results.push(result);
     options.onResult?.(result);
     await new Promise((r) => setTimeout(r, 0)); // keep a browser page responsive
@@ -65,6 +68,32 @@ export function runCase(
   try {
     problem = c.build();
     const { relError } = compareHvpWithFiniteDifferences(problem.lossFn, problem.vars);
+    return { ...base, relError, pass: relError <= tolerance, kernels: [...seen].sort() };
+  } catch (e) {
+    const error = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    return { ...base, relError: NaN, pass: false, error, kernels: [...seen].sort() };
+  } finally {
+    stop();
+    problem?.dispose();
+  }
+}
+
+/**
+ * runCase reading its numbers back asynchronously (what checkSecondOrder runs): right on webgpu
+ * too, whose synchronous reads can race the queued work (compareHvpWithFiniteDifferencesAsync).
+ */
+export async function runCaseAsync(
+  c: SecondOrderCase,
+  backend: string,
+  tolerance: number,
+): Promise<SecondOrderCheckResult> {
+  const seen = new Set<string>();
+  const stop = observeSecondOrderKernels((names) => names.forEach((n) => seen.add(n)));
+  const base = { name: c.name, group: c.group, backend };
+  let problem;
+  try {
+    problem = c.build();
+    const { relError } = await compareHvpWithFiniteDifferencesAsync(problem.lossFn, problem.vars);
     return { ...base, relError, pass: relError <= tolerance, kernels: [...seen].sort() };
   } catch (e) {
     const error = e instanceof Error ? `${e.name}: ${e.message}` : String(e);

@@ -32,6 +32,12 @@ export function randomUnitVector(vars: tf.Variable[], seed: number): tf.Tensor[]
   });
 }
 
+export interface FiniteDifferenceOptions {
+  vector?: tf.Tensor[];
+  epsilons?: number[];
+  seed?: number;
+}
+
 /**
  * Compares gradAndHvp with central differences along `vector` (a random unit vector when
  * omitted). The variables are restored bit for bit afterwards.
@@ -39,17 +45,61 @@ export function randomUnitVector(vars: tf.Variable[], seed: number): tf.Tensor[]
 export function compareHvpWithFiniteDifferences(
   lossFn: () => tf.Scalar,
   vars: tf.Variable[],
-  options: { vector?: tf.Tensor[]; epsilons?: number[]; seed?: number } = {},
+  options: FiniteDifferenceOptions = {},
 ): FiniteDifferenceComparison {
+  const steps = comparison(lossFn, vars, options, true);
+  try {
+    let step = steps.next();
+    while (!step.done) step = steps.next(norm(step.value));
+    return step.value;
+  } finally {
+    steps.return(undefined as never);
+  }
+}
+
+/**
+ * compareHvpWithFiniteDifferences reading its numbers back asynchronously, as checkSecondOrder
+ * does: webgpu's synchronous read copies through a canvas, which in headless SwiftShader Chromium
+ * can run before the queued work is done and read zeros.
+ */
+export async function compareHvpWithFiniteDifferencesAsync(
+  lossFn: () => tf.Scalar,
+  vars: tf.Variable[],
+  options: FiniteDifferenceOptions = {},
+): Promise<FiniteDifferenceComparison> {
+  const steps = comparison(lossFn, vars, options, false);
+  try {
+    let step = steps.next();
+    while (!step.done) step = steps.next(await normAsync(step.value));
+    return step.value;
+  } finally {
+    steps.return(undefined as never);
+  }
+}
+
+/**
+ * The comparison, yielding each list of tensors whose norm it needs and taking the norm back,
+ * so that one body serves the synchronous and the asynchronous reader. Cleans up in `finally`
+ * when the reader finishes or stops it.
+ */
+function* comparison(
+  lossFn: () => tf.Scalar,
+  vars: tf.Variable[],
+  options: FiniteDifferenceOptions,
+  checkFinite: boolean,
+): Generator<tf.Tensor[], FiniteDifferenceComparison, number> {
   const epsilons = options.epsilons ?? [1e-2, 3e-3, 1e-3];
   const vector = options.vector ?? randomUnitVector(vars, options.seed ?? 1234);
   const original = vars.map((v) => tf.keep(v.clone()));
+  const held: tf.Tensor[] = [];
   try {
-    // This comparison is how a backend gets verified, so it runs on unverified ones too.
-    const r = gradAndHvp(lossFn, vars, vector, { allowUnverifiedBackend: true });
+    // This comparison is how a backend gets verified, so it runs on unverified ones too. A loss
+    // that is not finite gives a NaN relError when it is not checked (the asynchronous reader).
+    const r = gradAndHvp(lossFn, vars, vector, { allowUnverifiedBackend: true, checkFinite });
     const hvp = r.hvp;
+    held.push(...hvp);
     tf.dispose([r.loss, ...r.grads]);
-    const hvpNorm = norm(hvp);
+    const hvpNorm: number = yield hvp;
     let best: FiniteDifferenceComparison = { relError: Infinity, epsilon: NaN, hvpNorm };
     for (const eps of epsilons) {
       const at = (sign: number) => {
@@ -61,20 +111,33 @@ export function compareHvpWithFiniteDifferences(
         return gradientAt(lossFn, vars);
       };
       const plus = at(1);
+      held.push(...plus);
       const minus = at(-1);
+      held.push(...minus);
       const fd = tf.tidy(() => plus.map((p, i) => tf.div(tf.sub(p, minus[i]!), 2 * eps)));
+      held.push(...fd);
       const diff = tf.tidy(() => fd.map((f, i) => tf.sub(f, hvp[i]!)));
-      const scale = Math.max(hvpNorm, norm(fd));
-      const relError = scale === 0 ? 0 : norm(diff) / scale;
+      held.push(...diff);
+      const scale = Math.max(hvpNorm, yield fd);
+      const relError = scale === 0 ? 0 : (yield diff) / scale;
       if (relError < best.relError) best = { relError, epsilon: eps, hvpNorm };
       tf.dispose([...plus, ...minus, ...fd, ...diff]);
     }
-    tf.dispose(hvp);
     return best;
   } finally {
+    tf.dispose(held);
     vars.forEach((v, i) => v.assign(original[i]!));
     tf.dispose(original);
     if (options.vector == null) tf.dispose(vector);
+  }
+}
+
+async function normAsync(ts: tf.Tensor[]): Promise<number> {
+  const squared = tf.tidy(() => tf.addN(ts.map((t) => tf.sum(tf.square(t)))));
+  try {
+    return Math.sqrt((await squared.data())[0]!);
+  } finally {
+    squared.dispose();
   }
 }
 
