@@ -132,9 +132,18 @@ function block(table: Table): string {
       ? benchTable(result.rows as Row[])
       : sweepTable(result.rows as Row[], text),
   );
-  for (const plot of ['learning-rate', 'adahessian']) {
+  // A plot of a single point says nothing: only sweeps over several scales or settings.
+  const rows = result.rows as Row[];
+  const plots = {
+    'learning-rate': new Set(rows.filter((r) => r.part === 'learning-rate').map((r) => r.scale))
+      .size,
+    adahessian: rows.filter((r) => r.part === 'adahessian').length,
+  };
+  for (const [plot, points] of Object.entries(plots)) {
     const file = `${table.name}-${plot}.svg`;
-    if (existsSync(join(RESULTS_DIR, file))) lines.push('', `![${table.title}](results/${file})`);
+    if (points > 1 && existsSync(join(RESULTS_DIR, file))) {
+      lines.push('', `![${table.title}](results/${file})`);
+    }
   }
   return lines.join('\n');
 }
