@@ -1,6 +1,6 @@
 /**
- * Kernels we register on the cpu and wasm backends (the tensorflow / tfjs-node backend has
- * all of them natively and is left alone):
+ * Kernels we register on the cpu and wasm backends, and the resize grad kernels on webgl too
+ * (the tensorflow / tfjs-node backend has all of them natively and is left alone):
  * - missing on wasm: Conv2DBackpropFilter, DepthwiseConv2dNativeBackpropFilter,
  *   DepthwiseConv2dNativeBackpropInput, UnsortedSegmentSum (every other kernel a conv /
  *   pool / embedding training or HVP path needs, AvgPoolGrad included, wasm has);
@@ -12,7 +12,8 @@
  *   window's first element), wasm's _FusedMatMul (misplaced bias with transposes or batches) and cpu's depthwise backprop kernels (ignore `dilations`;
  *   stock TF.js only calls them with dilation 1), wasm's Conv3DBackpropInputV2 (wrong for
  *   every geometry) and Conv3DBackpropFilterV2 (wrong with strides > 1), the resize grad
- *   kernels on both (ignore halfPixelCenters; cpu's nearest one mixes up images of a batch).
+ *   kernels (ignore halfPixelCenters everywhere; cpu's nearest one mixes up the images of a
+ *   batch, cpu's bilinear one mislabels its result's shape).
  */
 import * as tf from '@tensorflow/tfjs';
 import { makeConv2DBackpropFilter } from './conv2d-backprop-filter.js';
@@ -90,7 +91,9 @@ export const FAST_KERNELS: readonly FastKernel[] = [
   { kernelName: '_FusedMatMul', backendName: 'wasm', make: makeFusedMatMul },
   { kernelName: 'Conv3DBackpropInputV2', backendName: 'wasm', make: makeConv3DBackpropInput },
   { kernelName: 'Conv3DBackpropFilterV2', backendName: 'wasm', make: makeConv3DBackpropFilter },
-  ...['cpu', 'wasm'].flatMap((backendName) => [
+  // On webgl too (its grad kernels also ignore halfPixelCenters): ours read back and upload,
+  // slow, so there they run only for halfPixelCenters and the stock kernels do the rest.
+  ...['cpu', 'wasm', 'webgl'].flatMap((backendName) => [
     { kernelName: 'ResizeNearestNeighborGrad', backendName, make: makeResizeNearestNeighborGrad },
     { kernelName: 'ResizeBilinearGrad', backendName, make: makeResizeBilinearGrad },
   ]),

@@ -1,7 +1,7 @@
 /**
  * ResizeNearestNeighborGrad and ResizeBilinearGrad as the exact transposes of the forward
  * resize kernels (the same source-pixel and weight formulas as cpu's forward kernels, which
- * wasm's agree with), for cpu and wasm. Stock TF.js 4.22 gets them wrong:
+ * wasm's and webgl's agree with), for cpu, wasm and webgl. Stock TF.js 4.22 gets them wrong:
  * - every backend's grad kernels ignore `halfPixelCenters` (tf.image.resize* with it set);
  * - cpu's ResizeNearestNeighborGrad reads dy at the images' batch stride, so every image
  *   after the first gets another image's (or no) gradient (tf.layers.upSampling2d, batch > 1);

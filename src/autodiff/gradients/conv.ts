@@ -13,9 +13,8 @@
  *   dx = BPI(dy, W):   d/ddy = conv(ddx, W)     d/dW = BPF(ddx, dy)   (stock TF.js, correct)
  *
  * Stock TF.js 4.22 also refuses the first-order gradient of a dilated conv2d or depthwise
- * conv; we give them one (the dilated conv is a plain conv with a zero-stuffed filter; the
- * depthwise backprop kernels take dilations) and leave every undilated conv on the stock
- * gradient, so first-order results are unchanged.
+ * conv; we give them one (the dilated conv is a plain conv with a zero-stuffed filter) and
+ * leave every undilated conv on the stock gradient, so first-order results are unchanged.
  */
 import * as tf from '@tensorflow/tfjs';
 import { markSecondOrderVerified } from '../verified-kernels.js';
@@ -270,8 +269,9 @@ function conv2dGrad(stock: tf.GradConfig): tf.GradConfig {
 
 /**
  * DepthwiseConv2dNative's gradient, extended to dilations > 1 (stock TF.js asserts dilation 1
- * there although the backprop kernels take dilations: ours on cpu and wasm, webgl's own).
- * Undilated depthwise convs keep the stock gradient function, bit for bit.
+ * there). As for conv2d, through the zero-stuffed filter and the undilated backprop kernels:
+ * webgl's depthwise backprop kernels get dilations > 1 wrong. Undilated depthwise convs keep
+ * the stock gradient function, bit for bit.
  */
 function depthwiseConv2dGrad(stock: tf.GradConfig): tf.GradConfig {
   return {
@@ -282,19 +282,24 @@ function depthwiseConv2dGrad(stock: tf.GradConfig): tf.GradConfig {
       const [dh, dw] = pair(a.dilations);
       if (dh === 1 && dw === 1) return stock.gradFunc(dy, saved, attrs);
       const [x, filter] = saved as [tf.Tensor4D, tf.Tensor4D];
+      const plain = depthwiseAttrs({ ...a, dilations: 1 });
       return {
         x: () =>
           runKernel(
             'DepthwiseConv2dNativeBackpropInput',
-            { dy: dy as tf.Tensor, filter },
-            { ...depthwiseAttrs(a), inputShape: x.shape },
+            { dy: dy as tf.Tensor, filter: dilateFilter(filter, dh, dw) },
+            { ...plain, inputShape: x.shape },
           ),
-        filter: () =>
-          runKernel(
+        filter: () => {
+          const [kh, kw, cin, multiplier] = filter.shape;
+          const bigShape = [(kh - 1) * dh + 1, (kw - 1) * dw + 1, cin, multiplier];
+          const g = runKernel(
             'DepthwiseConv2dNativeBackpropFilter',
             { x, dy: dy as tf.Tensor },
-            { ...depthwiseAttrs(a), filterShape: filter.shape },
-          ),
+            { ...plain, filterShape: bigShape },
+          );
+          return undilateFilter(g, dh, dw);
+        },
       };
     },
   };
