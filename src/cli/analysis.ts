@@ -5,14 +5,14 @@
  */
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { HessianAnalyzer, type HessianReport } from '../analysis/index.js';
+import { autoMicroBatchSize, HessianAnalyzer, type HessianReport } from '../analysis/index.js';
 import { batches } from '../data/index.js';
 import { densityOnGrid } from '../estimators/density.js';
 import { softmaxCrossEntropy } from '../losses.js';
-import { layerCurvatureSvg, spectralDensitySvg } from '../report/index.js';
+import { layerCurvatureSvg, PLOT_MARGIN_WIDTHS, spectralDensitySvg } from '../report/index.js';
 import { writeFileAtomic } from './atomic-file.js';
 import type { Split } from './datasets.js';
-import { CliUsageError } from './errors.js';
+import { CliRunError, CliUsageError } from './errors.js';
 import { formatTable } from './table.js';
 
 export interface AnalysisSettings {
@@ -31,6 +31,15 @@ export interface AnalysisSettings {
   densityRuns?: number;
   /** Also the top eigenvalue of each layer's block (costs products per layer; default false). */
   layerEigenvalues?: boolean;
+  /** Top eigenvalues by 'lanczos' (default) or 'power' iteration. */
+  eigenMethod?: 'lanczos' | 'power';
+  /** Residual tolerance of the top eigenpairs: ||Hv - lambda v|| <= tol |lambda| (default 1e-3). */
+  eigenTol?: number;
+  /**
+   * Examples per micro-batch ('auto', the default: what the backend's memory holds; see
+   * autoMicroBatchSize). Each batch's product is the size-weighted sum of its micro-batches'.
+   */
+  microBatch?: number | 'auto';
   seed?: number;
 }
 
@@ -41,7 +50,8 @@ export interface AnalysisOutcome {
   loss: number;
   examples: number;
   seconds: number;
-  settings: Required<AnalysisSettings>;
+  /** The settings used; microBatch is the resolved size. */
+  settings: Required<AnalysisSettings> & { microBatch: number };
   /** The density as PyHessian plots it, on a 1000-point grid (for re-plotting). */
   densityGrid?: { grid: number[]; density: number[] };
 }
@@ -55,6 +65,9 @@ export const ANALYSIS_DEFAULTS: Required<AnalysisSettings> = {
   densityIters: 80,
   densityRuns: 1,
   layerEigenvalues: false,
+  eigenMethod: 'lanczos',
+  eigenTol: 1e-3,
+  microBatch: 'auto',
   seed: 0,
 };
 
@@ -63,7 +76,11 @@ export async function analyzeModel(
   split: Split,
   settings: AnalysisSettings = {},
 ): Promise<AnalysisOutcome> {
-  const s = { ...ANALYSIS_DEFAULTS, ...definedOnly(settings) };
+  const chosen = { ...ANALYSIS_DEFAULTS, ...definedOnly(settings) };
+  const s = {
+    ...chosen,
+    microBatch: chosen.microBatch === 'auto' ? autoMicroBatchSize(model) : chosen.microBatch,
+  };
   const examples = Math.min(split.count, s.batchSize * s.batches);
   if (examples < 1) throw new CliUsageError('The analysis needs at least one example.');
   const started = performance.now();
@@ -77,12 +94,18 @@ export async function analyzeModel(
       loss: softmaxCrossEntropy,
       data: data.length === 1 ? data[0]! : data,
       seed: s.seed,
+      microBatchSize: s.microBatch,
     });
     const loss = await analyzer.loss();
     // Block traces come with the full trace from the same probes, so one Hutchinson run
     // (inside perLayer) serves both.
     const report = await analyzer.analyze({
-      topEigenvalues: { topN: s.topN, maxIter: s.eigenIters },
+      topEigenvalues: {
+        topN: s.topN,
+        maxIter: s.eigenIters,
+        method: s.eigenMethod,
+        tol: s.eigenTol,
+      },
       trace: false,
       density: { iterations: s.densityIters, runs: s.densityRuns },
       perLayer: {
@@ -106,10 +129,19 @@ export async function analyzeModel(
       settings: s,
     };
     if (report.density) {
-      const curve = densityOnGrid(report.density, { bins: 1000 });
+      const curve = densityOnGrid(report.density, { bins: 1000, margin: PLOT_MARGIN_WIDTHS });
       outcome.densityGrid = { grid: curve.grid, density: curve.density };
     }
     return outcome;
+  } catch (error) {
+    if (isOutOfMemory(error)) {
+      throw outOfMemoryError(error as Error, {
+        backend: tf.getBackend(),
+        batchSize: Math.min(s.batchSize, examples),
+        microBatch: s.microBatch,
+      });
+    }
+    throw error;
   } finally {
     tf.dispose(data.flatMap((b) => [b.x, b.y]));
   }
@@ -155,12 +187,25 @@ export function writeAnalysis(
 
 export function analysisSummary(outcome: AnalysisOutcome): string {
   const { report } = outcome;
+  const micro = outcome.settings.microBatch;
   const lines = [
-    `${report.parameters} parameters, ${outcome.examples} examples, loss ${outcome.loss.toFixed(4)}`,
+    `${report.parameters} parameters, ${outcome.examples} examples` +
+      (micro < Math.min(outcome.examples, outcome.settings.batchSize)
+        ? ` (micro-batches of at most ${micro})`
+        : '') +
+      `, loss ${outcome.loss.toFixed(4)}`,
   ];
   if (report.topEigenvalues) {
+    const { eigenvalues, residuals, tol, method, products } = report.topEigenvalues;
+    const unmet = residuals.filter((r) => !(r <= tol)).length;
     lines.push(
-      `top eigenvalues: ${report.topEigenvalues.eigenvalues.map((e) => e.toPrecision(5)).join(', ')}`,
+      `top eigenvalues: ${eigenvalues.map((e) => e.toPrecision(5)).join(', ')} ` +
+        `(${method}, ${products} products; relative residuals ||Hv - lv||/|l| ` +
+        `${residuals.map((r) => r.toExponential(1)).join(', ')}: ` +
+        (unmet === 0
+          ? `all within tol ${tol}`
+          : `${unmet} above tol ${tol}, not converged: raise --eigen-iters`) +
+        ')',
     );
   }
   if (report.trace) {
@@ -191,4 +236,36 @@ export function analysisSummary(outcome: AnalysisOutcome): string {
   }
   lines.push(`${report.products} Hessian-vector products in ${outcome.seconds.toFixed(1)} s`);
   return lines.join('\n');
+}
+
+/**
+ * The wasm heap's end (4 GB) shows as "memory access out of bounds" or an abort, a typed
+ * array too large for the JS heap as a RangeError: the run cannot go on, but the user can
+ * lower the batch or micro-batch.
+ */
+export function isOutOfMemory(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const message = error.message ?? '';
+  if (error instanceof WebAssembly.RuntimeError) {
+    return /memory access out of bounds|Aborted\(|out of memory|OOM|Cannot enlarge memory/i.test(
+      message,
+    );
+  }
+  return (
+    error instanceof RangeError &&
+    /Array buffer allocation failed|Invalid typed array length|Invalid array length/.test(message)
+  );
+}
+
+/** One line for the user when the analysis ran out of memory (see isOutOfMemory). */
+export function outOfMemoryError(
+  error: Error,
+  where: { backend: string; batchSize: number; microBatch: number },
+): CliRunError {
+  const micro = Math.min(where.microBatch, where.batchSize);
+  const wrapped = new CliRunError(
+    `the analysis ran out of memory on ${where.backend} (${error.message.split('\n')[0]}) at batch size ${where.batchSize} with micro-batches of ${micro} examples; lower --micro-batch (e.g. ${Math.max(1, Math.floor(micro / 2))}) or --batch-size (--debug shows the stack).`,
+  );
+  wrapped.cause = error; // what --debug shows
+  return wrapped;
 }

@@ -8,6 +8,7 @@ import {
   writeAnalysis,
   type AnalysisSettings,
 } from '../analysis.js';
+import { autoMicroBatchSize } from '../../analysis/index.js';
 import { prepareBackend } from '../backend.js';
 import {
   addBackendOption,
@@ -17,9 +18,10 @@ import {
   type OutputFlags,
 } from '../common-options.js';
 import type { CliContext } from '../context.js';
+import { CliRunError } from '../errors.js';
 import { loadDataset, type DatasetName } from '../datasets.js';
 import { loadModel } from '../model-io.js';
-import { positiveInteger } from '../options.js';
+import { positiveInteger, positiveNumber } from '../options.js';
 import { note, say, type CliIo } from '../output.js';
 import type { TrainConfig } from '../train-config.js';
 
@@ -34,6 +36,8 @@ export interface AnalyzeOptions extends AnalysisSettings {
   native?: boolean;
   /** Where analysis.json and the plots go (default out/analysis). */
   out?: string;
+  /** Show an error's stack trace instead of one line (e.g. running out of memory). */
+  debug?: boolean;
 }
 
 export async function analyze(options: AnalyzeOptions, io: CliIo) {
@@ -54,12 +58,20 @@ export async function analyze(options: AnalyzeOptions, io: CliIo) {
       testSize: split === 'test' ? needed : 1,
     });
     try {
-      note(io, `analyze: ${path} on ${needed} ${split} examples of ${dataset} (${backend})`);
-      const outcome = await analyzeModel(
-        model,
-        split === 'train' ? data.train : data.test,
-        options,
+      const microBatch =
+        typeof options.microBatch === 'number' ? options.microBatch : autoMicroBatchSize(model);
+      note(
+        io,
+        `analyze: ${path} on ${needed} ${split} examples of ${dataset} (${backend}` +
+          (microBatch < (options.batchSize ?? 128)
+            ? `, micro-batches of at most ${microBatch}`
+            : '') +
+          ')',
       );
+      const outcome = await analyzeModel(model, split === 'train' ? data.train : data.test, {
+        ...options,
+        microBatch,
+      });
       const out = options.out ?? join('out', 'analysis');
       const { files } = writeAnalysis(out, outcome, { model: path, dataset, split }, 'Hessian');
       return { model: path, dataset, split, ...outcome, files };
@@ -98,7 +110,24 @@ export function analyzeCommand(ctx: CliContext): Command {
     .option('--trace-iters <n>', 'Hutchinson probes at most (default: 100)', positiveInteger)
     .option('--density-iters <n>', 'Lanczos steps for the density (default: 80)', positiveInteger)
     .option('--density-runs <n>', 'independent density runs (default: 1)', positiveInteger)
-    .option('--layer-eigenvalues', "also each layer's top eigenvalue (more products)");
+    .option('--layer-eigenvalues', "also each layer's top eigenvalue (more products)")
+    .addOption(
+      new Option('--eigen-method <name>', 'top eigenvalues by (default: lanczos)').choices([
+        'lanczos',
+        'power',
+      ]),
+    )
+    .option(
+      '--eigen-tol <x>',
+      'stop when every top pair has ||Hv - lv|| <= x |l| (default: 1e-3)',
+      positiveNumber,
+    )
+    .option(
+      '--micro-batch <n>',
+      "examples per Hessian-vector product pass: bounds memory, same result (default: what the backend's memory holds, about 20 for ResNet-20 on wasm)",
+      positiveInteger,
+    )
+    .option('--debug', 'show the stack trace of an error instead of one line');
   addSeedOption(cmd);
   addBackendOption(cmd);
   cmd.option('--out <dir>', 'where analysis.json and the plots go (default: out/analysis)');
@@ -112,7 +141,15 @@ The dataset defaults to the one the model was trained on (recorded in model.json
   );
   cmd.action(async (model: string, flags: AnalyzeFlags) => {
     const io = ctx.io(flags);
-    const result = await analyze({ ...flags, model }, io);
+    let result: Awaited<ReturnType<typeof analyze>>;
+    try {
+      result = await analyze({ ...flags, model }, io);
+    } catch (error) {
+      // --debug: the original error (its stack), not the one line made from it.
+      if (flags.debug && error instanceof CliRunError && error.cause !== undefined)
+        throw error.cause;
+      throw error;
+    }
     if (io.json) io.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     else {
       say(io, analysisSummary(result));
