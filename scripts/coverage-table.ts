@@ -81,6 +81,15 @@ for (const group of groups) {
   }
   lines.push('');
 }
+lines.push('## Known gaps', '');
+lines.push(
+  "- `tf.layers.conv1d({padding: 'causal'})`: TensorFlow.js 4.22 itself throws `NotImplementedError` in the",
+  '  forward pass (conv1dWithBias). A causal conv1d written as a left pad + `tf.conv1d` (row "conv1d, causal',
+  '  padding" above) is covered.',
+  '- `tf.layers.gaussianNoise` and `gaussianDropout` take no seed; their rows fix one draw by seeding',
+  '  `Math.random` around each evaluation (a training step sees one draw, as in the rows).',
+  '',
+);
 lines.push('## Kernels verified for second order', '');
 lines.push(
   'A Hessian-vector product through any kernel not in this list raises `UnsupportedSecondOrderError` naming it.',

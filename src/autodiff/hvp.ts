@@ -132,10 +132,15 @@ export function gradAndHvpMany(
       assertSecondOrderSupported(filterTape(tape!, vars, loss));
       // Every dot runs through the same kernels (the vectors are constants), so one check covers all.
       assertSecondOrderSupported(filterTape(tape!, vars, dots[0]!));
-      const hvps = dots.map((dot) => {
+      const returned = [loss, ...grads, ...dots];
+      const hvps = dots.map((dot, j) => {
         // The sweep itself leaves out edges whose gradient is identically zero (same result).
         const swept = filterTape(tape!, vars, dot, { skipZeroGradients: true });
-        return tf.tidy(() => backprop(swept, vars, dot).map((h, i) => h ?? tf.zerosLike(vars[i]!)));
+        const last = j === dots.length - 1 && outerDepth === 0;
+        const afterNode = last ? releaseAsSwept(tape!, swept, returned) : undefined;
+        return tf.tidy(() =>
+          backprop(swept, vars, dot, { afterNode }).map((h, i) => h ?? tf.zerosLike(vars[i]!)),
+        );
       });
       return { loss: loss as tf.Scalar, grads, hvps };
     });
@@ -226,6 +231,29 @@ function validate(vars: tf.Variable[], vectorLists: tf.Tensor[][]): void {
         throw new HvpInputError(`vectors[${i}]${where} must be float32, got ${v.dtype}.`);
     });
   });
+}
+
+/**
+ * For the last sweep over a tape no enclosing gradient owns: frees the saved tensors of the
+ * nodes it skips now, and returns a callback that frees each swept node's saved tensors and
+ * outputs once the sweep is past it (nothing earlier in the tape reads them). Without this the
+ * whole forward and gradient graph stayed alive until the end. Outputs the caller gets back
+ * (`returned`) or kept with tf.keep stay. Exported for tests only.
+ */
+export function releaseAsSwept(
+  tape: TapeNode[],
+  swept: TapeNode[],
+  returned: tf.Tensor[],
+): (node: TapeNode) => void {
+  const sweptIds = new Set(swept.map((node) => node.id));
+  for (const node of tape) {
+    if (!sweptIds.has(node.id)) for (const t of node.saved ?? []) t.dispose();
+  }
+  const keep = new Set(returned.map((t) => t.id));
+  return (node) => {
+    for (const t of node.saved ?? []) t.dispose();
+    for (const t of node.outputs) if (!keep.has(t.id) && !t.kept) t.dispose();
+  };
 }
 
 /** Frees what the engine keeps for a recorded tape, as engine.gradients does at depth 0. */

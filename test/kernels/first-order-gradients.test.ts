@@ -133,6 +133,14 @@ const CASES: GradCase[] = [
     f: ([x, w]) => tf.conv3d(x as tf.Tensor5D, w as tf.Tensor5D, 2, 'same'),
   },
   {
+    name: 'conv3d same dilations [1, 2, 2] (stock refuses its gradient)',
+    shapes: [
+      [2, 4, 6, 5, 2],
+      [2, 2, 3, 2, 2],
+    ],
+    f: ([x, w]) => tf.conv3d(x as tf.Tensor5D, w as tf.Tensor5D, 1, 'same', 'NDHWC', [1, 2, 2]),
+  },
+  {
     name: 'depthwiseConv2d same dilations 2 (stock refuses its gradient)',
     shapes: [
       [2, 8, 7, 2],

@@ -142,6 +142,16 @@ const opCases: SecondOrderCase[] = [
     0.3,
   ),
   twoVariableCase(
+    'conv3d same, dilations [2, 1, 2]',
+    'conv',
+    [
+      [2, 5, 4, 5, 2],
+      [2, 3, 2, 2, 2],
+    ],
+    (x, f) => tf.conv3d(x as T5, f as T5, 1, 'same', 'NDHWC', [2, 1, 2]),
+    607,
+  ),
+  twoVariableCase(
     'resizeNearestNeighbor 4x4 -> 8x8 after conv2d',
     'conv',
     conv3x3,

@@ -164,7 +164,7 @@ const depthwiseBackpropFilterGrad: tf.GradConfig = {
  * followed by d-1 zeros. Taped reshape/pad/slice of rank <= 4 only: webgl packs and pads
  * only low ranks (a rank-5 pad's shader fails to compile there).
  */
-function stuffAxis(t: tf.Tensor3D, axis: 0 | 1, d: number): tf.Tensor3D {
+export function stuffAxis(t: tf.Tensor3D, axis: 0 | 1, d: number): tf.Tensor3D {
   if (d === 1) return t;
   const [a, b, c] = t.shape;
   const n = axis === 0 ? a : b;
@@ -189,7 +189,7 @@ function stuffAxis(t: tf.Tensor3D, axis: 0 | 1, d: number): tf.Tensor3D {
 }
 
 /** The inverse (and transpose) of stuffAxis: keeps every d-th entry of axis `axis`. */
-function unstuffAxis(t: tf.Tensor3D, axis: 0 | 1, d: number): tf.Tensor3D {
+export function unstuffAxis(t: tf.Tensor3D, axis: 0 | 1, d: number): tf.Tensor3D {
   if (d === 1) return t;
   const [a, b, c] = t.shape;
   const big = axis === 0 ? a : b;
