@@ -66,21 +66,39 @@ export function filterTape(
   return filtered;
 }
 
+export interface BackpropOptions {
+  /**
+   * Called after each node's gradient has been taken: nothing later in the sweep reads that
+   * node's saved tensors or outputs again, so a last sweep can free them as it goes.
+   */
+  afterNode?: (node: TapeNode) => void;
+}
+
 /**
  * Accumulates d y / d t for every tensor t on the filtered tape, starting from dy = 1.
  * Returns the gradients of `xs` (undefined where y does not depend on x). Must run inside
- * a tidy: intermediate gradients are left for it to dispose.
+ * a tidy. Memory: each gradient function's temporaries are freed when it returns, and a
+ * node's output gradients once the node is done (its outputs appear in no earlier node), so
+ * the sweep holds only the gradients still accumulating, not every one it has made.
  */
 export function backprop(
   filtered: TapeNode[],
   xs: tf.Tensor[],
   y: tf.Tensor,
+  options: BackpropOptions = {},
 ): (tf.Tensor | undefined)[] {
   const grads = new Map<number, tf.Tensor>();
+  // A gradient function may hand back a tensor it was given (dy itself); free only tensors
+  // no longer held in `grads`.
+  const release = (t: tf.Tensor) => {
+    for (const held of grads.values()) if (held === t) return;
+    t.dispose();
+  };
   grads.set(y.id, tf.onesLike(y));
   for (let i = filtered.length - 1; i >= 0; i--) {
     const node = filtered[i]!;
-    const dys = node.outputs.map((o) => grads.get(o.id) ?? tf.zerosLike(o));
+    const dys = node.outputs.map((o) => grads.get(o.id) ?? tf.zeros(o.shape, o.dtype));
+    for (const o of node.outputs) grads.delete(o.id);
     if (node.gradient == null) {
       throw new Error(
         `Cannot differentiate through kernel '${node.kernelName}': it has no gradient.`,
@@ -92,10 +110,19 @@ export function backprop(
       if (gradFn == null) {
         throw new Error(`Kernel '${node.kernelName}' gives no gradient for its input '${name}'.`);
       }
-      const dx = gradFn();
+      const dx = tf.tidy(gradFn);
       const previous = grads.get(x.id);
-      grads.set(x.id, previous == null ? dx : tf.add(previous, dx));
+      if (previous == null) {
+        grads.set(x.id, dx);
+      } else {
+        grads.set(x.id, tf.add(previous, dx));
+        // The node's own dys go after all its inputs are done (a later one may read them).
+        if (!dys.includes(previous)) release(previous);
+        if (!dys.includes(dx)) release(dx);
+      }
     }
+    for (const dy of dys) release(dy);
+    options.afterNode?.(node);
   }
   return xs.map((x) => grads.get(x.id));
 }

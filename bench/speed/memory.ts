@@ -1,0 +1,92 @@
+/**
+ * Memory (and time) of one training configuration per process, so that the process's peak
+ * RSS (getrusage's maxRSS) is this configuration's: ResNet-20 on 28x28x1 with batch norm, as
+ * the issue measured it, or the small CNN. Prints one JSON line: ms per step, peak RSS, the
+ * engine's peak tensor bytes inside a step (tf.profile), tensors left after the steps, and on
+ * wasm the heap size.
+ *
+ *   npx tsx bench/speed/memory.ts --variant cpu --optimizer adahessian --batch 64
+ *   npx tsx bench/speed/memory.ts --variant wasm --optimizer adam --model small-cnn
+ *   npx tsx bench/speed/memory.ts --variant cpu+native --steps 3
+ *
+ * PyTorch's figure for the same step: python3 bench/speed/torch_memory.py (see PERFORMANCE.md).
+ */
+import * as tf from '@tensorflow/tfjs';
+import {
+  adahessian,
+  buildResNet20,
+  buildSmallCnn,
+  softmaxCrossEntropy,
+  useBackend,
+} from '../../src/index.js';
+import { enableNativeKernels } from '../../src/native/index.js';
+
+tf.env().set('IS_TEST', false);
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1]! : fallback;
+}
+
+const variant = arg('variant', 'cpu');
+const optimizerName = arg('optimizer', 'adahessian');
+const modelName = arg('model', 'resnet20');
+const batch = Number(arg('batch', '64'));
+const steps = Number(arg('steps', '3'));
+
+async function main(): Promise<void> {
+  await useBackend(variant === 'wasm' ? 'wasm' : 'cpu');
+  if (variant === 'cpu+native') {
+    const poolMb = arg('pool-mb', '');
+    const status = enableNativeKernels(
+      poolMb === '' ? {} : { outputPoolBytes: Number(poolMb) * 2 ** 20 },
+    );
+    if (!status.enabled) throw new Error(status.reason);
+  }
+  const model =
+    modelName === 'resnet20'
+      ? buildResNet20({ inputShape: [28, 28, 1], seed: 1 })
+      : buildSmallCnn({ seed: 1 });
+  const optimizer = optimizerName === 'adam' ? tf.train.adam(1e-3) : adahessian({ seed: 1 });
+  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const x = tf.randomNormal([batch, 28, 28, 1], 0, 1, 'float32', 1);
+  const y = tf.oneHot(tf.randomUniform([batch], 0, 10, 'int32', 2), 10).toFloat();
+  const times: number[] = [];
+  let peakTensorBytes = 0;
+  let baseline = 0;
+  for (let i = 0; i < steps; i++) {
+    const start = performance.now();
+    const info = await tf.profile(() => {
+      const cost = optimizer.minimize(
+        () => softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor),
+        true,
+        vars,
+      );
+      cost?.dataSync();
+      cost?.dispose();
+    });
+    times.push(performance.now() - start);
+    peakTensorBytes = Math.max(peakTensorBytes, info.peakBytes);
+    if (i === 0) baseline = tf.memory().numTensors;
+  }
+  const backend = tf.backend() as unknown as { wasm?: { HEAPU8: Uint8Array } };
+  console.log(
+    JSON.stringify({
+      variant,
+      model: modelName,
+      optimizer: optimizerName,
+      batch,
+      msPerStep: times.map((t) => Math.round(t)),
+      peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
+      peakTensorMB: Math.round(peakTensorBytes / 2 ** 20),
+      tensorsAfterFirstStep: baseline,
+      tensorsAtEnd: tf.memory().numTensors,
+      wasmHeapMB: backend.wasm ? Math.round(backend.wasm.HEAPU8.length / 2 ** 20) : undefined,
+    }),
+  );
+}
+
+main().catch((e: unknown) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exit(1);
+});
