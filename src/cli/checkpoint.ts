@@ -87,7 +87,7 @@ interface CheckpointFile extends Omit<TrainingState, never> {
 }
 
 /** A digest of every saved tensor's name, dtype, shape and bytes, in order. */
-function tensorChecksum(groups: EncodedTensor[][]): string {
+export function tensorChecksum(groups: EncodedTensor[][]): string {
   const hash = createHash('sha256');
   for (const group of groups) {
     hash.update(`[${group.length}]`);

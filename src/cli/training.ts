@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { batchCount, batches } from '../data/index.js';
 import { softmaxCrossEntropy } from '../losses.js';
-import { AdaHessian, NonFiniteError } from '../optimizers/index.js';
+import { NonFiniteError } from '../optimizers/index.js';
 import { allFinite } from '../optimizers/non-finite.js';
 import { setLearningRate } from '../optimizers/learning-rate.js';
 import { prepareBackend } from './backend.js';
@@ -206,11 +206,17 @@ async function runTraining(
     clearPreviousRun?.();
     // AdaHessian refuses an update that would make the weights non-finite; other optimizers
     // are checked after their step, so that no checkpoint or model is written from such weights.
-    const checkWeightsAfterStep = !(optimizer instanceof AdaHessian);
+    // (By name: tf.Optimizer's Symbol.hasInstance makes every optimizer 'instanceof AdaHessian'.)
+    const checkWeightsAfterStep = config.optimizer !== 'adahessian';
     const totalSteps = stepsPerEpoch * config.epochs;
     const lossFn = (y: tf.Tensor, logits: tf.Tensor) => softmaxCrossEntropy(y, logits);
     const save = async () => {
-      if (out !== undefined) files.checkpoint = await saveCheckpoint(out, state, model, optimizer);
+      if (out === undefined) return;
+      try {
+        files.checkpoint = await saveCheckpoint(out, state, model, optimizer);
+      } catch (e) {
+        throw divergence(e, `by step ${state.globalStep}`);
+      }
     };
 
     while (state.epoch < config.epochs && !interrupted) {
@@ -243,18 +249,20 @@ async function runTraining(
           );
           ({ loss, correct } = trainStep(model, optimizer, vars, batch.x, batch.y, lossFn));
         } catch (e) {
-          throw divergence(e, epoch, step);
+          throw divergence(e, `at epoch ${epoch + 1}, step ${step + 1}`);
         } finally {
           tf.dispose([batch.x, batch.y]);
         }
         if (!Number.isFinite(loss)) {
-          throw divergence(new NonFiniteError(`the loss is ${loss}`), epoch, step);
+          throw divergence(
+            new NonFiniteError(`the loss is ${loss}`),
+            `at epoch ${epoch + 1}, step ${step + 1}`,
+          );
         }
         if (checkWeightsAfterStep && !allFinite(vars)) {
           throw divergence(
             new NonFiniteError('the update made some weights NaN or infinite'),
-            epoch,
-            step,
+            `at epoch ${epoch + 1}, step ${step + 1}`,
           );
         }
         const size = Math.min(config.batchSize, data.train.count - step * config.batchSize);
@@ -420,10 +428,11 @@ export function evaluate(
   return { loss: lossSum / split.count, accuracy: correct / (split.count * exampleUnits(split)) };
 }
 
-function divergence(e: unknown, epoch: number, step: number): unknown {
+/** A NonFiniteError as the command line reports it; `where` e.g. "at epoch 2, step 3". */
+function divergence(e: unknown, where: string): unknown {
   if (e instanceof NonFiniteError) {
     return new TrainingDivergedError(
-      `Training diverged at epoch ${epoch + 1}, step ${step + 1}: ${e.message.replace(/\.$/, '')}. ` +
+      `Training diverged ${where}: ${e.message.replace(/\.$/, '')}. ` +
         'The last checkpoint (if any) is kept. Try a smaller --lr.',
     );
   }
