@@ -21,7 +21,11 @@ tf.env().set('IS_TEST', false);
 
 const check = process.argv.includes('--check');
 const out = new URL('../docs/COVERAGE.md', import.meta.url);
-const backends = await availableBackends();
+// A fixed column order, whatever order the backends were registered in.
+const COLUMN_ORDER = ['cpu', 'wasm', 'tensorflow'];
+const rank = (b: string) =>
+  COLUMN_ORDER.includes(b) ? COLUMN_ORDER.indexOf(b) : COLUMN_ORDER.length;
+const backends = (await availableBackends()).sort((a, b) => rank(a) - rank(b));
 const results = new Map<string, Map<string, SecondOrderCheckResult>>();
 let failures = 0;
 for (const backend of backends) {
