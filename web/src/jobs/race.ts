@@ -38,13 +38,17 @@ export interface RaceSettings {
   hessianPower: number;
   /** AdaHessian computes its diagonal every this many steps. */
   hessianEvery: number;
-  /** Hutchinson probes per AdaHessian diagonal (and for the diagonal comparison). */
+  /** Hutchinson probes per AdaHessian diagonal. */
   probes: number;
   /** Seed of AdaHessian's probes and of the diagonal comparison's. */
   seed: number;
   /** AdamW's decoupled weight decay. */
   weightDecay?: number;
+  /** Probes of the diagonal comparison at the start point (default 32). */
+  diagonalProbes?: number;
 }
+
+export const DEFAULT_DIAGONAL_PROBES = 32;
 
 /**
  * Starting rates per function: moderate values from a sweep of 1e-4..3 (200 steps) at which
@@ -85,6 +89,7 @@ export function checkRaceSettings(s: RaceSettings): string[] {
   integer('hessianEvery', s.hessianEvery, 1, 100);
   integer('probes', s.probes, 1, 64);
   integer('seed', s.seed, 0, 0xffffffff);
+  integer('diagonal probes', s.diagonalProbes ?? DEFAULT_DIAGONAL_PROBES, 1, 1024);
   for (const r of RACERS) {
     const lr = s.learningRates[r];
     if (!(typeof lr === 'number' && Number.isFinite(lr) && lr > 0)) {
@@ -217,6 +222,17 @@ export class Race {
     }
   }
 
+  /** The exact Hessian diagonal at the start point against Hutchinson's estimate. */
+  diagonalAtStart(): DiagonalComparison {
+    const s = this.settings;
+    return compareDiagonal(
+      s.fn,
+      this.fn.start,
+      s.diagonalProbes ?? DEFAULT_DIAGONAL_PROBES,
+      s.seed,
+    );
+  }
+
   dispose(): void {
     for (const r of this.racers) {
       disposeOptimizer(r.optimizer);
@@ -289,7 +305,7 @@ export function runRace(settings: RaceSettings): RaceResult {
     while (!race.done) race.step();
     return {
       trajectories: race.trajectories,
-      diagonal: compareDiagonal(settings.fn, race.fn.start, settings.probes, settings.seed),
+      diagonal: race.diagonalAtStart(),
     };
   } finally {
     race.dispose();

@@ -3,12 +3,12 @@ import * as Plot from '@observablehq/plot';
 import * as tf from '@tensorflow/tfjs';
 import { FUNCTIONS, type FunctionName } from '../jobs/functions.js';
 import {
-  compareDiagonal,
   DEFAULT_LEARNING_RATES,
   Race,
   RACER_LABELS,
   RACERS,
   checkRaceSettings,
+  type DiagonalComparison,
   type RaceSettings,
   type RacerName,
 } from '../jobs/race.js';
@@ -23,7 +23,7 @@ export const RACER_COLORS: Readonly<Record<RacerName, string>> = {
   adahessian: '#d62728',
 };
 
-const MARGINS = { marginLeft: 44, marginRight: 12, marginTop: 12, marginBottom: 34 };
+const MARGINS = { marginLeft: 44, marginRight: 12, marginTop: 22, marginBottom: 34 };
 
 function readSettings(form: HTMLFormElement): RaceSettings {
   const settings: RaceSettings = {
@@ -38,6 +38,7 @@ function readSettings(form: HTMLFormElement): RaceSettings {
     hessianEvery: readNumber(form, 'hessianEvery', true),
     probes: readNumber(form, 'probes', true),
     seed: readNumber(form, 'seed', true),
+    diagonalProbes: readNumber(form, 'diagonalProbes', true),
   };
   const problems = checkRaceSettings(settings);
   if (problems.length > 0) throw new FormError(problems[0]);
@@ -143,7 +144,7 @@ function resultsTable(race: Race): string {
   );
 }
 
-function diagonalChart(d: ReturnType<typeof compareDiagonal>, el: HTMLElement): Element {
+function diagonalChart(d: DiagonalComparison, el: HTMLElement): Element {
   const rows = d.estimates.flatMap((e, k) => [
     { entry: 'H₁₁ (∂²f/∂x²)', probes: k + 1, value: e[0] },
     { entry: 'H₂₂ (∂²f/∂y²)', probes: k + 1, value: e[1] },
@@ -159,11 +160,17 @@ function diagonalChart(d: ReturnType<typeof compareDiagonal>, el: HTMLElement): 
     marginLeft: 52,
     marginBottom: 36,
     x: { label: 'probes', domain: [1, Math.max(2, d.estimates.length)] },
-    y: { label: 'estimate', grid: true },
+    y: { label: 'estimate', grid: true, nice: true },
     fx: { label: null },
     marks: [
       Plot.ruleY(exact, { fx: 'entry', y: 'value', stroke: '#222', strokeDasharray: '5,4' }),
-      Plot.line(rows, { fx: 'entry', x: 'probes', y: 'value', stroke: RACER_COLORS.adahessian }),
+      Plot.line(rows, {
+        fx: 'entry',
+        z: 'entry',
+        x: 'probes',
+        y: 'value',
+        stroke: RACER_COLORS.adahessian,
+      }),
       Plot.dot(rows, {
         fx: 'entry',
         x: 'probes',
@@ -266,18 +273,15 @@ export function setupRacePanel(): void {
           frame = window.setTimeout(tick, 16);
           return;
         }
-        const diagonal = compareDiagonal(
-          settings.fn,
-          current.fn.start,
-          settings.probes,
-          settings.seed,
-        );
+        const diagonal = current.diagonalAtStart();
         diagonalEl.replaceChildren(diagonalChart(diagonal, diagonalEl));
         const last = diagonal.estimates.at(-1)!;
         document.getElementById('race-diagonal-caption')!.textContent =
           `Hessian diagonal at the start (${current.fn.start.join(', ')}): exact [${diagonal.exact.map((v) => fmt(v)).join(', ')}] ` +
-          `(dashed; from H e₁ and H e₂) against the Hutchinson estimate from ${settings.probes} Rademacher probe${settings.probes > 1 ? 's' : ''}, ` +
-          `[${last.map((v) => fmt(v)).join(', ')}] after the last, drawn with AdaHessian's seed.`;
+          `(dashed; from the products H e₁ and H e₂) against the running Hutchinson estimate mean of z ⊙ Hz ` +
+          `over ${diagonal.estimates.length} Rademacher probe${diagonal.estimates.length > 1 ? 's' : ''} z ` +
+          `(seed ${settings.seed}): [${last.map((v) => fmt(v)).join(', ')}] after the last. ` +
+          `AdaHessian uses |estimate| from ${settings.probes} probe${settings.probes > 1 ? 's' : ''} per step.`;
         publishResult('race', { settings, trajectories: current.trajectories, diagonal });
         finish(`Done: ${settings.steps} steps on ${current.fn.label}.`, 'done');
       } catch (e) {

@@ -71,7 +71,7 @@ function lossChart(curves: Record<TrainOptimizerName, TrainCurve>, el: HTMLEleme
     x: { label: 'step' },
     y: { type: 'log', label: 'loss', grid: true },
     color,
-    marks: [Plot.line(rows, { x: 'step', y: 'loss', stroke: 'optimizer' })],
+    marks: [Plot.line(rows, { x: 'step', y: 'loss', z: 'optimizer', stroke: 'optimizer' })],
   });
 }
 
@@ -91,7 +91,7 @@ function accuracyChart(curves: Record<TrainOptimizerName, TrainCurve>, el: HTMLE
     y: { label: 'test accuracy (%)', domain: [0, 100], grid: true },
     color,
     marks: [
-      Plot.line(rows, { x: 'step', y: 'accuracy', stroke: 'optimizer' }),
+      Plot.line(rows, { x: 'step', y: 'accuracy', z: 'optimizer', stroke: 'optimizer' }),
       Plot.dot(rows, { x: 'step', y: 'accuracy', fill: 'optimizer', r: 2.5 }),
     ],
   });
