@@ -33,6 +33,11 @@ export interface NativeKernelOptions {
   threads?: number;
   /** Compiled graphs kept (default 256); one per kernel, shape and attribute combination. */
   cacheSize?: number;
+  /**
+   * ONNX Runtime's memory arena per compiled graph (default false). An arena keeps its graph's
+   * intermediates allocated between calls; over hundreds of graphs that is hundreds of MB.
+   */
+  sessionArenas?: boolean;
   /** Only these kernel names (default: all of NATIVE_KERNEL_NAMES). */
   kernels?: string[];
   /**
@@ -121,7 +126,11 @@ export function enableNativeKernels(options: NativeKernelOptions = {}): NativeKe
   if (runtime == null) {
     return { ...emptyStatus(threads, backends), reason: onnxRuntimeUnavailableReason() };
   }
-  const cache = new SessionCache(runtime, { threads, cacheSize: options.cacheSize ?? 256 });
+  const cache = new SessionCache(runtime, {
+    threads,
+    cacheSize: options.cacheSize ?? 256,
+    arenas: options.sessionArenas ?? false,
+  });
   useReluOp(reluOpMatchesTfjs(cache));
   const kernels = NATIVE_KERNELS.filter((k) => options.kernels?.includes(k.kernelName) ?? true);
   const status: NativeKernelStatus = {
