@@ -124,3 +124,44 @@ for (const backend of TEST_BACKENDS) {
     ]);
   });
 }
+
+for (const backend of TEST_BACKENDS) {
+  test(`${backend}: the conv3d backprop and resize grad kernels leave nothing behind`, async () => {
+    await onBackend(backend);
+    const x5 = tf.randomNormal([2, 5, 5, 5, 2]);
+    const f5 = tf.randomNormal([3, 3, 3, 2, 3]);
+    const dy5 = tf.randomNormal([2, 3, 3, 3, 3]);
+    const conv3 = { strides: 2, pad: 'same' };
+    assertNoLeak(
+      'Conv3DBackpropInputV2',
+      run('Conv3DBackpropInputV2', { dy: dy5, filter: f5 }, { ...conv3, inputShape: x5.shape }),
+    );
+    assertNoLeak(
+      'Conv3DBackpropFilterV2',
+      run('Conv3DBackpropFilterV2', { x: x5, dy: dy5 }, { ...conv3, filterShape: f5.shape }),
+    );
+    const images = tf.zeros([3, 4, 5, 2]);
+    const dy = tf.randomNormal([3, 8, 7, 2]);
+    for (const kernel of ['ResizeNearestNeighborGrad', 'ResizeBilinearGrad']) {
+      // halfPixelCenters: ours everywhere; without it, stock's (relabelled) on most.
+      for (const halfPixelCenters of [true, false]) {
+        assertNoLeak(
+          `${kernel}, halfPixelCenters ${halfPixelCenters}`,
+          run(kernel, { dy, images }, { alignCorners: false, halfPixelCenters, size: [8, 7] }),
+        );
+      }
+    }
+    assertNoLeak('gradients through conv3d and the resizes', () => {
+      tf.tidy(() => {
+        const loss = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+          tf.addN([
+            tf.sum(tf.square(tf.conv3d(a as tf.Tensor5D, b as tf.Tensor5D, 2, 'same'))),
+            tf.sum(tf.square(tf.image.resizeBilinear(c as tf.Tensor4D, [7, 9], false, true))),
+            tf.sum(tf.square(tf.image.resizeNearestNeighbor(c as tf.Tensor4D, [8, 10]))),
+          ]);
+        tf.grads(loss)([x5, f5, images]);
+      });
+    });
+    tf.dispose([x5, f5, dy5, images, dy]);
+  });
+}
