@@ -29,9 +29,13 @@ type GradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[];
 type CustomGradFunc = (...args: unknown[]) => { value: tf.Tensor; gradFunc: GradFunc };
 
 interface HookableEngine {
+  state: { activeScope: { name: string } | null };
   runKernel(kernelName: string, inputs: tf.NamedTensorMap, attrs?: tf.NamedAttrMap): unknown;
   customGrad(f: CustomGradFunc): (...inputs: tf.Tensor[]) => tf.Tensor;
 }
+
+/** The op scopes in which the fused conv ops create their customGrad (see tfjs-core's op()). */
+const FUSED_CONV_SCOPES = new Set(['fusedConv2d__op', 'fusedDepthwiseConv2d__op']);
 
 const PATCHED = Symbol.for('adahessian.dilatedFusedConvGradients');
 
@@ -79,6 +83,8 @@ export function installDilatedFusedConvGradients(): void {
   };
   const customGrad = engine.customGrad;
   engine.customGrad = function (this: HookableEngine, f) {
+    // Only the fused conv ops' own customGrads (saved = [filter, x, y, bias?]) are watched.
+    if (!FUSED_CONV_SCOPES.has(this.state.activeScope?.name ?? '')) return customGrad.call(this, f);
     const watched: CustomGradFunc = (...args) => {
       const outer = launched;
       const calls: FusedCall[] = [];
