@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { installTapeOrderRepair } from './tape-order.js';
 import { registerSecondOrderGradients } from './gradients/index.js';
 import { registerFastKernels } from '../kernels/index.js';
+import { installShapeOnlySaves } from './shape-only-saves.js';
 
 /** The TensorFlow.js versions whose private engine and gradients we have verified. */
 export const VERIFIED_TFJS_VERSIONS = ['4.22.0'];
@@ -30,5 +31,7 @@ export function installSecondOrderSupport(): void {
   installTapeOrderRepair();
   registerSecondOrderGradients();
   registerFastKernels();
+  // Last: it checks the gradients registered above (memory only; results unchanged).
+  installShapeOnlySaves();
   installed = true;
 }

@@ -12,6 +12,7 @@ import { registerActivationGradients } from './activations.js';
 import { registerNnGradients } from './nn.js';
 import { registerTileGradient } from './tile.js';
 import { registerSumGradient } from './sum.js';
+import { registerMeanGradient } from './mean.js';
 
 export function registerSecondOrderGradients(): void {
   registerConvGradients();
@@ -23,4 +24,5 @@ export function registerSecondOrderGradients(): void {
   registerNnGradients();
   registerTileGradient();
   registerSumGradient();
+  registerMeanGradient();
 }
