@@ -1,10 +1,11 @@
 /**
- * Backend choice in the page's worker: cpu and wasm from the library (wasm's binaries are
- * served as assets of the site), webgl from @tensorflow/tfjs, webgpu loaded on demand.
+ * Backend choice in the page's worker, through the library's useBackend: cpu, wasm (its
+ * binaries are served as assets of the site), webgl (registered by @tensorflow/tfjs) and
+ * webgpu (@tensorflow/tfjs-backend-webgpu, imported on demand).
  */
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { BACKENDS, useBackend, type BackendName } from '../../src/index.js';
+import { useBackend } from '../../src/index.js';
 import wasmUrl from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
 import wasmSimdUrl from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import wasmThreadedUrl from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
@@ -18,29 +19,19 @@ setWasmPaths({
   'tfjs-backend-wasm-threaded-simd.wasm': wasmThreadedUrl,
 });
 
-/** Switches to `name` through the library where it knows the backend, else through TF.js. */
+/** Switches to `name` (loading the webgpu backend first when it is asked for). */
 export async function selectBackend(name: string): Promise<void> {
   if (!(PLAYGROUND_BACKENDS as readonly string[]).includes(name)) {
     throw new Error(
       `Unknown backend '${name}'; expected one of ${PLAYGROUND_BACKENDS.join(', ')}.`,
     );
   }
-  if (name === 'webgpu' && tf.findBackend('webgpu') == null) {
+  if (name === 'webgpu' && tf.findBackendFactory('webgpu') == null) {
     if (!('gpu' in navigator))
       throw new Error('This browser has no WebGPU (navigator.gpu is missing).');
     await import('@tensorflow/tfjs-backend-webgpu');
   }
-  if ((BACKENDS as readonly string[]).includes(name)) {
-    await useBackend(name as BackendName);
-    return;
-  }
-  let ok: boolean;
-  try {
-    ok = await tf.setBackend(name);
-  } catch {
-    ok = false;
-  }
-  if (!ok)
-    throw new Error(`TensorFlow.js could not initialise the '${name}' backend in this browser.`);
-  await tf.ready();
+  // The library's useBackend names the problem in one line (not registered, failed to start);
+  // Hessian products on a backend it has not verified are refused later, by gradAndHvp.
+  await useBackend(name);
 }

@@ -278,10 +278,10 @@ export function setupRacePanel(): void {
         const last = diagonal.estimates.at(-1)!;
         document.getElementById('race-diagonal-caption')!.textContent =
           `Hessian diagonal at the start (${current.fn.start.join(', ')}): exact [${diagonal.exact.map((v) => fmt(v)).join(', ')}] ` +
-          `(dashed; from the products H e₁ and H e₂) against the running Hutchinson estimate mean of z ⊙ Hz ` +
-          `over ${diagonal.estimates.length} Rademacher probe${diagonal.estimates.length > 1 ? 's' : ''} z ` +
+          `(dashed; from the products H e₁ and H e₂) against the Hutchinson estimate, the running mean of ` +
+          `z ⊙ Hz over ${diagonal.estimates.length} Rademacher probe${diagonal.estimates.length > 1 ? 's' : ''} z ` +
           `(seed ${settings.seed}): [${last.map((v) => fmt(v)).join(', ')}] after the last. ` +
-          `AdaHessian uses |estimate| from ${settings.probes} probe${settings.probes > 1 ? 's' : ''} per step.`;
+          `AdaHessian uses the absolute value of such an estimate from ${settings.probes} probe${settings.probes > 1 ? 's' : ''} per step.`;
         publishResult('race', { settings, trajectories: current.trajectories, diagonal });
         finish(`Done: ${settings.steps} steps on ${current.fn.label}.`, 'done');
       } catch (e) {
