@@ -350,9 +350,8 @@ function explain(e: unknown): unknown {
   if (e instanceof UnsupportedSecondOrderError && !e.message.includes('AdaHessian')) {
     e.message +=
       ' AdaHessian differentiates your loss twice, so every op between the weights and the loss ' +
-      "must be second-order safe. tf.layers' 'categoricalCrossentropy' on a softmax output is not " +
-      '(softmax + clipByValue); compile with a logits output and a second-order-safe cross-entropy ' +
-      "instead, or use 'meanSquaredError'.";
+      'must be second-order safe: replace that op, or give the model a logits output and use ' +
+      "this package's softmaxCrossEntropy.";
   }
   return e;
 }
