@@ -1,18 +1,19 @@
 /**
  * How many examples one Hessian-vector product can take at once. A product keeps the
  * forward pass, the gradient pass and one second-order sweep alive together, so its memory
- * grows with the batch: on ResNet-20 (28x28 or 32x32 inputs) about 45 MB per example on
- * wasm, where the heap stops at 4 GB. Splitting a batch into micro-batches and summing their
+ * grows with the batch: on ResNet-20 (32x32x3 inputs) about 16.5 MB per example on wasm,
+ * whose heap stops at 4 GB. Splitting a batch into micro-batches and summing their
  * size-weighted products gives the same product in a fraction of the memory.
  */
 import * as tf from '@tensorflow/tfjs';
 import { AnalysisInputError } from './errors.js';
 
 /**
- * Bytes one product holds per float of layer output, measured: ResNet-20 on wasm, 45 MB per
- * example for 666,698 output floats (17x); the small CNN 13x. Rounded up for headroom.
+ * Bytes one product holds per float of layer output. Measured on wasm: ResNet-20 (666,698
+ * output floats per example) grew the heap from 611 MB at batch 32 to 1139 MB at batch 64,
+ * 6.2 floats kept per output float (17 before the sweep freed its temporaries); rounded up.
  */
-const BYTES_PER_OUTPUT_FLOAT = 4 * 20;
+const BYTES_PER_OUTPUT_FLOAT = 4 * 8;
 
 /** Memory one micro-batch's product may use: wasm's heap ends at 4 GB and fragments. */
 const BUDGET_BYTES: Record<string, number> = { wasm: 1024 ** 3 };
@@ -31,7 +32,7 @@ export function outputFloatsPerExample(model: tf.LayersModel): number {
 
 /**
  * The largest micro-batch whose product should fit the backend's memory budget (at least 1):
- * about 20 examples for ResNet-20 and 530 for the small CNN on wasm.
+ * 50 examples for ResNet-20 (32x32x3) and 1330 for the small CNN on wasm.
  */
 export function autoMicroBatchSize(
   model: tf.LayersModel,

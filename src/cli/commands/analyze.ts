@@ -124,7 +124,7 @@ export function analyzeCommand(ctx: CliContext): Command {
     )
     .option(
       '--micro-batch <n>',
-      "examples per Hessian-vector product pass: bounds memory, same result (default: what the backend's memory holds, about 20 for ResNet-20 on wasm)",
+      "examples per Hessian-vector product pass: bounds memory, same result (default: what the backend's memory holds, about 50 for ResNet-20 on wasm)",
       positiveInteger,
     )
     .option('--debug', 'show the stack trace of an error instead of one line');
