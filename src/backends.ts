@@ -6,6 +6,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
+import { installWasmHeapGuard } from './wasm-heap.js';
+
+// A full wasm heap throws a clear error at the allocation, not a later out-of-bounds crash.
+installWasmHeapGuard();
 
 /** Backends this package knows by name; any other registered backend name is accepted too. */
 export type KnownBackendName = 'cpu' | 'wasm' | 'webgl' | 'webgpu' | 'tensorflow';

@@ -42,6 +42,7 @@ export {
   type BackendName,
   type KnownBackendName,
 } from './backends.js';
+export { WasmHeapFullError } from './wasm-heap.js';
 export * from './models/index.js';
 export * from './data/index.js';
 export * from './optimizers/index.js';

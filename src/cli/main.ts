@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import * as tf from '@tensorflow/tfjs';
 import { AnalysisInputError } from '../analysis/errors.js';
 import { IdxFormatError } from '../data/index.js';
+import { WasmHeapFullError } from '../wasm-heap.js';
 import { EstimatorInputError } from '../estimators/operator.js';
 import { HvpInputError, NonFiniteError, UnsupportedSecondOrderError } from '../index.js';
 import { analyzeCommand } from './commands/analyze.js';
@@ -93,7 +94,8 @@ function isKnownError(e: unknown): e is Error {
     e instanceof NonFiniteError ||
     e instanceof EstimatorInputError ||
     e instanceof AnalysisInputError ||
-    e instanceof IdxFormatError
+    e instanceof IdxFormatError ||
+    e instanceof WasmHeapFullError
   );
 }
 
