@@ -1,7 +1,7 @@
 /**
  * Screenshots of the playground's panels for the README (docs/img/playground-*.png): builds
  * web/, runs each panel with settings a little larger than the browser test's, and shoots
- * each panel at 1280x800 and the top of the page at phone width (390x844).
+ * each panel at 1280x800 and the race's chart at phone width (390x844).
  *
  *   npx tsx scripts/playground-screenshots.ts [outDir]      (default docs/img)
  */
@@ -50,8 +50,9 @@ try {
   await run('race', { fn: 'rosenbrock', diagonalProbes: '32' });
   await run('train', { backend: 'wasm', trainSize: '1000', testSize: '500', epochs: '2' });
   await run('hessian', { model: 'adahessian', batchSize: '100' });
+  // At phone width the controls stack above the charts; show the race's chart and table.
   await page.setViewportSize({ width: 390, height: 844 });
-  await page.evaluate('window.scrollTo(0, 0)');
+  await page.locator('#race .output').scrollIntoViewIfNeeded();
   await page.screenshot({ path: join(outDir, 'playground-phone.png') });
   if (session.consoleErrors.length > 0) {
     throw new Error(`console errors: ${session.consoleErrors.join(' | ')}`);

@@ -17,6 +17,16 @@ export default defineConfig({
   assetsInclude: ['**/*.gz'],
   server: { fs: { allow: [repoRoot] } },
   worker: { format: 'es' },
+  // Pre-bundle what the worker imports too: found only when the worker first loads, these
+  // would make the dev server re-optimise and reload the page in the middle of a first run.
+  optimizeDeps: {
+    include: [
+      '@tensorflow/tfjs',
+      '@tensorflow/tfjs-backend-wasm',
+      '@tensorflow/tfjs-backend-webgpu',
+      '@observablehq/plot',
+    ],
+  },
   build: {
     outDir: 'dist',
     emptyOutDir: true,
