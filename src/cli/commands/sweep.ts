@@ -178,7 +178,7 @@ export async function sweep(options: SweepOptions, io: CliIo): Promise<SweepResu
     batchSize: options.batchSize ?? 32,
     schedule: options.schedule,
     warmupSteps: options.warmupSteps,
-    backend: options.backend ?? 'wasm',
+    backend: options.backend,
   };
   const plan: PlannedRun[] = [];
   if (options.lr !== false) {
@@ -224,7 +224,10 @@ export async function sweep(options: SweepOptions, io: CliIo): Promise<SweepResu
   const configs = plan.map((p) => resolveTrainConfig(p.settings));
   const checked = configs[0]!;
   checkOutputDirectory(out);
-  await prepareBackend(checked.backend, options.native);
+  // No --backend: the fastest path available (cpu + native kernels, else wasm).
+  const path = await prepareBackend(options.backend, options.native, io);
+  for (const c of configs) c.backend = path.backend;
+  for (const p of plan) p.settings.backend = path.backend;
   const data = loadDataset(checked);
   const settings = {
     model: checked.model,
@@ -238,7 +241,7 @@ export async function sweep(options: SweepOptions, io: CliIo): Promise<SweepResu
     schedule: checked.schedule,
     warmupSteps: checked.warmupSteps,
     backend: checked.backend,
-    native: options.native ?? false,
+    native: path.native,
     optimizers,
     seeds,
     scales: options.lr !== false ? scales : [],
