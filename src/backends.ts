@@ -78,8 +78,12 @@ export async function useBackend(name: BackendName): Promise<void> {
       `Unknown backend '${name}'${hint}; registered: ${registeredBackends().join(', ')}.`,
     );
   }
+  // Read without tf.getBackend(), which would start the default backend if none is running yet.
+  const previous = (tf.engine() as unknown as { backendName: string | null }).backendName;
   const ok = await tf.setBackend(name);
   if (!ok) {
+    // TF.js keeps the failed name as the current backend; go back to the one that was running.
+    if (previous != null && previous !== name) await tf.setBackend(previous);
     const hint =
       name === 'wasm' && !isNode()
         ? "; in a browser, call setWasmPaths() from '@tensorflow/tfjs-backend-wasm' with the URL the .wasm files are served from"

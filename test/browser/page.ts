@@ -19,8 +19,13 @@ export interface BuiltPage {
   remove(): void;
 }
 
+export interface BuildOptions {
+  /** Copy the wasm backend's .wasm files beside the page (default true). */
+  wasmFiles?: boolean;
+}
+
 /** Bundles `entry` into a fresh temporary directory with an index.html and the .wasm files. */
-export async function buildPage(entry: string): Promise<BuiltPage> {
+export async function buildPage(entry: string, options: BuildOptions = {}): Promise<BuiltPage> {
   const dir = mkdtempSync(join(tmpdir(), 'adahessian-browser-'));
   await build({
     entryPoints: [resolve(entry)],
@@ -33,8 +38,10 @@ export async function buildPage(entry: string): Promise<BuiltPage> {
     // Only ever loaded on Node, by a dynamic import the browser never reaches.
     external: ['@tensorflow/tfjs-node'],
   });
-  for (const f of readdirSync(WASM_DIST)) {
-    if (f.endsWith('.wasm')) copyFileSync(join(WASM_DIST, f), join(dir, f));
+  if (options.wasmFiles ?? true) {
+    for (const f of readdirSync(WASM_DIST)) {
+      if (f.endsWith('.wasm')) copyFileSync(join(WASM_DIST, f), join(dir, f));
+    }
   }
   writeFileSync(
     join(dir, 'index.html'),
@@ -55,9 +62,9 @@ export interface TestPage extends PageSession {
  */
 export async function openTestPage(
   entry: string,
-  options: OpenPageOptions = {},
+  options: OpenPageOptions & BuildOptions = {},
 ): Promise<TestPage> {
-  const built = await buildPage(entry);
+  const built = await buildPage(entry, options);
   let session: PageSession;
   try {
     session = await openPage(built.dir, options);

@@ -134,6 +134,9 @@ const harness = {
       tf.dispose([x, v]);
     }
   },
+  currentBackend(): string {
+    return tf.getBackend();
+  },
   install(): void {
     installSecondOrderSupport();
   },
