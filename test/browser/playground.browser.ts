@@ -123,8 +123,8 @@ describe('playground (web/) in Chromium', () => {
     if (outDir) rmSync(outDir, { recursive: true, force: true });
   });
 
-  it('loads with no console errors and fits 1280 and 390 pixels wide', async () => {
-    assert.deepEqual(session.consoleErrors, []);
+  /** No horizontal scrolling at desktop and phone widths (charts and tables included). */
+  const assertFits = async () => {
     for (const width of [1280, 390]) {
       await session.page.setViewportSize({ width, height: 800 });
       const scrollWidth = (await session.page.evaluate(
@@ -133,6 +133,11 @@ describe('playground (web/) in Chromium', () => {
       assert.ok(scrollWidth <= width, `the page is ${scrollWidth} px wide in a ${width} px window`);
     }
     await session.page.setViewportSize({ width: 1280, height: 800 });
+  };
+
+  it('loads with no console errors and fits 1280 and 390 pixels wide', async () => {
+    assert.deepEqual(session.consoleErrors, []);
+    await assertFits();
   });
 
   it('names a bad setting in one line and starts nothing', async () => {
@@ -179,7 +184,9 @@ describe('playground (web/) in Chromium', () => {
     const page = await result<{ settings: RaceSettings } & RaceResult>('race');
     assert.deepEqual(page.settings, settings);
     await tf.setBackend('cpu');
+    const tensorsBefore = tf.memory().numTensors;
     const node = runRace(settings);
+    assert.equal(tf.memory().numTensors, tensorsBefore, 'tensors leaked by the race');
     assertClose(page.trajectories, node.trajectories, 'trajectories');
     assertClose(page.diagonal, node.diagonal, 'diagonal');
     await shoot('race');
@@ -245,11 +252,13 @@ describe('playground (web/) in Chromium', () => {
     await finished('hessian');
     const page = await result<{ settings: HessianSettings; result: HessianResult }>('hessian');
     assert.deepEqual(page.settings, settings);
+    const tensorsBefore = tf.memory().numTensors;
     const node = await analyzeModel(
       nodeModels.models.adahessian,
       loadFashionMnistSlice('train', { limit: settings.batchSize }),
       settings,
     );
+    assert.equal(tf.memory().numTensors, tensorsBefore, 'tensors leaked by the analysis');
     assertClose(page.result, node, 'analysis');
     assert.equal(
       await session.page.locator('#hessian-progress').getAttribute('value'),
@@ -257,6 +266,7 @@ describe('playground (web/) in Chromium', () => {
       'the progress bar ends full',
     );
     await shoot('hessian');
+    await assertFits();
     assert.deepEqual(session.consoleErrors, []);
   });
 });

@@ -13,7 +13,7 @@ import {
   type RacerName,
 } from '../jobs/race.js';
 import { fmt, FormError, readNumber, readText, setStatus, tableHtml, writeValue } from '../form.js';
-import { publishResult } from '../results.js';
+import { onWidthChange, publishResult } from '../results.js';
 
 export const RACER_COLORS: Readonly<Record<RacerName, string>> = {
   sgd: '#6b6b6b',
@@ -201,6 +201,7 @@ export function setupRacePanel(): void {
   plotEl.before(legend);
 
   let race: Race | null = null;
+  let lastDiagonal: DiagonalComparison | null = null;
   let frame = 0;
   let backgroundFor = '';
 
@@ -274,6 +275,7 @@ export function setupRacePanel(): void {
           return;
         }
         const diagonal = current.diagonalAtStart();
+        lastDiagonal = diagonal;
         diagonalEl.replaceChildren(diagonalChart(diagonal, diagonalEl));
         const last = diagonal.estimates.at(-1)!;
         document.getElementById('race-diagonal-caption')!.textContent =
@@ -289,6 +291,12 @@ export function setupRacePanel(): void {
       }
     };
     frame = window.setTimeout(tick, 0);
+  });
+  // Charts are drawn for the width they have; draw them again when it changes (phone rotation).
+  onWidthChange(() => {
+    if (race) draw(race);
+    else drawBackground(readText(form, 'fn') as FunctionName);
+    if (lastDiagonal) diagonalEl.replaceChildren(diagonalChart(lastDiagonal, diagonalEl));
   });
   stopButton.addEventListener('click', () => {
     if (race) finish(`Stopped after ${race.steps} steps.`, 'stopped');

@@ -9,7 +9,7 @@ import type {
 import { TRAIN_OPTIMIZERS } from '../jobs/train.js';
 import { fmt, FormError, readNumber, readText, setStatus, tableHtml } from '../form.js';
 import type { FromWorker } from '../protocol.js';
-import { publishResult } from '../results.js';
+import { onWidthChange, publishResult } from '../results.js';
 import type { PlaygroundWorker } from '../main.js';
 
 const LABELS: Readonly<Record<TrainOptimizerName, string>> = {
@@ -131,8 +131,10 @@ export function setupTrainPanel(
   let settings: TrainSettings | null = null;
   let backend = '';
   let lastDraw = 0;
+  let lastProgress: TrainProgress | null = null;
 
   const draw = (p: TrainProgress) => {
+    lastProgress = p;
     lossEl.replaceChildren(lossChart(p.curves, lossEl));
     accuracyEl.replaceChildren(accuracyChart(p.curves, accuracyEl));
     tableEl.innerHTML = summary(p);
@@ -170,6 +172,10 @@ export function setupTrainPanel(
     } else if (m.type === 'error' && m.job === 'train') {
       finish(`Failed: ${m.message}`, 'error');
     }
+  });
+
+  onWidthChange(() => {
+    if (lastProgress) draw(lastProgress);
   });
 
   form.addEventListener('submit', (event) => {
