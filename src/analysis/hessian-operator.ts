@@ -309,13 +309,15 @@ function saveModelState(model: tf.LayersModel): ModelState {
   const variables = model.nonTrainableWeights.map((w) =>
     (w as unknown as { read(): tf.Variable }).read(),
   );
-  // A clone shares the data; the variable's own write replaces its data, so this keeps the old.
+  // A clone holds the current values (cpu shares the data, wasm copies it); a layer's write
+  // gives its variable new data, so the clone still has the old.
   return { variables, values: variables.map((v) => tf.clone(v)) };
 }
 
 function restoreModelState({ variables, values }: ModelState): void {
   variables.forEach((v, i) => {
     const saved = values[i]!;
+    // Unchanged on cpu when the data is still shared; otherwise put the saved values back.
     if (dataIdOf(v) !== dataIdOf(saved)) v.assign(saved);
   });
   tf.dispose(values);
