@@ -2,10 +2,10 @@
  * Gradients of the fused convolutions (tf.fused.conv2d, tf.fused.depthwiseConv2d; every
  * tf.layers.conv2d and conv1d) with dilations > 1.
  *
- * Under a gradient tape TF.js runs the fused op only with a linear activation (tf.layers
- * asks for exactly that when the layer's activation is not a fusable one, or none), through
- * tf.customGrad, whose gradient closure asserts dilation 1: stock TF.js 4.22 cannot train a
- * dilated tf.layers.conv2d. That closure is no registered gradient we could replace, so we
+ * Under a gradient tape TF.js runs the fused op only with a linear activation (a fused relu
+ * is unfused there; tf.layers asks for linear when the layer's activation is not a fusable
+ * one, e.g. tanh, or none), through tf.customGrad, whose gradient closure asserts dilation 1:
+ * stock TF.js 4.22 cannot train such a dilated tf.layers.conv2d. That closure is no registered gradient we could replace, so we
  * watch the engine: while a customGrad's function runs, the FusedConv2D /
  * FusedDepthwiseConv2D kernel it launches is noted with its attributes, and when they are
  * dilated the closure is swapped for one built on the unfused kernels' gradients (ours, in
