@@ -3,7 +3,7 @@
  * web/, runs each panel with settings a little larger than the browser test's, and shoots
  * each panel at 1280x800 and the race's chart at phone width (390x844).
  *
- *   npx tsx scripts/playground-screenshots.ts [outDir]      (default docs/img)
+ *   npx tsx scripts/playground-screenshots.ts [outDir] [--only race,phone]   (default docs/img)
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,7 +12,11 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'vite';
 import { openPage } from '../test/browser/chromium.js';
 
-const outDir = resolve(process.argv[2] ?? 'docs/img');
+const args = process.argv.slice(2);
+const onlyAt = args.indexOf('--only');
+const only = onlyAt >= 0 ? new Set(args.splice(onlyAt, 2)[1]?.split(',')) : null;
+const wanted = (shot: string) => only == null || only.has(shot);
+const outDir = resolve(args[0] ?? 'docs/img');
 const siteDir = mkdtempSync(join(tmpdir(), 'adahessian-web-shots-'));
 const JOB_TIMEOUT_MS = 15 * 60_000;
 
@@ -45,15 +49,23 @@ try {
       timeout: JOB_TIMEOUT_MS,
     });
     console.log(`${panel}: ${await page.textContent(`#${panel}-status`)}`);
-    await page.locator(`#${panel}`).screenshot({ path: join(outDir, `playground-${panel}.png`) });
+    if (wanted(panel)) {
+      await page.locator(`#${panel}`).screenshot({ path: join(outDir, `playground-${panel}.png`) });
+    }
   };
   await run('race', { fn: 'rosenbrock', diagonalProbes: '32' });
-  await run('train', { backend: 'wasm', trainSize: '1000', testSize: '500', epochs: '2' });
-  await run('hessian', { model: 'adahessian', batchSize: '100' });
+  if (wanted('train') || wanted('hessian')) {
+    await run('train', { backend: 'wasm', trainSize: '1000', testSize: '500', epochs: '2' });
+  }
+  if (wanted('hessian')) await run('hessian', { model: 'adahessian', batchSize: '100' });
   // At phone width the controls stack above the charts; show the race's chart and table.
-  await page.setViewportSize({ width: 390, height: 844 });
-  await page.locator('#race .output').scrollIntoViewIfNeeded();
-  await page.screenshot({ path: join(outDir, 'playground-phone.png') });
+  if (wanted('phone')) {
+    await page.setViewportSize({ width: 390, height: 844 });
+    // The charts are redrawn for the new width 150 ms after the resize settles.
+    await page.waitForTimeout(1000);
+    await page.locator('#race .output').scrollIntoViewIfNeeded();
+    await page.screenshot({ path: join(outDir, 'playground-phone.png') });
+  }
   if (session.consoleErrors.length > 0) {
     throw new Error(`console errors: ${session.consoleErrors.join(' | ')}`);
   }
