@@ -249,7 +249,8 @@ export function setupRacePanel(): void {
     race?.dispose();
     race = null;
     try {
-      if (tf.getBackend() !== 'cpu' && !(await tf.setBackend('cpu'))) {
+      // Set, never asked (getBackend would first start the best backend, webgl, for nothing).
+      if (!(await tf.setBackend('cpu'))) {
         throw new Error('the cpu backend did not start');
       }
       race = new Race(settings);
