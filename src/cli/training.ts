@@ -373,18 +373,20 @@ export function trainStep(
   lossFn: (y: tf.Tensor, logits: tf.Tensor) => tf.Scalar,
 ): { loss: number; correct: number } {
   let correct: tf.Scalar | null = null;
-  const cost = optimizer.minimize(
-    () => {
-      const logits = model.apply(x, { training: true }) as tf.Tensor;
-      const count = tf.keep(countCorrect(logits, y));
-      correct?.dispose();
-      correct = count;
-      return lossFn(y, logits);
-    },
-    true,
-    vars,
-  );
+  let cost: tf.Scalar | null = null;
   try {
+    // Inside the try: a refused step (it throws) must not leak the kept count either.
+    cost = optimizer.minimize(
+      () => {
+        const logits = model.apply(x, { training: true }) as tf.Tensor;
+        const count = tf.keep(countCorrect(logits, y));
+        correct?.dispose();
+        correct = count;
+        return lossFn(y, logits);
+      },
+      true,
+      vars,
+    );
     return {
       loss: cost!.dataSync()[0]!,
       correct: correct ? (correct as tf.Scalar).dataSync()[0]! : 0,
