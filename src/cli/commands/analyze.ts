@@ -41,7 +41,7 @@ export interface AnalyzeOptions extends AnalysisSettings {
 }
 
 export async function analyze(options: AnalyzeOptions, io: CliIo) {
-  const { backend } = await prepareBackend(options.backend, options.native, io);
+  const { backend, native } = await prepareBackend(options.backend, options.native, io);
   const { model, metadata, path } = await loadModel(options.model);
   try {
     // Unless told otherwise, analyse on the data the model was trained on.
@@ -62,7 +62,7 @@ export async function analyze(options: AnalyzeOptions, io: CliIo) {
         typeof options.microBatch === 'number' ? options.microBatch : autoMicroBatchSize(model);
       note(
         io,
-        `analyze: ${path} on ${needed} ${split} examples of ${dataset} (${backend}` +
+        `analyze: ${path} on ${needed} ${split} examples of ${dataset} (${backend}${native ? ' + native kernels' : ''}` +
           (microBatch < (options.batchSize ?? 128)
             ? `, micro-batches of at most ${microBatch}`
             : '') +
@@ -73,8 +73,9 @@ export async function analyze(options: AnalyzeOptions, io: CliIo) {
         microBatch,
       });
       const out = options.out ?? join('out', 'analysis');
-      const { files } = writeAnalysis(out, outcome, { model: path, dataset, split }, 'Hessian');
-      return { model: path, dataset, split, ...outcome, files };
+      const where = { model: path, dataset, split, backend, native };
+      const { files } = writeAnalysis(out, outcome, where, 'Hessian');
+      return { ...where, ...outcome, files };
     } finally {
       data.dispose();
     }
