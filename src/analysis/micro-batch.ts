@@ -23,7 +23,12 @@ const DEFAULT_BUDGET_BYTES = 2 * 1024 ** 3;
 export function outputFloatsPerExample(model: tf.LayersModel): number {
   let floats = 0;
   for (const layer of model.layers) {
-    const shapes = layer.outputShape;
+    let shapes: tf.Shape | tf.Shape[];
+    try {
+      shapes = layer.outputShape;
+    } catch {
+      continue; // shared with different output shapes: none to count (the estimate runs low)
+    }
     const list = (Array.isArray(shapes[0]) ? shapes : [shapes]) as (number | null)[][];
     for (const shape of list) floats += shape.slice(1).reduce<number>((a, d) => a * (d ?? 1), 1);
   }
