@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { gradAndHvp } from './hvp.js';
 import { privateEngine } from './engine.js';
+import { addAll } from '../util/add-all.js';
 
 export interface FiniteDifferenceComparison {
   /** ||Hv - fd|| / max(||Hv||, ||fd||), the smallest over the step sizes tried. */
@@ -27,7 +28,7 @@ export function gradientAt(lossFn: () => tf.Scalar, vars: tf.Variable[]): tf.Ten
 export function randomUnitVector(vars: tf.Variable[], seed: number): tf.Tensor[] {
   return tf.tidy(() => {
     const raw = vars.map((v, i) => tf.randomNormal(v.shape, 0, 1, 'float32', seed + i));
-    const norm = tf.sqrt(tf.addN(raw.map((r) => tf.sum(tf.square(r)))));
+    const norm = tf.sqrt(addAll(raw.map((r) => tf.sum(tf.square(r)))));
     return raw.map((r) => tf.div(r, norm));
   });
 }
@@ -133,7 +134,7 @@ function* comparison(
 }
 
 async function normAsync(ts: tf.Tensor[]): Promise<number> {
-  const squared = tf.tidy(() => tf.addN(ts.map((t) => tf.sum(tf.square(t)))));
+  const squared = tf.tidy(() => addAll(ts.map((t) => tf.sum(tf.square(t)))));
   try {
     return Math.sqrt((await squared.data())[0]!);
   } finally {
@@ -142,5 +143,5 @@ async function normAsync(ts: tf.Tensor[]): Promise<number> {
 }
 
 function norm(ts: tf.Tensor[]): number {
-  return Math.sqrt(tf.tidy(() => tf.addN(ts.map((t) => tf.sum(tf.square(t)))).dataSync()[0]!));
+  return Math.sqrt(tf.tidy(() => addAll(ts.map((t) => tf.sum(tf.square(t)))).dataSync()[0]!));
 }

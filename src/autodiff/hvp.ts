@@ -10,6 +10,7 @@ import { backprop, filterTape } from './backprop.js';
 import { privateEngine, type TapeNode } from './engine.js';
 import { assertSecondOrderSupported } from './verified-kernels.js';
 import { installSecondOrderSupport } from './install.js';
+import { addAll } from '../util/add-all.js';
 
 export interface GradAndHvp {
   loss: tf.Scalar;
@@ -118,7 +119,7 @@ export function gradAndHvpMany(
         loss = first.value;
         grads = first.grads.map((g, i) => g ?? tf.zerosLike(vars[i]!));
         for (const vectors of vectorLists) {
-          dots.push(tf.addN(grads.map((g, i) => tf.sum(tf.mul(g, vectors[i]!)))) as tf.Scalar);
+          dots.push(addAll(grads.map((g, i) => tf.sum(tf.mul(g, vectors[i]!)))) as tf.Scalar);
         }
       } finally {
         engine.endTape();
