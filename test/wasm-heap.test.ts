@@ -25,9 +25,8 @@ describe('wasm heap guard', () => {
         ),
     );
     assert.equal(tf.memory().numTensors, start);
-    const y = tf.add(tf.tensor([1, 2]), tf.tensor([3, 4]));
-    assert.deepEqual(Array.from(y.dataSync()), [4, 6]);
-    tf.dispose(y);
+    const sum = tf.tidy(() => Array.from(tf.add(tf.tensor([1, 2]), tf.tensor([3, 4])).dataSync()));
+    assert.deepEqual(sum, [4, 6]);
     // Still guarded after ordinary allocations (emscripten's malloc stub replaces itself).
     assert.throws(() => tf.fill([2 ** 30 - 1], 1), WasmHeapFullError);
     assert.equal(tf.memory().numTensors, start);
