@@ -269,4 +269,21 @@ describe('playground (web/) in Chromium', () => {
     await assertFits();
     assert.deepEqual(session.consoleErrors, []);
   });
+
+  it('training: the stop button stops the worker after the current step', async () => {
+    await fill('train-form', { trainSize: 800, batchSize: 16, epochs: 1, evalEvery: 100 });
+    await session.page.click('#train-run');
+    await session.page.waitForFunction(
+      "/^Step [1-9]/.test(document.getElementById('train-status').textContent)",
+    );
+    await session.page.click('#train-stop');
+    await session.page.waitForSelector('#train:not([data-state="running"])');
+    assert.equal(await session.page.getAttribute('#train', 'data-state'), 'stopped');
+    const page = await result<{ stopped: boolean; curves: Record<string, TrainCurve> }>('train');
+    assert.equal(page.stopped, true);
+    const steps = page.curves.adam!.losses.length;
+    assert.ok(steps >= 1 && steps < 50, `${steps} of 50 steps ran`);
+    assert.equal(page.curves.adahessian!.losses.length, steps);
+    assert.deepEqual(session.consoleErrors, []);
+  });
 });
