@@ -103,7 +103,7 @@ export function acquireRunLock(
     if (owner !== null && processAlive(owner.pid)) {
       throw new CliUsageError(
         `${option} ${dir} is in use by another run (process ${owner.pid}, started ${owner.startedAt}); ` +
-          'wait for it to finish, stop it, or choose another directory.',
+          `wait for it to finish, stop it, or choose another directory (if no such run exists, delete ${path}).`,
       );
     }
     if (owner === null && Date.now() - safeMtime(path) < 5000) {
