@@ -4,6 +4,7 @@
  * One forward and one gradient pass are shared by all probes (gradAndHvpMany).
  */
 import * as tf from '@tensorflow/tfjs';
+import { addAll } from '../util/add-all.js';
 import { gradAndHvpMany } from '../autodiff/hvp.js';
 import { RademacherGenerator } from './rademacher.js';
 
@@ -72,7 +73,7 @@ export function diagonalFromProducts(probes: tf.Tensor[][], hvps: tf.Tensor[][])
   return tf.tidy(() =>
     probes[0]!.map((_, i) => {
       const terms = probes.map((z, j) => tf.mul(z[i]!, hvps[j]![i]!));
-      return terms.length === 1 ? terms[0]! : tf.div(tf.addN(terms), terms.length);
+      return terms.length === 1 ? terms[0]! : tf.div(addAll(terms), terms.length);
     }),
   );
 }

@@ -3,6 +3,7 @@
  * sum of x * 0 over every tensor, which is 0 when all entries are finite and NaN otherwise.
  */
 import * as tf from '@tensorflow/tfjs';
+import { addAll } from '../util/add-all.js';
 
 /** Thrown before a step changes anything, naming what was not finite. */
 export class NonFiniteError extends Error {
@@ -34,5 +35,5 @@ export function allFinite(tensors: readonly tf.Tensor[]): boolean {
 }
 
 function nanUnlessFinite(tensors: readonly tf.Tensor[]): number {
-  return tf.tidy(() => tf.addN(tensors.map((t) => tf.sum(tf.mul(t, 0)))).dataSync()[0]!);
+  return tf.tidy(() => addAll(tensors.map((t) => tf.sum(tf.mul(t, 0)))).dataSync()[0]!);
 }

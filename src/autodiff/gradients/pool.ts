@@ -20,6 +20,7 @@
  * gradient, bit for bit.
  */
 import * as tf from '@tensorflow/tfjs';
+import { addAll } from '../../util/add-all.js';
 import { MAX_POOL_GRAD_TRANSPOSE } from '../../kernels/max-pool-grad.js';
 import { markSecondOrderVerified } from '../verified-kernels.js';
 
@@ -106,7 +107,7 @@ function poolGradTranspose(
       terms.push(tf.mul(windowSum(tf.mul(weights, dxBar)), mask));
     }
   }
-  return tf.addN(terms);
+  return addAll(terms);
 }
 
 /**
