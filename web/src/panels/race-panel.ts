@@ -1,7 +1,7 @@
 /** Panel 1: the optimizer race, stepped on the main thread and drawn frame by frame. */
 import * as Plot from '@observablehq/plot';
 import * as tf from '@tensorflow/tfjs';
-import { FUNCTIONS, type FunctionName } from '../jobs/functions.js';
+import { FUNCTIONS, type FunctionName, type TestFunction } from '../jobs/functions.js';
 import {
   DEFAULT_LEARNING_RATES,
   Race,
@@ -50,16 +50,36 @@ function chartSize(el: HTMLElement): { width: number; height: number } {
   return { width, height: Math.round(width * 0.62) };
 }
 
+/**
+ * 24 levels of log(1 + f) from 0 up, so the band around the minimum is filled too (Plot's own
+ * thresholds start above the smallest value and leave it blank).
+ */
+function contourLevels(fn: TestFunction): number[] {
+  let top = 0;
+  const [x1, x2] = fn.domain.x;
+  const [y1, y2] = fn.domain.y;
+  for (let i = 0; i <= 40; i++) {
+    for (let j = 0; j <= 40; j++) {
+      const v = Math.log1p(fn.value(x1 + ((x2 - x1) * i) / 40, y1 + ((y2 - y1) * j) / 40));
+      if (v > top) top = v;
+    }
+  }
+  return Array.from({ length: 24 }, (_, k) => (top * k) / 24);
+}
+
 function background(fnName: FunctionName, size: { width: number; height: number }): Element {
   const fn = FUNCTIONS[fnName];
   const [x1, x2] = fn.domain.x;
   const [y1, y2] = fn.domain.y;
+  const levels = contourLevels(fn);
   return Plot.plot({
     ...size,
     ...MARGINS,
     x: { domain: [x1, x2], label: 'x' },
     y: { domain: [y1, y2], label: 'y' },
-    color: { scheme: 'blues', reverse: true },
+    // Opaque bands (d3's contours are nested, so translucent ones would darken the high ground),
+    // light in the valleys; the top of the domain is kept off the darkest blue.
+    color: { type: 'linear', scheme: 'blues', domain: [0, levels.at(-1)! * 1.4] },
     marks: [
       Plot.contour({
         fill: (x: number, y: number) => Math.log1p(fn.value(x, y)),
@@ -67,11 +87,10 @@ function background(fnName: FunctionName, size: { width: number; height: number 
         x2,
         y1,
         y2,
-        thresholds: 24,
+        thresholds: levels,
         stroke: 'white',
         strokeOpacity: 0.5,
         strokeWidth: 0.6,
-        fillOpacity: 0.55,
       }),
       Plot.text(fn.minima, {
         x: (d: number[]) => d[0],
