@@ -27,8 +27,10 @@ describe('products on a backend that is not verified', () => {
   });
   after(() => useBackend('cpu'));
 
-  it('lists cpu, wasm and webgl as verified, and not tfjs-node', () => {
-    for (const b of ['cpu', 'wasm', 'webgl']) assert.ok(SECOND_ORDER_VERIFIED_BACKENDS.includes(b));
+  it('lists cpu, wasm, webgl and webgpu as verified, and not tfjs-node', () => {
+    for (const b of ['cpu', 'wasm', 'webgl', 'webgpu']) {
+      assert.ok(SECOND_ORDER_VERIFIED_BACKENDS.includes(b));
+    }
     assert.ok(!SECOND_ORDER_VERIFIED_BACKENDS.includes('tensorflow'));
     assert.ok(!SECOND_ORDER_VERIFIED_BACKENDS.includes(UNVERIFIED));
   });
