@@ -12,6 +12,7 @@ import { softmaxCrossEntropy } from '../losses.js';
 import { layerCurvatureSvg, PLOT_MARGIN_WIDTHS, spectralDensitySvg } from '../report/index.js';
 import { writeFileAtomic } from './atomic-file.js';
 import type { Split } from './datasets.js';
+import { WasmHeapFullError } from '../wasm-heap.js';
 import { CliRunError, CliUsageError } from './errors.js';
 import { formatTable } from './table.js';
 
@@ -244,6 +245,7 @@ export function analysisSummary(outcome: AnalysisOutcome): string {
  * lower the batch or micro-batch.
  */
 export function isOutOfMemory(error: unknown): boolean {
+  if (error instanceof WasmHeapFullError) return true; // the guard of src/wasm-heap.ts
   if (!(error instanceof Error)) return false;
   const message = error.message ?? '';
   if (error instanceof WebAssembly.RuntimeError) {

@@ -10,7 +10,7 @@ import { analyze } from '../../src/cli/commands/analyze.js';
 import { isOutOfMemory, outOfMemoryError } from '../../src/cli/analysis.js';
 import { memoryIo } from '../../src/cli/output.js';
 import { train } from '../../src/cli/training.js';
-import { useBackend } from '../../src/index.js';
+import { useBackend, WasmHeapFullError } from '../../src/index.js';
 import { cli, tempDir } from './helpers.js';
 
 const quiet = () => memoryIo({ quiet: true });
@@ -132,6 +132,7 @@ describe('analyze command', () => {
     assert.ok(isOutOfMemory(new WebAssembly.RuntimeError('memory access out of bounds')));
     assert.ok(isOutOfMemory(new WebAssembly.RuntimeError('Aborted(OOM)')));
     assert.ok(isOutOfMemory(new RangeError('Array buffer allocation failed')));
+    assert.ok(isOutOfMemory(new WasmHeapFullError("The wasm backend's memory is full")));
     assert.ok(!isOutOfMemory(new WebAssembly.RuntimeError('unreachable')));
     assert.ok(!isOutOfMemory(new Error('memory access out of bounds')), 'only wasm says that');
     assert.ok(!isOutOfMemory(new RangeError('Maximum call stack size exceeded')));
