@@ -68,10 +68,14 @@ describe('one run per --out', () => {
       join(out, LOCK_FILE),
       JSON.stringify({ pid, host: hostname(), startedAt: '2026-01-01T00:00:00Z', command: 'x' }),
     );
-    const run = await spawnCli(
-      ['train', ...TINY.filter((a) => a !== '--quiet'), '--epochs', '1', '--out', out],
-      { direct: true },
-    );
+    const run = await cli([
+      'train',
+      ...TINY.filter((a) => a !== '--quiet'),
+      '--epochs',
+      '1',
+      '--out',
+      out,
+    ]);
     assert.equal(run.code, 0, run.err);
     assert.match(
       run.err,
