@@ -9,6 +9,11 @@
  *   npx tsx scripts/results/run-all.ts --verify quick  # run again afresh, compare the numbers
  *
  * Progress and each command's stderr go to out/results/<name>.log.
+ *
+ * out/ is not tracked, and a session's processes end with it: the finished runs of a sweep are
+ * mirrored to docs/results/runs/<name>/ (tracked; commit them) every 30 s, and copied back into
+ * out/results/<name>/runs/ before the sweep starts, so a fresh clone resumes where the last
+ * session stopped.
  */
 import { spawn } from 'node:child_process';
 import {
@@ -19,6 +24,7 @@ import {
   readFileSync,
   readdirSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { cpus } from 'node:os';
@@ -56,9 +62,26 @@ async function runCommand(
   return { doc: JSON.parse(out) as Record<string, unknown>, seconds };
 }
 
-/** Wall seconds spent by earlier, interrupted invocations of a table (kept in out/results). */
+/** Wall seconds spent by earlier, interrupted invocations of a table (mirrored with the runs). */
 function elapsedFile(name: string): string {
   return join(OUT, name, 'elapsed-seconds.json');
+}
+
+/** Copies every file of `from` that `to` lacks or holds older (finished runs are never rewritten). */
+function mirror(from: string, to: string): void {
+  if (!existsSync(from)) return;
+  mkdirSync(to, { recursive: true });
+  for (const file of readdirSync(from)) {
+    if (!file.endsWith('.json')) continue;
+    const target = join(to, file);
+    if (!existsSync(target) || statSync(target).mtimeMs < statSync(join(from, file)).mtimeMs)
+      copyFileSync(join(from, file), target);
+  }
+}
+
+/** Tracked copy of a pending sweep's finished runs (out/ is not tracked). */
+function savedRuns(name: string): string {
+  return join(RESULTS_DIR, 'runs', name);
 }
 
 async function runTable(name: string, verify: boolean): Promise<void> {
@@ -98,6 +121,10 @@ async function runTable(name: string, verify: boolean): Promise<void> {
     return;
   }
   mkdirSync(join(OUT, name), { recursive: true });
+  // A fresh clone: take the runs and elapsed time an earlier session committed.
+  mirror(join(savedRuns(name), 'runs'), join(OUT, name, 'runs'));
+  if (!existsSync(elapsedFile(name)) && existsSync(join(savedRuns(name), 'elapsed-seconds.json')))
+    copyFileSync(join(savedRuns(name), 'elapsed-seconds.json'), elapsedFile(name));
   const before = existsSync(elapsedFile(name))
     ? (JSON.parse(readFileSync(elapsedFile(name), 'utf8')) as number)
     : 0;
@@ -105,7 +132,11 @@ async function runTable(name: string, verify: boolean): Promise<void> {
   const { doc, seconds } = await runCommand(
     [...args, '--json', ...(args[0] === 'sweep' ? ['--resume'] : [])],
     log,
-    (s) => writeFileSync(elapsedFile(name), JSON.stringify(before + s)),
+    (s) => {
+      writeFileSync(elapsedFile(name), JSON.stringify(before + s));
+      mirror(join(OUT, name, 'runs'), join(savedRuns(name), 'runs'));
+      mirror(join(OUT, name), savedRuns(name));
+    },
   );
   const result: ResultFile = {
     command: commandLine(args),
