@@ -9,7 +9,12 @@ import { AnalysisInputError } from '../analysis/errors.js';
 import { IdxFormatError } from '../data/index.js';
 import { WasmHeapFullError } from '../wasm-heap.js';
 import { EstimatorInputError } from '../estimators/operator.js';
-import { HvpInputError, NonFiniteError, UnsupportedSecondOrderError } from '../index.js';
+import {
+  HvpInputError,
+  NonFiniteError,
+  UnsupportedSecondOrderError,
+  UnverifiedBackendError,
+} from '../index.js';
 import { analyzeCommand } from './commands/analyze.js';
 import { benchCommand } from './commands/bench.js';
 import { demoCommand } from './commands/demo.js';
@@ -91,6 +96,7 @@ function isKnownError(e: unknown): e is Error {
   return (
     e instanceof HvpInputError ||
     e instanceof UnsupportedSecondOrderError ||
+    e instanceof UnverifiedBackendError || // e.g. --backend tensorflow with a Hessian step
     e instanceof NonFiniteError ||
     e instanceof EstimatorInputError ||
     e instanceof AnalysisInputError ||

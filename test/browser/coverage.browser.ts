@@ -2,7 +2,8 @@
  * The coverage suite (checkSecondOrder) in headless Chromium: whole on webgl and wasm, and on
  * webgpu (SwiftShader's adapter, slower) the first two cases of every group, the models (8 to 40
  * variables: webgpu's AddN was wrong past 7 inputs) included. Each backend gets its own page.
- * Run with `npm run test:browser`.
+ * Run with `npm run test:browser`; ADAHESSIAN_WEBGPU_FULL=1 runs the whole suite on webgpu too
+ * (minutes more on SwiftShader, so not in CI).
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -27,7 +28,7 @@ function sample(cases: { name: string; group: string }[], perGroup: number): str
 for (const [backend, perGroup] of [
   ['webgl', Infinity],
   ['wasm', Infinity],
-  ['webgpu', 2],
+  ['webgpu', process.env.ADAHESSIAN_WEBGPU_FULL === '1' ? Infinity : 2],
 ] as const) {
   describe(`coverage suite on ${backend} in Chromium`, () => {
     let page: TestPage;
