@@ -257,7 +257,8 @@ const REQUIRED_SETTINGS = [
   'backend',
 ] as const;
 
-const EPOCH_METRIC_FIELDS = [
+/** Every field of EpochMetrics, in metrics.csv's column order (checked on load, written as columns). */
+export const EPOCH_METRIC_FIELDS = [
   'epoch',
   'steps',
   'trainLoss',

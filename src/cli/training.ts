@@ -16,6 +16,7 @@ import { prepareBackend } from './backend.js';
 import { checkOutputDirectory, removeStaleTempFiles, writeFileAtomic } from './atomic-file.js';
 import {
   CHECKPOINT_FILE,
+  EPOCH_METRIC_FIELDS,
   emptyAccumulator,
   loadCheckpoint,
   saveCheckpoint,
@@ -449,18 +450,6 @@ function epochLine(m: EpochMetrics, epochs: number): string {
   );
 }
 
-const METRIC_COLUMNS: (keyof EpochMetrics)[] = [
-  'epoch',
-  'steps',
-  'trainLoss',
-  'trainAccuracy',
-  'testLoss',
-  'testAccuracy',
-  'trainSeconds',
-  'msPerStep',
-  'stepsPerSecond',
-];
-
 function writeMetrics(
   out: string,
   state: TrainingState,
@@ -480,8 +469,8 @@ function writeMetrics(
   writeFileAtomic(
     metricsCsv,
     toCsv(
-      METRIC_COLUMNS,
-      state.metrics.map((m) => METRIC_COLUMNS.map((k) => m[k])),
+      [...EPOCH_METRIC_FIELDS],
+      state.metrics.map((m) => EPOCH_METRIC_FIELDS.map((k) => m[k])),
     ),
   );
   return { metricsJson, metricsCsv };
