@@ -150,8 +150,12 @@ export function enableNativeKernels(options: NativeKernelOptions = {}): NativeKe
     pool,
     pooledBackends: new WeakSet(),
     buffers: {
-      read: (backend, dataId) =>
-        pool?.valuesOf(backend, dataId) ?? (backend.readSync(dataId) as Float32Array),
+      read: (backend, dataId) => {
+        const values = pool?.valuesOf(backend, dataId) ?? backend.readSync(dataId);
+        // A float32 tensor cast from int32 or bool shares that array (TF.js's Cast does not
+        // copy when no precision is lost); ONNX Runtime and our loops want float32 values.
+        return values instanceof Float32Array ? values : Float32Array.from(values as Int32Array);
+      },
       zeros: (length) => (pool == null ? new Float32Array(length) : pool.take(length).fill(0)),
       take: (length) => (pool == null ? new Float32Array(length) : pool.take(length)),
       output: (backend, shape, values) => makeOutput(state, backend, shape, values),

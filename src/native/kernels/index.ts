@@ -22,6 +22,9 @@ import {
 import { batchMatMulKernel, fusedMatMulKernel } from './matmul.js';
 import { maxPoolGradKernel, maxPoolGradTransposeKernel } from './max-pool-grad.js';
 import { avgPoolKernel, maxPoolKernel } from './pool.js';
+import { softmaxKernel } from './softmax.js';
+import { transposeKernel } from './transpose.js';
+import { UNARY_KERNELS } from './unary.js';
 import type { DirectKernel, NativeKernel } from './types.js';
 
 export const NATIVE_KERNELS: readonly (NativeKernel | DirectKernel)[] = [
@@ -47,6 +50,9 @@ export const NATIVE_KERNELS: readonly (NativeKernel | DirectKernel)[] = [
   avgPoolKernel,
   maxPoolGradKernel,
   maxPoolGradTransposeKernel,
+  transposeKernel,
+  softmaxKernel,
+  ...UNARY_KERNELS,
 ];
 
 export type { DirectKernel, KernelBuffers, NativeKernel, NativePlan } from './types.js';

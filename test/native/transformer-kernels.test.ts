@@ -1,0 +1,195 @@
+/**
+ * The JS kernels the native path adds for the transformer's step (transpose.ts, unary.ts,
+ * softmax.ts, reduce.ts, gather.ts, compare.ts) against TF.js's own cpu kernels: bit for bit
+ * (the same arithmetic in the same order), on random shapes with odd sizes, broadcasting, and
+ * NaN, infinities and -0 where TF.js defines them; each run checks that our kernel really
+ * handled the call and that no tensor leaked.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { onBackend } from '../helpers.js';
+import { mulberry32 } from '../../src/util/mulberry32.js';
+import {
+  disableNativeKernels,
+  enableNativeKernels,
+  nativeKernelStatus,
+} from '../../src/native/index.js';
+import { onnxRuntimeUnavailableReason } from '../../src/native/onnx-runtime.js';
+import { simplifyTranspose } from '../../src/native/kernels/transpose.js';
+
+const unavailable = onnxRuntimeUnavailableReason();
+if (unavailable !== '') console.log(`# transformer kernel tests skipped: ${unavailable}`);
+
+const randInt = (r: () => number, lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
+const randShape = (r: () => number, rank: number, max = 7) =>
+  Array.from({ length: rank }, () => randInt(r, 1, max));
+
+/** Values in [-3, 3] with, when `special`, NaN, +-Infinity, -0 and 0 sprinkled in. */
+function values(r: () => number, n: number, special: boolean): Float32Array {
+  const v = Float32Array.from({ length: n }, () => (r() * 2 - 1) * 3);
+  if (special) {
+    const odd = [NaN, Infinity, -Infinity, -0, 0];
+    for (let i = 0; i < n; i += randInt(r, 3, 11)) v[i] = odd[randInt(r, 0, odd.length - 1)]!;
+  }
+  return v;
+}
+
+const same = (a: number, b: number) => Object.is(a, b) || (Number.isNaN(a) && Number.isNaN(b));
+
+/**
+ * Runs `f` with TF.js's kernels and with ours; the outputs must be equal bit for bit (NaN as
+ * NaN, -0 as -0), our kernels must have handled at least `minCalls` calls, and neither run may
+ * leave tensors behind.
+ */
+function compareExactly(label: string, f: () => tf.Tensor, minCalls = 1): void {
+  disableNativeKernels();
+  const start = tf.memory().numTensors;
+  const expected = tf.tidy(f);
+  const want = { shape: expected.shape, dtype: expected.dtype, data: expected.dataSync().slice() };
+  expected.dispose();
+  assert.equal(tf.memory().numTensors, start, `${label}: TF.js run leaked`);
+  const status = enableNativeKernels({ threads: 1 });
+  assert.equal(status.enabled, true, status.reason);
+  const actual = tf.tidy(f);
+  const calls = nativeKernelStatus().nativeCalls;
+  assert.ok(
+    calls >= minCalls,
+    `${label}: ours handled ${calls} calls (fallbacks ${nativeKernelStatus().fallbackCalls}, last error ${nativeKernelStatus().lastError})`,
+  );
+  assert.deepEqual(actual.shape, want.shape, `${label}: shape`);
+  assert.equal(actual.dtype, want.dtype, `${label}: dtype`);
+  const got = actual.dataSync();
+  for (let i = 0; i < got.length; i++) {
+    if (!same(got[i]!, want.data[i]!)) {
+      assert.fail(`${label}: element ${i} is ${got[i]}, TF.js gives ${want.data[i]}`);
+    }
+  }
+  actual.dispose();
+  disableNativeKernels();
+  assert.equal(tf.memory().numTensors, start, `${label}: native run leaked`);
+}
+
+describe(
+  'transformer kernels match TF.js bit for bit (cpu)',
+  { skip: unavailable || false },
+  () => {
+    before(async () => onBackend('cpu'));
+    after(() => disableNativeKernels());
+
+    it('simplifies transposes: size-1 axes dropped, adjacent axes merged', () => {
+      assert.deepEqual(simplifyTranspose([64, 2, 64, 32], [0, 2, 1, 3]), {
+        shape: [64, 2, 64, 32],
+        perm: [0, 2, 1, 3],
+      });
+      assert.deepEqual(simplifyTranspose([4, 1, 5, 6], [2, 3, 1, 0]), {
+        shape: [4, 30],
+        perm: [1, 0],
+      });
+      assert.deepEqual(simplifyTranspose([2, 3, 4], [0, 1, 2]), { shape: [24], perm: [0] });
+      assert.deepEqual(simplifyTranspose([1, 1], [1, 0]), { shape: [], perm: [] });
+    });
+
+    it('Transpose: every permutation of random shapes up to rank 5, and the heads split', () => {
+      const r = mulberry32(11);
+      const permutations = (n: number): number[][] =>
+        n === 0
+          ? [[]]
+          : permutations(n - 1).flatMap((p) =>
+              Array.from({ length: n }, (_, i) => [...p.slice(0, i), n - 1, ...p.slice(i)]),
+            );
+      for (let rank = 1; rank <= 5; rank++) {
+        const perms = permutations(rank);
+        for (let trial = 0; trial < Math.min(perms.length, 12); trial++) {
+          const perm = perms[randInt(r, 0, perms.length - 1)]!;
+          const shape = randShape(r, rank, rank > 3 ? 5 : 40);
+          const x = tf.tensor(values(r, tf.util.sizeFromShape(shape), true), shape);
+          // tf.transpose clones a rank-1 tensor without a kernel call.
+          const calls = rank === 1 ? 0 : 1;
+          compareExactly(`transpose [${shape}] by [${perm}]`, () => tf.transpose(x, perm), calls);
+          x.dispose();
+        }
+      }
+      // 2-D blocks with ragged edges, and the attention's split and merge.
+      for (const [shape, perm] of [
+        [
+          [67, 45],
+          [1, 0],
+        ],
+        [
+          [3, 37, 2, 33],
+          [0, 2, 1, 3],
+        ],
+        [
+          [3, 2, 37, 5],
+          [0, 2, 1, 3],
+        ],
+      ] as [number[], number[]][]) {
+        const x = tf.tensor(values(r, tf.util.sizeFromShape(shape), false), shape);
+        compareExactly(`transpose [${shape}] by [${perm}]`, () => tf.transpose(x, perm));
+        x.dispose();
+      }
+    });
+
+    it('unary ops on values with NaN, infinities and signed zeros', () => {
+      const r = mulberry32(12);
+      const ops: [string, (x: tf.Tensor) => tf.Tensor][] = [
+        ['neg', tf.neg],
+        ['exp', tf.exp],
+        ['log', tf.log],
+        ['sqrt', tf.sqrt],
+        ['rsqrt', tf.rsqrt],
+        ['square', tf.square],
+        ['abs', tf.abs],
+        ['reciprocal', tf.reciprocal],
+        ['tanh', tf.tanh],
+        ['sigmoid', tf.sigmoid],
+        ['erf', tf.erf],
+      ];
+      for (const [name, op] of ops) {
+        for (const shape of [[1], [7, 13], randShape(r, 3, 20)]) {
+          const x = tf.tensor(values(r, tf.util.sizeFromShape(shape), true), shape);
+          compareExactly(`${name} [${shape}]`, () => op(x));
+          x.dispose();
+        }
+      }
+    });
+
+    it('Pow with scalar and same-shape exponents; other broadcasts fall back', () => {
+      const r = mulberry32(13);
+      const shape = [5, 9, 11];
+      const n = tf.util.sizeFromShape(shape);
+      const x = tf.tensor(values(r, n, true), shape);
+      for (const e of [2, 1, 0.5, -0.5, -1.5, 3, 0, NaN, Infinity, -0]) {
+        compareExactly(`pow(x, ${e})`, () => tf.pow(x, tf.scalar(e)));
+      }
+      const e = tf.tensor(values(r, n, true), shape);
+      compareExactly('pow(x, e) same shape', () => tf.pow(x, e));
+      const row = tf.tensor(values(r, 11, false), [11]);
+      compareExactly('pow(x, row) broadcast: TF.js', () => tf.pow(x, row), 0);
+      tf.dispose([x, e, row]);
+    });
+
+    it('Softmax over the last axis: random rows, NaN, +-Infinity, a masked row', () => {
+      const r = mulberry32(14);
+      for (const shape of [[1], [3, 1], [4, 7], [2, 3, 5, 17], randShape(r, 3, 30)]) {
+        const x = tf.tensor(values(r, tf.util.sizeFromShape(shape), false), shape);
+        compareExactly(`softmax [${shape}]`, () => tf.softmax(x));
+        x.dispose();
+      }
+      const rows = tf.tensor2d(
+        [
+          [1, NaN, 2, 3],
+          [1, Infinity, 2, 3],
+          [-Infinity, -Infinity, -Infinity, -Infinity],
+          [1, -Infinity, 2, -1e9],
+          [-0, 0, -0, 0],
+          [80, 90, 100, -100],
+        ],
+        [6, 4],
+      );
+      compareExactly('softmax special rows', () => tf.softmax(rows));
+      rows.dispose();
+    });
+  },
+);
