@@ -1,15 +1,26 @@
 /**
- * Time per training step, side by side: the same MLP and small CNN (batch 128) trained with
- * SGD, Adam and AdaHessian (Hessian every step and every 5th), on each TF.js backend we have
- * (cpu, wasm, and cpu with the native kernels of src/native), and the PyTorch reference
- * (bench/speed/torch_step.py on Debian's python3-torch) in the same run. Repetitions are
- * interleaved round by round (every configuration once per round, PyTorch included) and the
- * medians over rounds reported, because the machine is shared and its load drifts.
+ * Time per training step, side by side: the same MLP and small CNN (batch 128), char
+ * transformer (buildCharTransformer's defaults, batch 64 sequences of 64) and ResNet-20 (on
+ * 28x28x1, batch 64) trained with SGD, Adam and AdaHessian (Hessian every step and every 5th),
+ * on each TF.js backend we have (cpu, wasm, and cpu with the native kernels of src/native), and
+ * the PyTorch reference (bench/speed/torch_step.py, twins in torch_models.py, on Debian's
+ * python3-torch) in the same run. Repetitions are interleaved round by round (every
+ * configuration once per round, PyTorch included) and the medians over rounds reported,
+ * because the machine is shared and its load drifts. Before timing, each model's parameter
+ * count is checked equal to its twin's, and for the transformer and ResNet-20 the twin's loss
+ * with our initial weights copied in is checked equal to ours on the same batch.
+ *
+ * With several thread counts (--threads 1,2), the whole set of rounds runs once per count (the
+ * native kernels are re-enabled with that many ONNX Runtime threads, and a PyTorch process
+ * pinned to that many threads answers), and one table puts the counts side by side. Ratios
+ * to PyTorch are from interleaved rounds within a count; across counts, load may differ.
  *
  *   npx tsx bench/speed/step.ts                       # all of it
  *   npx tsx bench/speed/step.ts --quick               # fewer rounds and steps
  *   npx tsx bench/speed/step.ts --models cnn --variants cpu+native --rounds 5
  *   npx tsx bench/speed/step.ts --threads 2           # native and PyTorch on two threads (default 1)
+ *   npx tsx bench/speed/step.ts --models transformer,resnet20 --variants cpu+native --threads 1,2 --rounds 3
+ *   ADAHESSIAN_FUSED_UPDATE=0 npx tsx bench/speed/step.ts ...  # native kernels without the fused optimizer updates
  *   npx tsx bench/speed/step.ts --profile cpu+native  # kernel time breakdown of one step
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -17,7 +28,9 @@ import { createInterface } from 'node:readline';
 import * as tf from '@tensorflow/tfjs';
 import {
   adahessian,
+  buildCharTransformer,
   buildMlp,
+  buildResNet20,
   buildSmallCnn,
   softmaxCrossEntropy,
   useBackend,
@@ -31,13 +44,18 @@ import {
 
 tf.env().set('IS_TEST', false); // quiet TF.js's "install tfjs-node" banner
 
-const BATCH = 128;
-const MODELS = ['mlp', 'cnn'] as const;
+const MODELS = ['mlp', 'cnn', 'transformer', 'resnet20'] as const;
 const OPTIMIZERS = ['sgd', 'adam', 'adahessian-f1', 'adahessian-f5'] as const;
 const VARIANTS = ['cpu', 'wasm', 'cpu+native'] as const;
 type ModelName = (typeof MODELS)[number];
 type OptimizerName = (typeof OPTIMIZERS)[number];
 type Variant = (typeof VARIANTS)[number];
+
+/** The transformer's batch is 64 sequences of CONTEXT ids; the loss is over every position. */
+const VOCAB = 96;
+const CONTEXT = 64;
+const HEAVY: readonly ModelName[] = ['transformer', 'resnet20'];
+const batchOf = (model: ModelName) => (HEAVY.includes(model) ? 64 : 128);
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -54,14 +72,27 @@ function listArg<T extends string>(name: string, all: readonly T[]): T[] {
 }
 
 const quick = process.argv.includes('--quick');
-const threads = Number(arg('threads') ?? 1);
+const threadCounts = (arg('threads') ?? '1').split(',').map(Number);
+for (const t of threadCounts) {
+  if (!Number.isInteger(t) || t < 1)
+    throw new Error(`--threads: '${arg('threads')}' is not a list of positive integers`);
+}
+/** Native kernels: fused optimizer updates unless ADAHESSIAN_FUSED_UPDATE=0 (for A/B runs). */
+const fusedOptimizerUpdate = process.env['ADAHESSIAN_FUSED_UPDATE'] !== '0';
 const rounds = Number(arg('rounds') ?? (quick ? 3 : 5));
 const models = listArg('models', MODELS);
 const optimizers = listArg('optimizers', OPTIMIZERS);
 const variants = listArg('variants', VARIANTS);
 const withTorch = !process.argv.includes('--no-torch');
-/** Steps per timed repetition: a multiple of 5 so that f = 5 sees its real Hessian share. */
-function stepsFor(model: ModelName, variant: Variant | 'torch'): number {
+/**
+ * Steps per timed repetition: a multiple of 5 with f = 5 so that it sees its real Hessian
+ * share. The transformer and ResNet-20 take seconds per step on our side: 2 steps a round
+ * (5 at f = 5), or --steps.
+ */
+function stepsFor(model: ModelName, opt: OptimizerName, variant: Variant | 'torch'): number {
+  const forced = arg('steps');
+  if (forced != null) return Number(forced);
+  if (HEAVY.includes(model)) return opt === 'adahessian-f5' ? 5 : 2;
   if (quick) return 5;
   return model === 'cnn' && (variant === 'cpu' || variant === 'wasm') ? 5 : 10;
 }
@@ -73,6 +104,8 @@ function backendOf(variant: Variant): BackendName {
 interface Setup {
   step: () => void;
   dispose: () => void;
+  /** The native kernels' enable count this setup last warmed up under (see onVariant). */
+  warmedUnder: number;
 }
 
 /**
@@ -95,14 +128,47 @@ function makeOptimizer(name: OptimizerName): tf.Optimizer {
   }
 }
 
+function buildModel(modelName: ModelName): tf.LayersModel {
+  switch (modelName) {
+    case 'mlp':
+      return buildMlp({ seed: 1 });
+    case 'cnn':
+      return buildSmallCnn({ seed: 1 });
+    case 'transformer':
+      return buildCharTransformer({ vocabSize: VOCAB, contextLength: CONTEXT, seed: 1 });
+    case 'resnet20':
+      return buildResNet20({ inputShape: [28, 28, 1], seed: 1 });
+  }
+}
+
+/** Inputs and one-hot targets: ids [B, T] and [B, T, VOCAB] for the transformer. */
+function batchFor(modelName: ModelName): { x: tf.Tensor; labels: tf.Tensor; ids: tf.Tensor } {
+  const batch = batchOf(modelName);
+  return tf.tidy(() => {
+    if (modelName === 'transformer') {
+      const x = tf.randomUniform([batch, CONTEXT], 0, VOCAB, 'int32', 1);
+      const ids = tf.randomUniform([batch, CONTEXT], 0, VOCAB, 'int32', 2);
+      return { x, ids, labels: tf.oneHot(ids, VOCAB) };
+    }
+    const x = tf.randomUniform([batch, 28, 28, 1], 0, 1, 'float32', 1);
+    const ids = tf.randomUniform([batch], 0, 10, 'int32', 2);
+    return { x, ids, labels: tf.oneHot(ids, 10) };
+  });
+}
+
+/** training: true so that ResNet-20's batch norm uses the batch's moments, as PyTorch's. */
+const lossOf = (model: tf.LayersModel, x: tf.Tensor, labels: tf.Tensor) =>
+  softmaxCrossEntropy(labels, model.apply(x, { training: true }) as tf.Tensor);
+
 function setUp(modelName: ModelName, optimizerName: OptimizerName): Setup {
-  const model = modelName === 'mlp' ? buildMlp({ seed: 1 }) : buildSmallCnn({ seed: 1 });
-  const x = tf.randomUniform([BATCH, 28, 28, 1], 0, 1, 'float32', 1);
-  const labels = tf.tidy(() => tf.oneHot(tf.randomUniform([BATCH], 0, 10, 'int32', 2), 10));
+  const model = buildModel(modelName);
+  const { x, labels, ids } = batchFor(modelName);
+  ids.dispose();
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const optimizer = makeOptimizer(optimizerName);
-  const lossFn = () => softmaxCrossEntropy(labels, model.apply(x) as tf.Tensor);
+  const lossFn = () => lossOf(model, x, labels);
   return {
+    warmedUnder: -1,
     step: () => {
       optimizer.minimize(lossFn, false, vars);
     },
@@ -114,43 +180,47 @@ function setUp(modelName: ModelName, optimizerName: OptimizerName): Setup {
   };
 }
 
-/** Whether the native kernels are on now (see onVariant). */
+/** Whether the native kernels are on now, with how many threads, enabled how many times. */
 let nativeOn = false;
+let nativeThreads = 0;
+let nativeEnables = 0;
 
 /**
  * Runs `body` with the variant's backend active and the native kernels on for +native, off
- * otherwise. The native kernels stay on between calls as long as only +native runs, as they
- * would in a training run: disabling frees the compiled graphs and the output pool, and
- * re-enabling would put graph compilation into the next timed steps. `body` is told whether
- * they were just (re)enabled, so that it can warm up first.
+ * otherwise, on `threads` ONNX Runtime threads. The native kernels stay on between calls as
+ * long as only +native runs at one thread count, as they would in a training run: disabling
+ * frees the compiled graphs and the output pool, and re-enabling would put graph compilation
+ * into the next timed steps. `body` gets the enable count, so that a setup that has not run
+ * since the last (re)enable can warm up first.
  */
 async function onVariant<T>(
   variant: Variant,
-  body: (fresh: boolean) => T,
-): Promise<{ value: T; fresh: boolean }> {
+  threads: number,
+  body: (enables: number) => T,
+): Promise<{ value: T }> {
   await useBackend(backendOf(variant));
   const wantNative = variant === 'cpu+native';
-  let fresh = false;
-  if (wantNative && !nativeOn) {
-    const status = enableNativeKernels({ threads });
+  if (wantNative && (!nativeOn || nativeThreads !== threads)) {
+    const status = enableNativeKernels({ threads, fusedOptimizerUpdate });
     if (!status.enabled) throw new Error(`native kernels unavailable: ${status.reason}`);
     nativeOn = true;
-    fresh = true;
+    nativeThreads = threads;
+    nativeEnables++;
   } else if (!wantNative && nativeOn) {
     disableNativeKernels();
     nativeOn = false;
   }
-  return { value: body(fresh), fresh };
+  return { value: body(wantNative ? nativeEnables : 0) };
 }
 
 class TorchReference {
   private readonly child: ChildProcessWithoutNullStreams;
   private readonly lines: AsyncIterator<string>;
-  constructor() {
+  constructor(readonly threads: number) {
     const script = new URL('./torch_step.py', import.meta.url).pathname;
     // torch.set_num_threads does not reach OpenBLAS's own pool (it would use every core for
     // the matmuls behind PyTorch's convolutions): pin it, and OpenMP, to the same count.
-    const n = String(threads);
+    const n = String(this.threads);
     this.child = spawn('/usr/bin/python3', ['-W', 'ignore', script], {
       stdio: 'pipe',
       env: { ...process.env, OPENBLAS_NUM_THREADS: n, OMP_NUM_THREADS: n, MKL_NUM_THREADS: n },
@@ -176,12 +246,13 @@ const median = (xs: number[]) => {
 };
 
 async function profile(variant: Variant): Promise<void> {
+  const threads = threadCounts[0]!;
   for (const modelName of models) {
-    const s = (await onVariant(variant, () => setUp(modelName, 'adahessian-f1'))).value;
-    await onVariant(variant, () => {
+    const s = (await onVariant(variant, threads, () => setUp(modelName, 'adahessian-f1'))).value;
+    await onVariant(variant, threads, () => {
       for (let i = 0; i < 2; i++) s.step();
     });
-    const info = (await onVariant(variant, () => tf.profile(() => s.step()))).value;
+    const info = (await onVariant(variant, threads, () => tf.profile(() => s.step()))).value;
     const byKernel = new Map<string, { ms: number; calls: number }>();
     let total = 0;
     for (const k of (await info).kernels) {
@@ -192,7 +263,7 @@ async function profile(variant: Variant): Promise<void> {
       byKernel.set(k.name, e);
     }
     const t0 = performance.now();
-    await onVariant(variant, () => s.step());
+    await onVariant(variant, threads, () => s.step());
     const wall = performance.now() - t0;
     console.log(
       `\n${modelName} AdaHessian f=1 on ${variant}: ${(await info).kernels.length} kernel calls, ` +
@@ -214,128 +285,210 @@ async function profile(variant: Variant): Promise<void> {
         );
       }
     }
-    await onVariant(variant, () => s.dispose());
+    await onVariant(variant, threads, () => s.dispose());
   }
 }
+
+/**
+ * Checks that each model's twin is the same model: equal trainable parameter counts, and for
+ * the transformer and ResNet-20 (whose weights map one to one) the twin's loss with our seeded
+ * initial weights copied in, on our batch, equal to ours to float32 accumulation error. Throws
+ * if either differs. Runs on the cpu backend, before any timing.
+ */
+async function checkTwins(torch: TorchReference): Promise<void> {
+  await useBackend('cpu');
+  for (const modelName of models) {
+    const model = buildModel(modelName);
+    // Trainable only: batch norm's moving statistics are buffers in PyTorch.
+    const ours = model.trainableWeights.reduce((n, w) => n + w.shape.reduce((a, b) => a * b, 1), 0);
+    const theirs = (await torch.request({ count: modelName }))['parameters'] as number;
+    if (ours !== theirs) {
+      throw new Error(`${modelName}: ${ours} parameters here, ${theirs} in the PyTorch twin`);
+    }
+    let lossLine = '';
+    if (HEAVY.includes(modelName)) {
+      const { x, labels, ids } = batchFor(modelName);
+      const loss = tf.tidy(() => lossOf(model, x, labels).dataSync()[0]!);
+      const weights = model.trainableWeights.map((w) => ({
+        shape: w.shape,
+        values: Array.from(w.read().dataSync()),
+      }));
+      const reply = await torch.request({
+        check: modelName,
+        weights,
+        x: Array.from(x.dataSync()),
+        xShape: x.shape,
+        y: Array.from(ids.dataSync()),
+      });
+      tf.dispose([x, labels, ids]);
+      const twin = reply['loss'] as number;
+      // Sums of thousands of float32 terms in different orders: ~1e-6 relative apart.
+      if (!(Math.abs(loss - twin) <= 1e-4 * Math.abs(loss))) {
+        throw new Error(`${modelName}: initial loss ${loss} here, ${twin} in the PyTorch twin`);
+      }
+      lossLine = `; loss at our initial weights ${loss.toFixed(6)}, twin ${twin.toFixed(6)}`;
+    }
+    model.dispose();
+    console.log(`${modelName}: ${ours} parameters here and in the twin${lossLine}`);
+  }
+}
+
+const loadNow = async () =>
+  (await import('node:os'))
+    .loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ');
 
 async function main(): Promise<void> {
   const profiled = arg('profile') as Variant | undefined;
   if (profiled != null) return profile(profiled);
 
-  const torch = withTorch ? new TorchReference() : null;
-  if (torch) {
-    const r = await torch.request({ threads });
-    console.log(`PyTorch ${r['version']} on ${r['threads']} thread(s)`);
+  const torches = new Map<number, TorchReference>();
+  if (withTorch) {
+    for (const t of threadCounts) {
+      const torch = new TorchReference(t);
+      const r = await torch.request({ threads: t });
+      const blas = (r['blas'] as string[]).join(', ');
+      console.log(`PyTorch ${r['version']} on ${r['threads']} thread(s), BLAS ${blas}`);
+      if (!/openblas/i.test(blas)) {
+        console.log(
+          '  reference BLAS: PyTorch matmuls ~10x slow; apt-get install libopenblas0-pthread',
+        );
+      }
+      torches.set(t, torch);
+    }
+    await checkTwins(torches.get(threadCounts[0]!)!);
   }
   console.log(
-    `native kernels: ${threads} thread(s); rounds ${rounds}; batch ${BATCH}; load ${(
-      await import('node:os')
-    )
-      .loadavg()
-      .map((l) => l.toFixed(1))
-      .join(' ')}`,
+    `native kernels: ${threadCounts.join(', ')} thread(s), fused optimizer updates ` +
+      `${fusedOptimizerUpdate ? 'on' : 'off'}; rounds ${rounds}; batch ${models
+        .map((m) => `${m} ${batchOf(m)}`)
+        .join(', ')}; load ${await loadNow()}`,
   );
   const setups = new Map<string, Setup>();
   const times = new Map<string, number[]>();
   const record = (key: string, ms: number) => times.set(key, [...(times.get(key) ?? []), ms]);
 
-  for (let round = 0; round < rounds; round++) {
-    for (const modelName of models) {
-      for (const opt of optimizers) {
-        for (const variant of variants) {
-          const key = `${modelName}|${opt}|${variant}`;
-          const steps = stepsFor(modelName, variant);
-          const { value: ms } = await onVariant(variant, (fresh) => {
-            let s = setups.get(key);
-            if (s == null) {
-              s = setUp(modelName, opt);
-              setups.set(key, s);
-              for (let i = 0; i < 2; i++) s.step(); // warm-up: compile, allocate
-            }
-            // Native kernels just re-enabled (another variant ran in between): compile the
-            // graphs and refill the output pool over one whole Hessian cycle, untimed.
-            if (fresh) for (let i = 0; i < 5; i++) s.step();
-            const c0 = process.cpuUsage();
-            const t0 = performance.now();
-            for (let i = 0; i < steps; i++) s.step();
-            const wall = (performance.now() - t0) / steps;
-            const c = process.cpuUsage(c0);
-            return { wall, cpu: (c.user + c.system) / 1000 / steps };
-          });
-          record(key, ms.wall);
-          record(`cpu:${key}`, ms.cpu);
-        }
-        if (torch) {
-          const r = await torch.request({
-            model: modelName,
-            optimizer: opt,
-            batch: BATCH,
-            steps: stepsFor(modelName, 'torch'),
-          });
-          record(`${modelName}|${opt}|torch`, r['ms'] as number);
-          record(`cpu:${modelName}|${opt}|torch`, r['cpu_ms'] as number);
+  // One block of rounds per thread count: switching ONNX Runtime's thread count re-enables
+  // the native kernels, and every setup would pay its warm-up again each round.
+  for (const threads of threadCounts) {
+    const torch = torches.get(threads);
+    // Backends without threads of their own run at the first count only.
+    const variantsNow = variants.filter((v) => v === 'cpu+native' || threads === threadCounts[0]);
+    for (let round = 0; round < rounds; round++) {
+      for (const modelName of models) {
+        for (const opt of optimizers) {
+          for (const variant of variantsNow) {
+            const key = `${modelName}|${opt}|${variant}`;
+            const steps = stepsFor(modelName, opt, variant);
+            const { value: ms } = await onVariant(variant, threads, (enables) => {
+              let s = setups.get(key);
+              if (s == null) {
+                s = setUp(modelName, opt);
+                setups.set(key, s);
+                for (let i = 0; i < 2; i++) s.step(); // warm-up: compile, allocate
+                s.warmedUnder = enables;
+              }
+              // Native kernels (re)enabled since this setup last ran: compile the graphs and
+              // refill the output pool, untimed (a whole Hessian cycle for the light models).
+              if (s.warmedUnder !== enables) {
+                const warm = HEAVY.includes(modelName) ? 2 : 5;
+                for (let i = 0; i < warm; i++) s.step();
+                s.warmedUnder = enables;
+              }
+              const c0 = process.cpuUsage();
+              const t0 = performance.now();
+              for (let i = 0; i < steps; i++) s.step();
+              const wall = (performance.now() - t0) / steps;
+              const c = process.cpuUsage(c0);
+              return { wall, cpu: (c.user + c.system) / 1000 / steps };
+            });
+            record(`${threads}|${key}`, ms.wall);
+            record(`cpu:${threads}|${key}`, ms.cpu);
+          }
+          if (torch) {
+            const r = await torch.request({
+              model: modelName,
+              optimizer: opt,
+              batch: batchOf(modelName),
+              steps: stepsFor(modelName, opt, 'torch'),
+            });
+            record(`${threads}|${modelName}|${opt}|torch`, r['ms'] as number);
+            record(`cpu:${threads}|${modelName}|${opt}|torch`, r['cpu_ms'] as number);
+          }
         }
       }
+      process.stderr.write(
+        `threads ${threads}: round ${round + 1}/${rounds} done (load ${await loadNow()})\n`,
+      );
     }
-    process.stderr.write(`round ${round + 1}/${rounds} done\n`);
   }
-  torch?.close();
+  for (const torch of torches.values()) torch.close();
   for (const s of setups.values()) s.dispose();
 
-  const columns = [...variants, ...(torch ? ['torch'] : [])];
+  const withTorchColumn = torches.size > 0;
   const med = (key: string) => (times.has(key) ? median(times.get(key)!) : NaN);
-  console.log(`\nms per step (median of ${rounds} interleaved rounds)`);
-  console.log(
-    ['model', 'optimizer', ...columns, ...(torch ? variants.map((v) => `${v}/torch`) : [])].join(
-      ' | ',
-    ),
-  );
-  for (const modelName of models) {
-    for (const opt of optimizers) {
-      const cells = columns.map((c) => med(`${modelName}|${opt}|${c}`).toFixed(1));
-      const ratios = torch
-        ? variants.map((v) =>
-            (med(`${modelName}|${opt}|${v}`) / med(`${modelName}|${opt}|torch`)).toFixed(2),
-          )
-        : [];
-      console.log([modelName, opt, ...cells, ...ratios].join(' | '));
+  for (const threads of threadCounts) {
+    const variantsNow = variants.filter((v) => v === 'cpu+native' || threads === threadCounts[0]);
+    const columns = [...variantsNow, ...(withTorchColumn ? ['torch'] : [])];
+    const header = [
+      'model',
+      'optimizer',
+      ...columns,
+      ...(withTorchColumn ? variantsNow.map((v) => `${v}/torch`) : []),
+    ].join(' | ');
+    const table = (prefix: string) => {
+      console.log(header);
+      for (const modelName of models) {
+        for (const opt of optimizers) {
+          const k = (c: string) => `${prefix}${threads}|${modelName}|${opt}|${c}`;
+          const cells = columns.map((c) => med(k(c)).toFixed(1));
+          const ratios = withTorchColumn
+            ? variantsNow.map((v) => (med(k(v)) / med(k('torch'))).toFixed(2))
+            : [];
+          console.log([modelName, opt, ...cells, ...ratios].join(' | '));
+        }
+      }
+    };
+    console.log(`\n${threads} thread(s): ms per step (median of ${rounds} interleaved rounds)`);
+    table('');
+    console.log(
+      `\n${threads} thread(s): process CPU time per step, ms (median; includes V8's background` +
+        ` GC threads; with one thread per side, the fairer comparison on a loaded machine)`,
+    );
+    table('cpu:');
+    console.log(`\n${threads} thread(s): AdaHessian / Adam per backend`);
+    for (const modelName of models) {
+      for (const c of columns) {
+        const k = (opt: string) => med(`${threads}|${modelName}|${opt}|${c}`);
+        console.log(
+          `${modelName} ${c}: f=1 ${(k('adahessian-f1') / k('adam')).toFixed(2)}, ` +
+            `f=5 ${(k('adahessian-f5') / k('adam')).toFixed(2)}`,
+        );
+      }
     }
   }
-  console.log(
-    `\nprocess CPU time per step, ms (median; includes V8's background GC threads; with one` +
-      ` thread per side, the fairer comparison on a loaded machine)`,
-  );
-  console.log(
-    ['model', 'optimizer', ...columns, ...(torch ? variants.map((v) => `${v}/torch`) : [])].join(
-      ' | ',
-    ),
-  );
-  for (const modelName of models) {
-    for (const opt of optimizers) {
-      const cells = columns.map((c) => med(`cpu:${modelName}|${opt}|${c}`).toFixed(1));
-      const ratios = torch
-        ? variants.map((v) =>
-            (med(`cpu:${modelName}|${opt}|${v}`) / med(`cpu:${modelName}|${opt}|torch`)).toFixed(2),
-          )
-        : [];
-      console.log([modelName, opt, ...cells, ...ratios].join(' | '));
+  if (threadCounts.length > 1 && variants.includes('cpu+native')) {
+    console.log(`\nThreads side by side: cpu+native and PyTorch, ms per step (median), and ratios`);
+    console.log(
+      [
+        'model',
+        'optimizer',
+        ...threadCounts.flatMap((t) => [`ours ${t}t`, `torch ${t}t`, `ours/torch ${t}t`]),
+      ].join(' | '),
+    );
+    for (const modelName of models) {
+      for (const opt of optimizers) {
+        const cells = threadCounts.flatMap((t) => {
+          const ours = med(`${t}|${modelName}|${opt}|cpu+native`);
+          const theirs = med(`${t}|${modelName}|${opt}|torch`);
+          return [ours.toFixed(1), theirs.toFixed(1), (ours / theirs).toFixed(2)];
+        });
+        console.log([modelName, opt, ...cells].join(' | '));
+      }
     }
   }
-  console.log(
-    `load after the run: ${(await import('node:os'))
-      .loadavg()
-      .map((l) => l.toFixed(1))
-      .join(' ')}`,
-  );
-  console.log('\nAdaHessian / Adam per backend (targets: <= 2.0 at f=1, <= 1.25 at f=5)');
-  for (const modelName of models) {
-    for (const c of columns) {
-      const adam = med(`${modelName}|adam|${c}`);
-      const f1 = med(`${modelName}|adahessian-f1|${c}`) / adam;
-      const f5 = med(`${modelName}|adahessian-f5|${c}`) / adam;
-      console.log(`${modelName} ${c}: f=1 ${f1.toFixed(2)}, f=5 ${f5.toFixed(2)}`);
-    }
-  }
+  console.log(`load after the run: ${await loadNow()}`);
   if (variants.includes('cpu+native')) {
     const s = nativeKernelStatus();
     console.log(

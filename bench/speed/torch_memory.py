@@ -17,42 +17,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import torch  # noqa: E402
-import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
+from torch_models import resnet20  # noqa: E402  (TF "same" padding, as ours)
 from torch_step import AdaHessian  # noqa: E402
-
-
-class Block(nn.Module):
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout, eps=1e-3, momentum=0.1)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout, eps=1e-3, momentum=0.1)
-        self.pad = cout - cin
-        self.stride = stride
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        shortcut = x
-        if self.stride != 1 or self.pad:
-            # Option A: subsampled identity, zero channels appended.
-            shortcut = F.pad(x[:, :, :: self.stride, :: self.stride], (0, 0, 0, 0, 0, self.pad))
-        return F.relu(out + shortcut)
-
-
-def resnet20(width=16, n=3):
-    layers = [nn.Conv2d(1, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width, eps=1e-3), nn.ReLU()]
-    cin = width
-    for stage, cout in enumerate([width, 2 * width, 4 * width]):
-        for b in range(n):
-            layers.append(Block(cin, cout, 2 if stage > 0 and b == 0 else 1))
-            cin = cout
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, 10)]
-    return nn.Sequential(*layers)
 
 
 def main():

@@ -1,5 +1,5 @@
-"""PyTorch reference for bench/speed/step.ts: the same MLP and small CNN, batch 128, and the
-same optimizers, timed per training step. Run as a server by the TypeScript harness (one JSON
+"""PyTorch reference for bench/speed/step.ts: the same MLP and small CNN (batch 128), char
+transformer and ResNet-20 (batch 64, twins in torch_models.py), and the same optimizers, timed per training step. Run as a server by the TypeScript harness (one JSON
 request per line on stdin, one JSON answer per line on stdout) so that its timings interleave
 with the TF.js ones in the same run. Never a dependency of the package: Debian's python3-torch.
 
@@ -12,12 +12,16 @@ every f-th step (the official code's "update_each"), reusing the last one in bet
 
 import json
 import math
+import os
 import sys
 import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_models import CharTransformer, load_tfjs_weights, parameter_count, resnet20  # noqa: E402
 
 
 def build(model_name):
@@ -29,7 +33,27 @@ def build(model_name):
             nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Flatten(), nn.Linear(32 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10),
         )
+    if model_name == "transformer":
+        return CharTransformer()
+    if model_name == "resnet20":
+        return resnet20()
     raise ValueError(f"unknown model {model_name}")
+
+
+VOCAB, CONTEXT = 96, 64
+
+
+def batch_for(model_name, batch):
+    """Inputs and integer targets: token ids (targets over every position) for the
+    transformer, [batch, 1, 28, 28] images and 10 classes otherwise."""
+    if model_name == "transformer":
+        return (torch.randint(0, VOCAB, (batch, CONTEXT)), torch.randint(0, VOCAB, (batch, CONTEXT)))
+    return torch.rand(batch, 1, 28, 28), torch.randint(0, 10, (batch,))
+
+
+def loss_of(model, x, y):
+    logits = model(x)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
 
 
 class AdaHessian(torch.optim.Optimizer):
@@ -112,14 +136,14 @@ class Setup:
     def __init__(self, model_name, opt_name, batch):
         torch.manual_seed(1)
         self.model = build(model_name)
-        self.x = torch.rand(batch, 1, 28, 28)
-        self.y = torch.randint(0, 10, (batch,))
+        self.model.train()
+        self.x, self.y = batch_for(model_name, batch)
         self.opt = make_optimizer(opt_name, self.model.parameters())
         self.second_order = opt_name.startswith("adahessian")
 
     def step(self):
         self.opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(self.model(self.x), self.y)
+        loss = loss_of(self.model, self.x, self.y)
         if self.second_order and self.opt.hessian_due():
             loss.backward(create_graph=True)
         else:
@@ -128,14 +152,44 @@ class Setup:
         return loss
 
 
+def blas_library():
+    """The BLAS library this process mapped: Debian's torch links the reference BLAS (about
+    10x slower matmuls) unless libopenblas0-pthread is installed."""
+    torch.ones(2, 2) @ torch.ones(2, 2)
+    with open("/proc/self/maps") as maps:
+        paths = {line.split()[-1] for line in maps if "blas" in line.split()[-1]}
+    return sorted(paths)
+
+
+def check(req):
+    """The loss of the twin with the TF.js model's weights on the TF.js batch (training mode,
+    so batch norm uses the batch's moments as ours does with training: true)."""
+    model = build(req["check"])
+    load_tfjs_weights(model, req["weights"])
+    model.train()
+    if req["check"] == "transformer":
+        x = torch.tensor(req["x"], dtype=torch.long).reshape(req["xShape"])
+    else:  # NHWC -> NCHW
+        x = torch.tensor(req["x"], dtype=torch.float32).reshape(req["xShape"]).permute(0, 3, 1, 2)
+    y = torch.tensor(req["y"], dtype=torch.long)
+    with torch.no_grad():
+        return {"loss": float(loss_of(model, x, y))}
+
+
 def main():
     setups = {}
     for line in sys.stdin:
         req = json.loads(line)
         if req.get("threads"):
             torch.set_num_threads(int(req["threads"]))
-            print(json.dumps({"threads": torch.get_num_threads(), "version": torch.__version__}),
-                  flush=True)
+            print(json.dumps({"threads": torch.get_num_threads(), "version": torch.__version__,
+                              "blas": blas_library()}), flush=True)
+            continue
+        if req.get("count"):
+            print(json.dumps({"parameters": parameter_count(build(req["count"]))}), flush=True)
+            continue
+        if req.get("check"):
+            print(json.dumps(check(req)), flush=True)
             continue
         key = (req["model"], req["optimizer"])
         if key not in setups:
