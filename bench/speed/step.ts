@@ -300,7 +300,7 @@ async function checkTwins(torch: TorchReference): Promise<void> {
   for (const modelName of models) {
     const model = buildModel(modelName);
     // Trainable only: batch norm's moving statistics are buffers in PyTorch.
-    const ours = model.trainableWeights.reduce((n, w) => n + w.shape.reduce((a, b) => a * b, 1), 0);
+    const ours = model.trainableWeights.reduce((n, w) => n + w.read().size, 0);
     const theirs = (await torch.request({ count: modelName }))['parameters'] as number;
     if (ours !== theirs) {
       throw new Error(`${modelName}: ${ours} parameters here, ${theirs} in the PyTorch twin`);
