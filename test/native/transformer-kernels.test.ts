@@ -193,3 +193,105 @@ describe(
     });
   },
 );
+
+describe(
+  'transformer kernels match TF.js bit for bit, part 2 (cpu)',
+  { skip: unavailable || false },
+  () => {
+    before(async () => onBackend('cpu'));
+    after(() => disableNativeKernels());
+
+    it('Sum, Mean and Max over random axes, with keepDims, NaN and -0', () => {
+      const r = mulberry32(21);
+      for (let trial = 0; trial < 30; trial++) {
+        const rank = randInt(r, 1, 4);
+        // Size-1 axes often, as in the sweep's broadcast gradients; 8192+ sums go to ONNX.
+        const shape = Array.from({ length: rank }, () => (r() < 0.3 ? 1 : randInt(r, 2, 9)));
+        const axes = shape.map((_, i) => i).filter(() => r() < 0.5);
+        if (axes.length === 0) axes.push(randInt(r, 0, rank - 1));
+        const keepDims = r() < 0.5;
+        const x = tf.tensor(values(r, tf.util.sizeFromShape(shape), trial % 2 === 0), shape);
+        const label = `[${shape}] axes [${axes}] keepDims ${keepDims}`;
+        compareExactly(`sum ${label}`, () => tf.sum(x, axes, keepDims));
+        compareExactly(`mean ${label}`, () => tf.mean(x, axes, keepDims));
+        compareExactly(`max ${label}`, () => tf.max(x, axes, keepDims));
+        x.dispose();
+      }
+      // A large sum over a size-1 axis is a copy (0 + x: -0 becomes 0 as in TF.js).
+      const big = tf.tensor(values(r, 2 * 64 * 70, true), [1, 2, 64, 70]);
+      compareExactly('sum [1,2,64,70] over axis 0', () => tf.sum(big, 0));
+      compareExactly('mean [1,2,64,70] over its last axis', () => tf.mean(big, -1, true));
+      big.dispose();
+    });
+
+    it('comparisons and LogicalAnd with broadcasting; Select', () => {
+      const r = mulberry32(22);
+      const ops: [string, (a: tf.Tensor, b: tf.Tensor) => tf.Tensor][] = [
+        ['equal', tf.equal],
+        ['notEqual', tf.notEqual],
+        ['greater', tf.greater],
+        ['greaterEqual', tf.greaterEqual],
+        ['less', tf.less],
+        ['lessEqual', tf.lessEqual],
+      ];
+      const pairs: [number[], number[]][] = [
+        [
+          [4, 5, 7],
+          [4, 5, 1],
+        ],
+        [
+          [9, 1],
+          [9, 6],
+        ],
+        [
+          [3, 1, 5],
+          [1, 4, 1],
+        ],
+        [[], [2, 3]],
+        [[6], [6]],
+      ];
+      for (const [aShape, bShape] of pairs) {
+        // Few distinct values, so that equal elements are common; NaN and -0 among them.
+        const pick = (n: number) =>
+          Float32Array.from({ length: n }, () => [0, -0, 1, 2, NaN, -Infinity][randInt(r, 0, 5)]!);
+        const a = tf.tensor(pick(tf.util.sizeFromShape(aShape)), aShape);
+        const b = tf.tensor(pick(tf.util.sizeFromShape(bShape)), bShape);
+        for (const [name, op] of ops) {
+          compareExactly(`${name} [${aShape}] [${bShape}]`, () => op(a, b));
+        }
+        const ai = tf.cast(a, 'int32');
+        const bi = tf.cast(b, 'int32');
+        compareExactly(`equal int32 [${aShape}] [${bShape}]`, () => tf.equal(ai, bi));
+        compareExactly(`logicalAnd [${aShape}] [${bShape}]`, () =>
+          tf.logicalAnd(tf.greater(a, 0), tf.lessEqual(b, 1)),
+        );
+        tf.dispose([a, b, ai, bi]);
+      }
+      const c = tf.tensor([1, 0, 1, 1, 0, 0], [2, 3], 'bool');
+      const t = tf.tensor(values(r, 6, true), [2, 3]);
+      const e = tf.tensor(values(r, 6, true), [2, 3]);
+      compareExactly('select', () => tf.where(c, t, e));
+      tf.dispose([c, t, e]);
+    });
+
+    it('GatherV2 on any axis; an index out of range still throws TF.js error', () => {
+      const r = mulberry32(23);
+      const x = tf.tensor(values(r, 7 * 5 * 20, true), [7, 5, 20]);
+      for (const axis of [0, 1, 2, -1]) {
+        const limit = x.shape[axis < 0 ? 2 : axis]!;
+        const ids = tf.tensor2d(
+          Int32Array.from({ length: 6 }, () => randInt(r, 0, limit - 1)),
+          [2, 3],
+          'int32',
+        );
+        compareExactly(`gather axis ${axis}`, () => tf.gather(x, ids, axis));
+        ids.dispose();
+      }
+      enableNativeKernels({ threads: 1 });
+      const bad = tf.tensor1d([0, 7], 'int32');
+      assert.throws(() => tf.gather(x, bad), /index/i);
+      disableNativeKernels();
+      tf.dispose([x, bad]);
+    });
+  },
+);

@@ -16,12 +16,14 @@ import {
   reluKernel,
   stepKernel,
   subKernel,
-  sumKernel,
   tileKernel,
 } from './elementwise.js';
 import { batchMatMulKernel, fusedMatMulKernel } from './matmul.js';
 import { maxPoolGradKernel, maxPoolGradTransposeKernel } from './max-pool-grad.js';
 import { avgPoolKernel, maxPoolKernel } from './pool.js';
+import { maxKernel, meanKernel, sumKernel } from './reduce.js';
+import { COMPARE_KERNELS } from './compare.js';
+import { gatherKernel } from './gather.js';
 import { softmaxKernel } from './softmax.js';
 import { transposeKernel } from './transpose.js';
 import { UNARY_KERNELS } from './unary.js';
@@ -53,6 +55,10 @@ export const NATIVE_KERNELS: readonly (NativeKernel | DirectKernel)[] = [
   transposeKernel,
   softmaxKernel,
   ...UNARY_KERNELS,
+  meanKernel,
+  maxKernel,
+  ...COMPARE_KERNELS,
+  gatherKernel,
 ];
 
 export type { DirectKernel, KernelBuffers, NativeKernel, NativePlan } from './types.js';

@@ -93,6 +93,18 @@ function transposeNd(
   }
 }
 
+/** Writes `x` transposed by `perm` into `out`; shape and perm as simplifyTranspose gives them. */
+export function transposeValues(
+  x: Float32Array,
+  out: Float32Array,
+  shape: readonly number[],
+  perm: readonly number[],
+): void {
+  if (shape.length <= 1) out.set(x.subarray(0, out.length));
+  else if (shape.length === 2) transpose2d(x, out, shape[0]!, shape[1]!);
+  else transposeNd(x, out, shape, perm);
+}
+
 export const transposeKernel: DirectKernel = {
   kernelName: 'Transpose',
   run(inputs, attrs, backend, buffers) {
@@ -102,13 +114,9 @@ export const transposeKernel: DirectKernel = {
     const outShape = perm.map((axis) => x.shape[axis]!);
     const n = outShape.reduce((a, b) => a * b, 1);
     const values = buffers.read(backend, x.dataId);
-    if (!(values instanceof Float32Array)) return null; // a cast's shared Int32Array etc.
     const out = buffers.take(n);
     const simple = simplifyTranspose(x.shape, perm);
-    if (simple.shape.length <= 1) out.set(values.subarray(0, n));
-    else if (simple.shape.length === 2)
-      transpose2d(values, out, simple.shape[0]!, simple.shape[1]!);
-    else transposeNd(values, out, simple.shape, simple.perm);
+    transposeValues(values, out, simple.shape, simple.perm);
     return buffers.output(backend, outShape, out);
   },
 };

@@ -26,8 +26,6 @@ function unaryKernel(kernelName: string, loop: Loop): DirectKernel {
       const x = inputs['x']!;
       if (x.dtype !== 'float32') return null;
       const values = buffers.read(backend, x.dataId);
-      // A float32 tensor cast from int32 or bool shares that array: TF.js's kernel handles it.
-      if (!(values instanceof Float32Array)) return null;
       const out = buffers.take(values.length);
       loop(values, out);
       return buffers.output(backend, x.shape, out);
@@ -130,7 +128,6 @@ export const powKernel: DirectKernel = {
     if (a.dtype !== 'float32' || b.dtype !== 'float32') return null;
     const base = buffers.read(backend, a.dataId);
     const exponent = buffers.read(backend, b.dataId);
-    if (!(base instanceof Float32Array) || !(exponent instanceof Float32Array)) return null;
     const scalar = exponent.length === 1 && b.shape.length <= a.shape.length;
     if (!scalar && !tf.util.arraysEqual(a.shape, b.shape)) return null;
     const out = buffers.take(base.length);
