@@ -24,7 +24,20 @@ export interface OnnxValueInfo {
   name: string;
   shape: readonly number[];
   /** Element type (default float32). */
-  dtype?: 'float32' | 'int32';
+  dtype?: OnnxElementType;
+}
+
+export type OnnxElementType = 'float32' | 'int32' | 'int64' | 'bool';
+
+/**
+ * A constant tensor of any rank stored as raw little-endian bytes (float32, int32 and int64
+ * as their typed arrays' bytes, bool one byte each); for the step graphs' baked constants.
+ */
+export interface OnnxTensorInitializer {
+  name: string;
+  dims: readonly number[];
+  dtype: OnnxElementType;
+  raw: Uint8Array;
 }
 
 /** A constant 1-D tensor stored in the graph (e.g. the shape input of Reshape); int64 unless float. */
@@ -39,11 +52,19 @@ export interface OnnxGraph {
   inputs: readonly OnnxValueInfo[];
   outputs: readonly OnnxValueInfo[];
   initializers?: readonly OnnxInt64Initializer[];
+  tensorInitializers?: readonly OnnxTensorInitializer[];
 }
 
 const ONNX_FLOAT = 1;
 const ONNX_INT32 = 6;
 const ONNX_INT64 = 7;
+const ONNX_BOOL = 9;
+const ELEMENT_TYPES: Record<OnnxElementType, number> = {
+  float32: ONNX_FLOAT,
+  int32: ONNX_INT32,
+  int64: ONNX_INT64,
+  bool: ONNX_BOOL,
+};
 const IR_VERSION = 8;
 const OPSET = 17;
 
@@ -65,6 +86,7 @@ function encodeGraph(graph: OnnxGraph): Uint8Array {
   graph.nodes.forEach((node, i) => w.messageField(1, encodeNode(node, `n${i}`)));
   w.stringField(2, 'kernel');
   for (const init of graph.initializers ?? []) w.messageField(5, encodeInt64Tensor(init));
+  for (const init of graph.tensorInitializers ?? []) w.messageField(5, encodeRawTensor(init));
   for (const input of graph.inputs) w.messageField(11, encodeValueInfo(input));
   for (const output of graph.outputs) w.messageField(12, encodeValueInfo(output));
   return w.bytes();
@@ -114,7 +136,7 @@ function encodeAttribute(name: string, attr: OnnxAttribute): Uint8Array {
 }
 
 function encodeValueInfo(info: OnnxValueInfo): Uint8Array {
-  const elemType = info.dtype === 'int32' ? ONNX_INT32 : ONNX_FLOAT;
+  const elemType = ELEMENT_TYPES[info.dtype ?? 'float32'];
   const shape = new ProtoWriter();
   for (const d of info.shape) {
     const dim = new ProtoWriter();
@@ -142,6 +164,15 @@ function encodeInt64Tensor(init: OnnxInt64Initializer): Uint8Array {
     for (const v of init.values) w.varintField(7, v);
   }
   w.stringField(8, init.name);
+  return w.bytes();
+}
+
+function encodeRawTensor(init: OnnxTensorInitializer): Uint8Array {
+  const w = new ProtoWriter();
+  for (const d of init.dims) w.varintField(1, d);
+  w.varintField(2, ELEMENT_TYPES[init.dtype]);
+  w.stringField(8, init.name);
+  w.messageField(9, init.raw); // raw_data
   return w.bytes();
 }
 

@@ -1,0 +1,156 @@
+/**
+ * Turns a recording (capture.ts) into one ONNX graph: the recorded values become named
+ * intermediates, the tensors made in JS during the step become initializers, and the named
+ * inputs (the batch, the variables, the probes) become graph inputs. Calls that none of the
+ * returned tensors depends on are left out.
+ */
+import type { OnnxGraph, OnnxNode, OnnxTensorInitializer, OnnxValueInfo } from '../onnx-model.js';
+import { StepGraphRefusal, type Recording, type StepDtype, type ValueRef } from './capture.js';
+import { rawBytes, TRANSLATIONS, type TranslationContext } from './translate.js';
+
+/** A returned tensor: which value it is, in the shape the caller gets. */
+export interface GraphOutput {
+  ref: ValueRef;
+  shape: number[];
+}
+
+export interface BuiltGraph {
+  graph: OnnxGraph;
+  /** Graph input k is external `inputExternals[k]`. */
+  inputExternals: number[];
+  nodeCount: number;
+  keptCalls: number;
+}
+
+export function buildStepGraph(recording: Recording, outputs: GraphOutput[]): BuiltGraph {
+  const { calls, values, externals } = recording;
+  const nodes: OnnxNode[] = [];
+  const tensorInitializers: OnnxTensorInitializer[] = [];
+  const constants = new Map<string, string>();
+  const reshaped = new Map<string, string>();
+  let temps = 0;
+
+  const neededValues = new Set<number>();
+  const neededExternals = new Set<number>();
+  const need = (ref: ValueRef) =>
+    (ref.kind === 'value' ? neededValues : neededExternals).add(ref.index);
+  outputs.forEach((o) => need(o.ref));
+  const kept: boolean[] = new Array(calls.length).fill(false);
+  for (let c = calls.length - 1; c >= 0; c--) {
+    const call = calls[c]!;
+    if (!call.outputs.some((v) => neededValues.has(v))) continue;
+    kept[c] = true;
+    for (const input of call.inputs) need(input.ref);
+  }
+
+  const baseName = (ref: ValueRef) => (ref.kind === 'value' ? `v${ref.index}` : `e${ref.index}`);
+  const shapeOf = (ref: ValueRef) =>
+    ref.kind === 'value' ? values[ref.index]!.shape : externals[ref.index]!.shape;
+  const constant = (key: string, make: () => OnnxTensorInitializer): string => {
+    let name = constants.get(key);
+    if (name == null) {
+      const init = make();
+      tensorInitializers.push(init);
+      name = init.name;
+      constants.set(key, name);
+    }
+    return name;
+  };
+  const int64s = (vals: readonly number[]) =>
+    constant(`i64:${vals.join(',')}`, () => ({
+      name: `c${constants.size}`,
+      dims: [vals.length],
+      dtype: 'int64',
+      raw: rawBytes(BigInt64Array.from(vals, (v) => BigInt(v))),
+    }));
+  const typed = (vals: readonly number[], dtype: StepDtype) =>
+    dtype === 'float32'
+      ? Float32Array.from(vals)
+      : dtype === 'int32'
+        ? Int32Array.from(vals)
+        : Uint8Array.from(vals, (v) => (v ? 1 : 0));
+  const tensorConstant = (vals: readonly number[], dtype: StepDtype, dims: number[]) =>
+    constant(`${dtype}:${dims.join(',')}:${vals.join(',')}`, () => ({
+      name: `c${constants.size}`,
+      dims,
+      dtype,
+      raw: rawBytes(typed(vals, dtype)),
+    }));
+  /** `ref` in `shape` (the same elements, maybe another shape: a reshape shares data). */
+  const nameIn = (ref: ValueRef, shape: number[]): string => {
+    const base = baseName(ref);
+    if (shapeOf(ref).join(',') === shape.join(',')) return base;
+    const key = `${base}|${shape.join(',')}`;
+    let name = reshaped.get(key);
+    if (name == null) {
+      name = `${base}_r${reshaped.size}`;
+      nodes.push({ opType: 'Reshape', inputs: [base, int64s(shape)], outputs: [name] });
+      reshaped.set(key, name);
+    }
+    return name;
+  };
+
+  calls.forEach((call, c) => {
+    if (!kept[c]) return;
+    const rule = TRANSLATIONS[call.kernelName];
+    if (rule == null) {
+      throw new StepGraphRefusal(`no ONNX translation for kernel ${call.kernelName}`);
+    }
+    const byName = new Map(call.inputs.map((i) => [i.name, i]));
+    const inputOf = (name: string) => {
+      const input = byName.get(name);
+      if (input == null) throw new StepGraphRefusal(`${call.kernelName}: no input '${name}'`);
+      return input;
+    };
+    const ctx: TranslationContext = {
+      call,
+      input: (name) => nameIn(inputOf(name).ref, inputOf(name).shape),
+      hasInput: (name) => byName.has(name),
+      inputShape: (name) => inputOf(name).shape,
+      inputDtype: (name) => inputOf(name).dtype,
+      inputNames: () => call.inputs.map((i) => i.name),
+      output: (i = 0) => `v${call.outputs[i]!}`,
+      outputShape: (i = 0) => values[call.outputs[i]!]!.shape,
+      outputDtype: (i = 0) => values[call.outputs[i]!]!.dtype,
+      temp: () => `t${temps++}`,
+      node: (opType, inputs, outs, attributes) =>
+        nodes.push({ opType, inputs, outputs: outs, ...(attributes ? { attributes } : {}) }),
+      int64s,
+      scalar: (value, dtype) => tensorConstant([value], dtype, []),
+      vector: (vals, dtype) => tensorConstant(vals, dtype, [vals.length]),
+    };
+    if (call.outputs.length !== 1) {
+      throw new StepGraphRefusal(`${call.kernelName} has ${call.outputs.length} outputs`);
+    }
+    rule(ctx);
+  });
+
+  const inputs: OnnxValueInfo[] = [];
+  const inputExternals: number[] = [];
+  for (const e of [...neededExternals].sort((a, b) => a - b)) {
+    const ext = externals[e]!;
+    if (ext.origin === 'made') {
+      tensorInitializers.push({
+        name: `e${e}`,
+        dims: ext.shape,
+        dtype: ext.dtype,
+        raw: rawBytes(typed(Array.from(ext.values!), ext.dtype)),
+      });
+    } else {
+      inputs.push({ name: `e${e}`, shape: ext.shape, dtype: ext.dtype });
+      inputExternals.push(e);
+    }
+  }
+  const graphOutputs: OnnxValueInfo[] = outputs.map((o, k) => {
+    const dtype =
+      o.ref.kind === 'value' ? values[o.ref.index]!.dtype : externals[o.ref.index]!.dtype;
+    nodes.push({ opType: 'Identity', inputs: [nameIn(o.ref, o.shape)], outputs: [`out${k}`] });
+    return { name: `out${k}`, shape: o.shape, dtype };
+  });
+  return {
+    graph: { nodes, inputs, outputs: graphOutputs, tensorInitializers },
+    inputExternals,
+    nodeCount: nodes.length,
+    keptCalls: kept.filter(Boolean).length,
+  };
+}

@@ -1,0 +1,207 @@
+/**
+ * Records every kernel call a computation makes on the active backend (see mechanism.ts):
+ * each registered kernel is wrapped for the duration, and the backend's `write` is watched so
+ * that tensors made in JS during the recording (scalars in gradient code, masks) are told apart
+ * from tensors that existed before it (variables, the batch, the probes).
+ */
+import * as tf from '@tensorflow/tfjs';
+
+export type StepDtype = 'float32' | 'int32' | 'bool';
+
+/** Where a kernel's input comes from: an earlier recorded output, or outside the recording. */
+export type ValueRef = { kind: 'value'; index: number } | { kind: 'external'; index: number };
+
+export interface RecordedInput {
+  /** The kernel's name for the input (e.g. 'a', 'x'). */
+  name: string;
+  ref: ValueRef;
+  shape: number[];
+  dtype: StepDtype;
+}
+
+export interface RecordedCall {
+  kernelName: string;
+  attrs: Record<string, unknown>;
+  inputs: RecordedInput[];
+  /** Value indices of the outputs, in order. */
+  outputs: number[];
+  /**
+   * Per output, the input (index into `inputs`) whose data it shares (a reshape or identity
+   * returns its input's data id), or -1: a replay's stub must alias the same way.
+   */
+  aliases: number[];
+}
+
+export interface RecordedValue {
+  shape: number[];
+  dtype: StepDtype;
+}
+
+/** A tensor read by a kernel that no recorded kernel produced. */
+export interface ExternalValue {
+  shape: number[];
+  dtype: StepDtype;
+  /** 'made': written from JS during the recording (a constant candidate); 'prior': existed before. */
+  origin: 'made' | 'prior';
+  /** The values of a 'made' tensor, read at the end of the recording. */
+  values?: Float32Array | Int32Array | Uint8Array;
+  /** The first (call, input) that read it: where a replay finds its counterpart. */
+  firstRead: { call: number; input: number };
+  /** The tensor's data id during the recording (not kept beyond it). */
+  dataId?: object;
+}
+
+export interface Recording {
+  calls: RecordedCall[];
+  values: RecordedValue[];
+  externals: ExternalValue[];
+}
+
+interface WritableBackend {
+  write(values: unknown, shape: number[], dtype: string): object;
+  readSync(dataId: object): unknown;
+}
+
+/** Kernels registered for `backendName` now, wrapped by `wrap` until the returned undo runs. */
+export function wrapAllKernels(
+  backendName: string,
+  wrap: (config: tf.KernelConfig) => tf.KernelFunc,
+): () => void {
+  const configs = tf.getKernelsForBackend(backendName);
+  for (const config of configs) {
+    tf.unregisterKernel(config.kernelName, backendName);
+    tf.registerKernel({ ...config, kernelFunc: wrap(config) });
+  }
+  return () => {
+    for (const config of configs) {
+      tf.unregisterKernel(config.kernelName, backendName);
+      tf.registerKernel(config);
+    }
+  };
+}
+
+const asDtype = (dtype: string, what: string): StepDtype => {
+  if (dtype === 'float32' || dtype === 'int32' || dtype === 'bool') return dtype;
+  throw new StepGraphRefusal(`${what} has dtype ${dtype} (only float32, int32 and bool).`);
+};
+
+/** Why a step cannot be compiled: it stays op by op. */
+export class StepGraphRefusal extends Error {
+  override name = 'StepGraphRefusal';
+}
+
+/** Runs `body` with every kernel call of the active backend recorded; returns both. */
+export function record<T>(body: (callCount: () => number) => T): {
+  result: T;
+  recording: Recording;
+  /** What a tensor alive at the end holds: a recorded value, an external, or null (neither). */
+  refOf: (tensor: tf.Tensor) => ValueRef | null;
+  callCount: () => number;
+} {
+  const backendName = tf.getBackend();
+  const backend = tf.backend() as unknown as WritableBackend;
+  const calls: RecordedCall[] = [];
+  const values: RecordedValue[] = [];
+  const externals: ExternalValue[] = [];
+  /** Data id -> its latest recorded value (a reshape shares its input's data id). */
+  const producedBy = new Map<object, number>();
+  const externalOf = new Map<object, number>();
+  const madeHere = new WeakSet<object>();
+  let failure: StepGraphRefusal | null = null;
+
+  const originalWrite = backend.write;
+  backend.write = function (this: WritableBackend, ...args: [unknown, number[], string]) {
+    const dataId = originalWrite.apply(this, args);
+    madeHere.add(dataId);
+    return dataId;
+  };
+  const undo = wrapAllKernels(backendName, (config) => (args) => {
+    const out = config.kernelFunc(args);
+    if (failure != null) return out;
+    try {
+      const callIndex = calls.length;
+      const inputs: RecordedInput[] = [];
+      Object.entries(args.inputs).forEach(([name, info], slot) => {
+        if (info == null) return;
+        const dtype = asDtype(info.dtype, `Input '${name}' of ${config.kernelName}`);
+        const produced = producedBy.get(info.dataId);
+        let ref: ValueRef;
+        if (produced != null) {
+          ref = { kind: 'value', index: produced };
+        } else {
+          let index = externalOf.get(info.dataId);
+          if (index == null) {
+            index = externals.length;
+            externalOf.set(info.dataId, index);
+            const made = madeHere.has(info.dataId);
+            externals.push({
+              shape: [...info.shape],
+              dtype,
+              origin: made ? 'made' : 'prior',
+              firstRead: { call: callIndex, input: slot },
+              dataId: info.dataId,
+              // Read now: a constant made in JS is often disposed before the recording ends.
+              ...(made ? { values: readValues(backend, info.dataId) } : {}),
+            });
+          }
+          ref = { kind: 'external', index };
+        }
+        inputs.push({ name, ref, shape: [...info.shape], dtype });
+      });
+      const outs = (Array.isArray(out) ? out : [out]) as tf.TensorInfo[];
+      const inputIds = Object.values(args.inputs)
+        .filter((x): x is tf.TensorInfo => x != null)
+        .map((x) => x.dataId);
+      const aliases = outs.map((info) => inputIds.indexOf(info.dataId));
+      const outputs = outs.map((info) => {
+        const index = values.length;
+        values.push({
+          shape: [...info.shape],
+          dtype: asDtype(info.dtype, `Output of ${config.kernelName}`),
+        });
+        producedBy.set(info.dataId, index);
+        return index;
+      });
+      calls.push({
+        kernelName: config.kernelName,
+        attrs: copyAttrs(args.attrs ?? {}),
+        inputs,
+        outputs,
+        aliases,
+      });
+    } catch (e) {
+      failure = e instanceof StepGraphRefusal ? e : new StepGraphRefusal(String(e));
+    }
+    return out;
+  });
+  let result: T;
+  try {
+    result = body(() => calls.length);
+  } finally {
+    undo();
+    backend.write = originalWrite;
+  }
+  if (failure != null) throw failure;
+  const refOf = (tensor: tf.Tensor): ValueRef | null => {
+    const produced = producedBy.get(tensor.dataId);
+    if (produced != null) return { kind: 'value', index: produced };
+    const external = externalOf.get(tensor.dataId);
+    return external != null ? { kind: 'external', index: external } : null;
+  };
+  return { result, recording: { calls, values, externals }, refOf, callCount: () => calls.length };
+}
+
+function readValues(
+  backend: WritableBackend,
+  dataId: object,
+): Float32Array | Int32Array | Uint8Array {
+  return (backend.readSync(dataId) as Float32Array | Int32Array | Uint8Array).slice();
+}
+
+function copyAttrs(attrs: tf.NamedAttrMap): Record<string, unknown> {
+  const copy: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(attrs)) {
+    copy[k] = Array.isArray(v) ? v.map((x) => (Array.isArray(x) ? [...x] : x)) : v;
+  }
+  return copy;
+}

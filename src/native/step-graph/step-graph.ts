@@ -1,0 +1,495 @@
+/**
+ * Step graphs: a training step captured once and replayed as one ONNX graph.
+ *
+ * Why: a char-transformer AdaHessian step is ~3,800 TF.js kernel calls (forward, gradient and
+ * the Hessian-vector sweep), most of them small; TF.js's per-call cost and its JS kernels
+ * dominate, not the arithmetic. The tape has the same shape every step, so we record it once
+ * and hand the whole step to ONNX Runtime, which then fuses and runs it as one call.
+ *
+ * How, per step (StepGraphCompiler.run):
+ *   1. Capture (capture.ts). The step runs op by op while every registered kernel of the
+ *      backend is wrapped: each call's kernel name, attributes, input and output shapes and
+ *      dtypes, and where each input came from: an earlier call's output (matched by data id;
+ *      a reshape shares its input's data id, so a value may be read under another shape), or
+ *      an external tensor. Externals are made in JS during the step (`backend.write` is
+ *      watched: scalars from gradient code, the attention mask), or existed before it: the
+ *      variables and the batch, read by the loss function's forward pass, and the probes.
+ *   2. Confirm. The next step is captured too; only if both recordings are identical (every
+ *      call, every data flow edge, every value of every tensor made in JS) is the graph built.
+ *      Made tensors are then baked in as constants; random numbers made in JS would differ
+ *      between the captures, so such a step is refused (the probes are not made in the
+ *      step: the caller draws them and they are graph inputs).
+ *   3. Build (build.ts, translate.ts). Each kernel call becomes ONNX nodes by the
+ *      translation table; calls nothing returned depends on are dropped; the graph's inputs
+ *      are the prior externals, its outputs the step's returned tensors. A kernel without a
+ *      translation refuses the step with its name. ONNX Runtime compiles it once (graph
+ *      optimisation 'all' by default) per shape.
+ *   4. Replay. The loss function's forward pass is run once more with every kernel stubbed
+ *      (no arithmetic: each call returns a placeholder of the recorded shape), which finds
+ *      this step's batch tensors and variables exactly where the capture saw them, and checks
+ *      the forward call by call (name, attributes, shapes, data flow, the made constants'
+ *      values). Any difference stops the stub and the step runs op by op (and is captured, so
+ *      that a new shape gets its own graph after two equal captures). Then one ONNX Runtime
+ *      call computes the returned tensors.
+ *
+ * Limits: the step's structure must not depend on tensor values (data-dependent control flow
+ * that happened to agree over the two captures would replay the captured branch; the forward
+ * check catches only what the forward pass does); float32, int32 and bool only; one graph per
+ * shape (kept: `maxGraphs`); results equal the op-by-op ones to float32 rounding, not bit for
+ * bit (ONNX Runtime sums and fuses in another order).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { encodeOnnxModel } from '../onnx-model.js';
+import { loadOnnxRuntime, onnxRuntimeUnavailableReason } from '../onnx-runtime.js';
+import {
+  record,
+  StepGraphRefusal,
+  wrapAllKernels,
+  type Recording,
+  type StepDtype,
+  type ValueRef,
+} from './capture.js';
+import { privateEngine } from '../../autodiff/engine.js';
+import { buildStepGraph, type GraphOutput } from './build.js';
+
+export interface StepGraphOptions {
+  /** ONNX Runtime intra-op threads for the whole step (default 1). */
+  threads?: number;
+  /** ONNX Runtime graph optimisation level (default 'all'). */
+  optimization?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** Compiled graphs kept per compiler (default 4); the oldest is dropped beyond. */
+  maxGraphs?: number;
+  /** Told why a step ran op by op or was not compiled (default: nothing). */
+  debug?: (reason: string) => void;
+}
+
+/** What one step returns, op by op or replayed: tensors and a structural note. */
+export interface StepResult<E> {
+  outputs: tf.Tensor[];
+  extra: E;
+  replayed: boolean;
+}
+
+export interface StepGraphStatus {
+  captures: number;
+  compiled: number;
+  replays: number;
+  opByOp: number;
+  /** Why the last step was not replayed, or a graph not built. */
+  lastReason: string;
+  /** Milliseconds spent building and compiling graphs, and the last graph's size. */
+  compileMs: number;
+  lastGraphNodes: number;
+  lastGraphCalls: number;
+}
+
+interface OrtTensor {
+  readonly data: unknown;
+}
+type OrtSession = {
+  loadModel(buffer: ArrayBuffer, byteOffset: number, byteLength: number, options: object): void;
+  run(feeds: Record<string, OrtTensor>, fetches: Record<string, OrtTensor>, options: object): void;
+  dispose(): void;
+};
+
+interface ReadBackend {
+  readSync(dataId: object): unknown;
+  incRef(dataId: object): void;
+  write(values: unknown, shape: number[], dtype: string): object;
+}
+
+/** A recording and what it returned (refs into it), with the step's structural extra. */
+interface Capture<E> {
+  recording: Recording;
+  outputs: GraphOutput[];
+  forward: { start: number; end: number };
+  /** For each external: the probe it is (flat index), or -1. */
+  probeOf: number[];
+  extra: E;
+  signature: string;
+}
+
+interface CompiledEntry<E> {
+  capture: Capture<E>;
+  session: OrtSession;
+  inputExternals: number[];
+  outputShapes: number[][];
+  /** Per forward call: its attributes as JSON, for the stub's check. */
+  attrsJson: string[];
+  /** Prior externals by their first read: call -> [input slot, external index]. */
+  reads: Map<number, [number, number][]>;
+}
+
+/** The body of a step: runs `forward` (the loss function, counted) once and returns tensors. */
+export type StepBody<E> = (forward: () => tf.Scalar) => { outputs: tf.Tensor[]; extra: E };
+
+class ForwardMismatch extends Error {}
+
+/**
+ * Captures, compiles and replays one kind of step (e.g. AdaHessian's gradient and Hutchinson
+ * diagonal) for one list of variables. Not thread-safe, like TF.js.
+ */
+export class StepGraphCompiler<E> {
+  private readonly entries: CompiledEntry<E>[] = [];
+  private pending: Capture<E> | null = null;
+  private refused = new Set<string>();
+  readonly status: StepGraphStatus = {
+    captures: 0,
+    compiled: 0,
+    replays: 0,
+    opByOp: 0,
+    lastReason: '',
+    compileMs: 0,
+    lastGraphNodes: 0,
+    lastGraphCalls: 0,
+  };
+
+  constructor(private readonly options: StepGraphOptions = {}) {}
+
+  /**
+   * One step: `body(f)` op by op, or its outputs replayed from a compiled graph when this
+   * step's forward pass matches one. `probes` are the step's random inputs (graph inputs).
+   */
+  run(f: () => tf.Scalar, probes: tf.Tensor[], body: StepBody<E>): StepResult<E> {
+    for (const entry of this.entries) {
+      const replayed = this.tryReplay(entry, f, probes);
+      if (replayed != null) {
+        this.status.replays++;
+        return { outputs: replayed, extra: entry.capture.extra, replayed: true };
+      }
+    }
+    return this.opByOp(f, probes, body);
+  }
+
+  dispose(): void {
+    for (const e of this.entries) e.session.dispose();
+    this.entries.length = 0;
+    this.pending = null;
+  }
+
+  private note(reason: string): void {
+    this.status.lastReason = reason;
+    this.options.debug?.(reason);
+  }
+
+  private opByOp(f: () => tf.Scalar, probes: tf.Tensor[], body: StepBody<E>): StepResult<E> {
+    this.status.opByOp++;
+    if (loadOnnxRuntime() == null) {
+      this.note(onnxRuntimeUnavailableReason());
+      const { outputs, extra } = body(f);
+      return { outputs, extra, replayed: false };
+    }
+    let capture: Capture<E> | null = null;
+    let outputs: tf.Tensor[];
+    let extra: E;
+    try {
+      const captured = this.capture(f, probes, body);
+      ({ outputs, extra } = captured.result);
+      capture = captured.capture;
+    } catch (e) {
+      if (!(e instanceof StepGraphRefusal)) throw e;
+      this.note(`not compiled: ${e.message}`);
+      ({ outputs, extra } = body(f));
+    }
+    if (capture != null) this.confirm(capture);
+    return { outputs, extra, replayed: false };
+  }
+
+  private capture(
+    f: () => tf.Scalar,
+    probes: tf.Tensor[],
+    body: StepBody<E>,
+  ): { result: { outputs: tf.Tensor[]; extra: E }; capture: Capture<E> } {
+    this.status.captures++;
+    let forward: { start: number; end: number } | null = null;
+    let forwardRuns = 0;
+    const { result, recording, refOf, callCount } = record((count) =>
+      body(() => {
+        forwardRuns++;
+        const start = count();
+        const loss = f();
+        forward = { start, end: count() };
+        return loss;
+      }),
+    );
+    try {
+      if (forwardRuns !== 1 || forward == null) {
+        throw new StepGraphRefusal(`the loss function ran ${forwardRuns} times in one step`);
+      }
+      void callCount;
+      const fw = forward as { start: number; end: number };
+      const outputs = result.outputs.map((t) => {
+        const ref = refOf(t);
+        if (ref == null) throw new StepGraphRefusal('a returned tensor was made outside the step');
+        return { ref, shape: [...t.shape] };
+      });
+      const probeIds = new Map(probes.map((p, i) => [p.dataId as object, i]));
+      const probeOf = recording.externals.map((ext) => probeIds.get(ext.dataId!) ?? -1);
+      recording.externals.forEach((ext, i) => {
+        if (ext.origin !== 'prior' || probeOf[i]! >= 0) return;
+        if (ext.firstRead.call < fw.start || ext.firstRead.call >= fw.end) {
+          throw new StepGraphRefusal(
+            `a tensor made before the step ([${ext.shape}] ${ext.dtype}) is first read outside the loss function`,
+          );
+        }
+      });
+      for (const ext of recording.externals) delete ext.dataId;
+      const signature = JSON.stringify({
+        calls: recording.calls,
+        values: recording.values,
+        externals: recording.externals.map(({ values: _v, ...rest }) => rest),
+        outputs,
+        forward: fw,
+        probeOf,
+        extra: result.extra,
+      });
+      return {
+        result,
+        capture: { recording, outputs, forward: fw, probeOf, extra: result.extra, signature },
+      };
+    } catch (e) {
+      tf.dispose(result.outputs);
+      throw e;
+    }
+  }
+
+  /** Compiles when this capture equals the one before (structure and made constants). */
+  private confirm(capture: Capture<E>): void {
+    const previous = this.pending;
+    this.pending = capture;
+    if (previous == null) return;
+    if (previous.signature !== capture.signature) {
+      this.note('not compiled yet: the step differs from the one before (recording again)');
+      return;
+    }
+    const changed = capture.recording.externals.findIndex(
+      (ext, i) =>
+        ext.origin === 'made' && !sameValues(ext.values!, previous.recording.externals[i]!.values!),
+    );
+    if (changed >= 0) {
+      const ext = capture.recording.externals[changed]!;
+      this.note(
+        `not compiled: a tensor made in JS during the step ([${ext.shape}] ${ext.dtype}) changed between steps`,
+      );
+      return;
+    }
+    if (this.refused.has(capture.signature)) return;
+    if (this.entries.some((e) => e.capture.signature === capture.signature)) {
+      this.note('op by op: a compiled graph of this step did not replay (see the reason before)');
+      return;
+    }
+    try {
+      this.compile(capture);
+      this.pending = null;
+    } catch (e) {
+      if (!(e instanceof StepGraphRefusal) && !(e instanceof Error)) throw e;
+      this.refused.add(capture.signature);
+      this.note(`not compiled: ${e.message}`);
+    }
+  }
+
+  private compile(capture: Capture<E>): void {
+    const t0 = performance.now();
+    const built = buildStepGraph(capture.recording, capture.outputs);
+    const runtime = loadOnnxRuntime()!;
+    const bytes = encodeOnnxModel(built.graph);
+    const session = new runtime.binding.binding.InferenceSession() as unknown as OrtSession;
+    session.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, {
+      intraOpNumThreads: this.options.threads ?? 1,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: this.options.optimization ?? 'all',
+      enableCpuMemArena: true,
+      enableMemPattern: true,
+      extra: { session: { intra_op: { allow_spinning: '0' } } },
+    });
+    const { calls, externals } = capture.recording;
+    const reads = new Map<number, [number, number][]>();
+    externals.forEach((ext, e) => {
+      if (ext.origin === 'made' || capture.probeOf[e]! >= 0) return;
+      const list = reads.get(ext.firstRead.call) ?? [];
+      list.push([ext.firstRead.input, e]);
+      reads.set(ext.firstRead.call, list);
+    });
+    const { start, end } = capture.forward;
+    this.entries.push({
+      capture,
+      session,
+      inputExternals: built.inputExternals,
+      outputShapes: capture.outputs.map((o) => o.shape),
+      attrsJson: calls.slice(start, end).map((c) => JSON.stringify(c.attrs)),
+      reads,
+    });
+    while (this.entries.length > (this.options.maxGraphs ?? 4))
+      this.entries.shift()!.session.dispose();
+    this.status.compiled++;
+    this.status.compileMs += performance.now() - t0;
+    this.status.lastGraphNodes = built.nodeCount;
+    this.status.lastGraphCalls = built.keptCalls;
+  }
+
+  /** The outputs from the graph, or null when this step's forward differs from the entry's. */
+  private tryReplay(
+    entry: CompiledEntry<E>,
+    f: () => tf.Scalar,
+    probes: tf.Tensor[],
+  ): tf.Tensor[] | null {
+    const feeds = this.stubForward(entry, f);
+    if (feeds == null) return null;
+    const { capture } = entry;
+    const runtime = loadOnnxRuntime()!;
+    const Tensor = runtime.Tensor as unknown as new (
+      type: string,
+      data: unknown,
+      dims: number[],
+    ) => OrtTensor;
+    const ortFeeds: Record<string, OrtTensor> = {};
+    entry.inputExternals.forEach((e) => {
+      const ext = capture.recording.externals[e]!;
+      const probe = capture.probeOf[e]!;
+      const data = probe >= 0 ? readTensor(probes[probe]!) : feeds.get(e);
+      if (data == null) throw new Error(`step graph: no value for input e${e}`);
+      ortFeeds[`e${e}`] = new Tensor(ortType(ext.dtype), typedFor(data, ext.dtype), ext.shape);
+    });
+    const results = entry.outputShapes.map((s) => new Float32Array(s.reduce((a, b) => a * b, 1)));
+    const fetches: Record<string, OrtTensor> = {};
+    results.forEach(
+      (r, k) => (fetches[`out${k}`] = new Tensor('float32', r, entry.outputShapes[k]!)),
+    );
+    entry.session.run(ortFeeds, fetches, {});
+    return results.map((r, k) => tf.tensor(r, entry.outputShapes[k]!, 'float32'));
+  }
+
+  /**
+   * Runs f with every kernel stubbed, checking each call against the capture's forward pass;
+   * returns the prior externals' values (by external index), or null on any difference.
+   */
+  private stubForward(entry: CompiledEntry<E>, f: () => tf.Scalar): Map<number, unknown> | null {
+    const { calls, values, externals } = entry.capture.recording;
+    const { start, end } = entry.capture.forward;
+    const backend = tf.backend() as unknown as ReadBackend;
+    const feeds = new Map<number, unknown>();
+    const placeholderOf = new Map<object, number>();
+    const externalSeen = new Map<object, number>();
+    let k = start;
+    const undo = wrapAllKernels(tf.getBackend(), (config) => (args) => {
+      const call = calls[k];
+      if (k >= end || call == null || call.kernelName !== config.kernelName) {
+        throw new ForwardMismatch(
+          `call ${k - start}: ${config.kernelName} where ${call?.kernelName} was`,
+        );
+      }
+      if (JSON.stringify(args.attrs ?? {}) !== entry.attrsJson[k - start]) {
+        throw new ForwardMismatch(`call ${k - start} (${call.kernelName}): other attributes`);
+      }
+      const infos = Object.values(args.inputs).filter((x): x is tf.TensorInfo => x != null);
+      if (infos.length !== call.inputs.length)
+        throw new ForwardMismatch(`call ${k - start}: inputs`);
+      infos.forEach((info, slot) => {
+        const recorded = call.inputs[slot]!;
+        if (info.dtype !== recorded.dtype || info.shape.join(',') !== recorded.shape.join(',')) {
+          throw new ForwardMismatch(`call ${k - start} (${call.kernelName}): input shapes differ`);
+        }
+        if (!sameSource(recorded.ref, info.dataId, placeholderOf, externalSeen)) {
+          throw new ForwardMismatch(`call ${k - start} (${call.kernelName}): data flow differs`);
+        }
+        if (recorded.ref.kind === 'external' && !externalSeen.has(info.dataId)) {
+          externalSeen.set(info.dataId, recorded.ref.index);
+          const ext = externals[recorded.ref.index]!;
+          const current = backend.readSync(info.dataId);
+          if (ext.origin === 'made') {
+            if (!sameValues(ext.values!, current as ArrayLike<number>)) {
+              throw new ForwardMismatch(
+                `a constant [${ext.shape}] made in the loss function changed`,
+              );
+            }
+          } else {
+            feeds.set(recorded.ref.index, current);
+          }
+        }
+      });
+      const outs = call.outputs.map((v, o) => {
+        // A kernel that returns its input's data (reshape, identity) is stubbed the same way.
+        const alias = call.aliases[o]!;
+        let dataId: object;
+        if (alias >= 0) {
+          // One more backend reference to the shared data, as the real kernel takes.
+          dataId = infos[alias]!.dataId;
+          backend.incRef(dataId);
+        } else {
+          // Backend data without values: reference counted like any other, never read.
+          dataId = backend.write(undefined, values[v]!.shape, values[v]!.dtype);
+        }
+        placeholderOf.set(dataId, v);
+        return { dataId, shape: [...values[v]!.shape], dtype: values[v]!.dtype };
+      });
+      k++;
+      return outs.length === 1 ? outs[0]! : outs;
+    });
+    // Under a tape, as in the captured step: saving tensors for the gradient clones them.
+    const engine = privateEngine();
+    const outerTape = engine.state.activeTape;
+    engine.startTape();
+    const tape = engine.state.activeTape!;
+    const tapeStart = tape.length;
+    try {
+      tf.tidy(() => {
+        f();
+      });
+    } catch (e) {
+      this.note(
+        `op by op: ${e instanceof ForwardMismatch ? 'the forward pass differs from the compiled one' : 'the stubbed forward pass failed'} (${e instanceof Error ? e.message : String(e)})`,
+      );
+      return null;
+    } finally {
+      engine.endTape();
+      const removed = tape.splice(tapeStart);
+      for (const node of removed) for (const t of node.saved ?? []) t.dispose();
+      engine.state.activeTape = outerTape;
+      undo();
+    }
+    if (k !== end) {
+      this.note(
+        `op by op: the forward pass made ${k - start} kernel calls, the compiled one ${end - start}`,
+      );
+      return null;
+    }
+    return feeds;
+  }
+}
+
+function sameSource(
+  ref: ValueRef,
+  dataId: object,
+  placeholderOf: Map<object, number>,
+  externalSeen: Map<object, number>,
+): boolean {
+  if (ref.kind === 'value') return placeholderOf.get(dataId) === ref.index;
+  if (placeholderOf.has(dataId)) return false;
+  const seen = externalSeen.get(dataId);
+  return seen == null || seen === ref.index;
+}
+
+function sameValues(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== b[i] && !(Number.isNaN(a[i]) && Number.isNaN(b[i]))) return false;
+  }
+  return true;
+}
+
+function readTensor(t: tf.Tensor): unknown {
+  return (tf.backend() as unknown as ReadBackend).readSync(t.dataId);
+}
+
+const ortType = (dtype: StepDtype) => dtype;
+
+function typedFor(data: unknown, dtype: StepDtype): Float32Array | Int32Array | Uint8Array {
+  if (dtype === 'float32')
+    return data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>);
+  if (dtype === 'int32')
+    return data instanceof Int32Array ? data : Int32Array.from(data as ArrayLike<number>);
+  return data instanceof Uint8Array ? data : Uint8Array.from(data as ArrayLike<number>);
+}
+
+export { StepGraphRefusal };
