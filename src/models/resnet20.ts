@@ -15,6 +15,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { SeededInitializers } from './seeded-initializers.js';
 import { checkPositiveInteger, checkShape } from './validate.js';
+import { ResNetBatchNormalization } from './resnet-batch-norm.js';
 import { ZeroPadShortcut } from './zero-pad-shortcut.js';
 
 export interface ResNet20Options {
@@ -61,8 +62,9 @@ export function buildResNet20(options: ResNet20Options = {}): tf.LayersModel {
         name,
       })
       .apply(x) as tf.SymbolicTensor;
+  // The stock layer, with a faster training path and compact gradient (resnet-batch-norm.ts).
   const batchNorm = (x: tf.SymbolicTensor, name: string) =>
-    tf.layers.batchNormalization({ ...BATCH_NORM, name }).apply(x) as tf.SymbolicTensor;
+    new ResNetBatchNormalization({ ...BATCH_NORM, name }).apply(x) as tf.SymbolicTensor;
   const relu = (x: tf.SymbolicTensor, name: string) =>
     tf.layers.reLU({ name }).apply(x) as tf.SymbolicTensor;
 

@@ -254,6 +254,35 @@ for (const backend of TEST_BACKENDS) {
   describe(`resnet20 on ${backend}`, () => {
     before(() => onBackend(backend));
 
+    it('ZeroPadShortcut (one 1x1 conv) equals a 1x1 average pool + tf.pad bit for bit, with its gradient', () => {
+      for (const [shape, filters, strides] of [
+        [[3, 9, 7, 4], 8, 2],
+        [[2, 6, 6, 3], 3, 2],
+        [[2, 5, 4, 3], 5, 1],
+      ] as [[number, number, number, number], number, number][]) {
+        const x = tf.randomNormal(shape, 0, 1, 'float32', 11);
+        const layer = new ZeroPadShortcut({ filters, strides });
+        const reference = (t: tf.Tensor) =>
+          tf.pad(tf.avgPool(t as tf.Tensor4D, 1, strides, 'valid'), [
+            [0, 0],
+            [0, 0],
+            [0, 0],
+            [0, filters - shape[3]],
+          ]);
+        const got = layer.apply(x) as tf.Tensor;
+        const want = reference(x);
+        assert.deepEqual(got.shape, want.shape);
+        assert.deepEqual(got.dataSync(), want.dataSync(), `values, ${shape} to ${filters}`);
+        const dy = tf.randomNormal(want.shape, 0, 1, 'float32', 12);
+        const gotGrad = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(layer.apply(t) as tf.Tensor, dy)))(
+          x,
+        );
+        const wantGrad = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(reference(t), dy)))(x);
+        assert.deepEqual(gotGrad.dataSync(), wantGrad.dataSync(), `gradient, ${shape}`);
+        tf.dispose([x, got, want, dy, gotGrad, wantGrad]);
+      }
+    });
+
     it('coverage case: H v matches finite differences, and no step crosses a ReLU kink', (t) => {
       const resnetCase = modelCases.find((c) => c.name.startsWith('ResNet'))!;
       const before = tf.memory().numTensors;
@@ -262,15 +291,12 @@ for (const backend of TEST_BACKENDS) {
       assert.equal(result.error, undefined);
       t.diagnostic(`relative error ${result.relError.toExponential(1)}`);
       assert.ok(result.relError < 2e-3, `relative error ${result.relError}`);
-      for (const kernel of [
-        'fusedConv2d__op',
-        'FusedBatchNorm',
-        'AvgPool',
-        'AvgPoolGrad',
-        'PadV2',
-        'Relu',
-      ]) {
+      for (const kernel of ['fusedConv2d__op', 'adahessianBatchNormTraining', 'Conv2D', 'Relu']) {
         assert.ok(result.kernels.includes(kernel), `${kernel} is on the checked path`);
+      }
+      // Batch norm's compact gradient and the shortcut's 1x1 conv replaced these.
+      for (const kernel of ['FusedBatchNorm', 'AvgPoolGrad', 'PadV2']) {
+        assert.ok(!result.kernels.includes(kernel), `${kernel} is not on the checked path`);
       }
 
       // The case's precondition: along the direction and steps compareHvpWithFiniteDifferences

@@ -11,6 +11,7 @@ import {
   sigmoidCrossEntropy,
   softmaxCrossEntropy,
 } from '../../losses.js';
+import { batchNormTraining } from '../gradients/batch-norm.js';
 import { problem, seeded } from './basic.js';
 import type { SecondOrderCase, SecondOrderProblem } from './types.js';
 
@@ -435,6 +436,24 @@ export const nnCases: SecondOrderCase[] = [
         const h = tf.matMul(x, w);
         const { mean, variance } = tf.moments(h, 0);
         return sinHead(tf.batchNorm(h, mean, variance, beta, gamma, 1e-3));
+      });
+    },
+  },
+  {
+    // ResNet-20's batch norm (src/autodiff/gradients/batch-norm.ts): its gradient is one node's
+    // total derivative through the moments, read back through the node's saved clones.
+    name: 'batch norm, training (compact gradient: batchNormTraining, rank 4)',
+    group: 'normalization',
+    build() {
+      const x = seeded([6, 4], 305);
+      const w = seededVariable([4, 6], 306, 0.7);
+      const gamma = variableFrom(tf.tidy(() => tf.add(1, seeded([3], 307, 0.2))));
+      const beta = seededVariable([3], 308, 0.2);
+      return problem([w, gamma, beta], [x], () => {
+        const h = tf.reshape(tf.matMul(x, w), [3, 2, 2, 3]);
+        return sinHead(
+          batchNormTraining(h, gamma as tf.Tensor1D, beta as tf.Tensor1D, 1e-3).normed,
+        );
       });
     },
   },

@@ -13,6 +13,7 @@ import { registerNnGradients } from './nn.js';
 import { registerTileGradient } from './tile.js';
 import { registerSumGradient } from './sum.js';
 import { registerMeanGradient } from './mean.js';
+import { registerBatchNormGradient } from './batch-norm.js';
 
 export function registerSecondOrderGradients(): void {
   registerConvGradients();
@@ -25,4 +26,5 @@ export function registerSecondOrderGradients(): void {
   registerTileGradient();
   registerSumGradient();
   registerMeanGradient();
+  registerBatchNormGradient();
 }
