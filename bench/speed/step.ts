@@ -322,8 +322,9 @@ async function checkTwins(torch: TorchReference): Promise<void> {
       });
       tf.dispose([x, labels, ids]);
       const twin = reply['loss'] as number;
-      // Sums of thousands of float32 terms in different orders: ~1e-6 relative apart.
-      if (!(Math.abs(loss - twin) <= 1e-4 * Math.abs(loss))) {
+      // Sums of thousands of float32 terms in different orders: ~1e-6 relative apart (a
+      // LayerNorm epsilon of 1e-5 instead of 1e-3 moves the loss by 7e-5).
+      if (!(Math.abs(loss - twin) <= 1e-5 * Math.abs(loss))) {
         throw new Error(`${modelName}: initial loss ${loss} here, ${twin} in the PyTorch twin`);
       }
       lossLine = `; loss at our initial weights ${loss.toFixed(6)}, twin ${twin.toFixed(6)}`;
