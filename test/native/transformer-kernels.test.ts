@@ -274,6 +274,31 @@ describe(
       tf.dispose([c, t, e]);
     });
 
+    it('Tile and broadcastTo on random shapes and repetitions', () => {
+      const r = mulberry32(24);
+      for (let trial = 0; trial < 20; trial++) {
+        const rank = randInt(r, 1, 4);
+        const shape = Array.from({ length: rank }, () => (r() < 0.3 ? 1 : randInt(r, 2, 6)));
+        const reps = Array.from({ length: rank }, () => randInt(r, 1, 4));
+        const x = tf.tensor(values(r, tf.util.sizeFromShape(shape), true), shape);
+        compareExactly(`tile [${shape}] by [${reps}]`, () => tf.tile(x, reps));
+        x.dispose();
+      }
+      // LayerNorm's moments, tiled along the features.
+      const m = tf.tensor(values(r, 6 * 5, true), [6, 5, 1]);
+      compareExactly('broadcastTo [6,5,1] -> [6,5,33]', () => tf.broadcastTo(m, [6, 5, 33]));
+      m.dispose();
+    });
+
+    it('Pow on repeated values (a tiled tensor) reuses results but not across signed zeros', () => {
+      const row = [2, 2, 2, -0, -0, 0, 0, -0, 3, 3, NaN, NaN, Infinity, Infinity, -2, -2, 0.5];
+      const x = tf.tensor(row, [row.length]);
+      for (const e of [1.5, -1, -1.5, 0.5, 3]) {
+        compareExactly(`pow(repeats, ${e})`, () => tf.pow(x, tf.scalar(e)));
+      }
+      x.dispose();
+    });
+
     it('GatherV2 on any axis; an index out of range still throws TF.js error', () => {
       const r = mulberry32(23);
       const x = tf.tensor(values(r, 7 * 5 * 20, true), [7, 5, 20]);

@@ -16,7 +16,6 @@ import {
   reluKernel,
   stepKernel,
   subKernel,
-  tileKernel,
 } from './elementwise.js';
 import { batchMatMulKernel, fusedMatMulKernel } from './matmul.js';
 import { maxPoolGradKernel, maxPoolGradTransposeKernel } from './max-pool-grad.js';
@@ -25,6 +24,7 @@ import { maxKernel, meanKernel, sumKernel } from './reduce.js';
 import { COMPARE_KERNELS } from './compare.js';
 import { gatherKernel } from './gather.js';
 import { softmaxKernel } from './softmax.js';
+import { tileKernel } from './tile.js';
 import { transposeKernel } from './transpose.js';
 import { UNARY_KERNELS } from './unary.js';
 import type { DirectKernel, NativeKernel } from './types.js';

@@ -46,6 +46,11 @@ function innermost(
 }
 
 function sumRows(x: Float32Array, out: Float32Array, reduceSize: number): void {
+  if (reduceSize === 1) {
+    // A sum over size-1 axes (the sweep's broadcast gradients): 0 + x, as TF.js's loop gives.
+    for (let i = 0; i < out.length; i++) out[i] = 0 + x[i]!;
+    return;
+  }
   for (let i = 0, offset = 0; i < out.length; i++, offset += reduceSize) {
     let sum = 0;
     for (let j = 0; j < reduceSize; j++) sum += x[offset + j]!;

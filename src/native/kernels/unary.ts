@@ -107,7 +107,19 @@ function powScalar(x: Float32Array, e: number, out: Float32Array): void {
   } else if (e === 1) {
     for (let i = 0; i < x.length; i++) out[i] = Math.pow(x[i]!, 1);
   } else {
-    for (let i = 0; i < x.length; i++) out[i] = Math.pow(x[i]!, e);
+    // Math.pow is ~20 ns; LayerNorm's pow(variance + eps, 1.5) reads a tiled tensor, each
+    // value repeated along a row, so a repeat reuses the previous result (not for zeros, whose
+    // sign can matter: pow(-0, -1) is -Infinity).
+    let previous = NaN;
+    let result = NaN;
+    for (let i = 0; i < x.length; i++) {
+      const v = x[i]!;
+      if (v !== previous || v === 0) {
+        previous = v;
+        result = Math.pow(v, e);
+      }
+      out[i] = result;
+    }
   }
 }
 
