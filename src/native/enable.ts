@@ -8,7 +8,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { installSecondOrderSupport } from '../autodiff/install.js';
 import { installFusedAdaHessianUpdate } from '../optimizers/fused-update.js';
+import { installFusedAdamWUpdate } from '../optimizers/fused-first-order.js';
 import { cpuAdaHessianUpdate } from './adahessian-update.js';
+import { cpuAdamWUpdate, installFusedFirstOrderUpdates } from './first-order-update.js';
 import { OutputBufferPool } from './buffer-pool.js';
 import {
   NATIVE_KERNELS,
@@ -41,8 +43,9 @@ export interface NativeKernelOptions {
   /** Only these kernel names (default: all of NATIVE_KERNEL_NAMES). */
   kernels?: string[];
   /**
-   * AdaHessian's update on the cpu backend as one typed-array pass per variable instead of
-   * ~15 tensor ops (default true).
+   * AdaHessian's, Adam's (tf.train.adam and AdamW) and momentum SGD's updates on the cpu
+   * backend as one typed-array pass per variable instead of ~12-15 tensor ops each (default
+   * true; see first-order-update.ts).
    */
   fusedOptimizerUpdate?: boolean;
   /**
@@ -172,6 +175,9 @@ export function enableNativeKernels(options: NativeKernelOptions = {}): NativeKe
   if (backends.includes('cpu')) state.restore.push(hideKernel(RELU_GRAD, 'cpu'));
   if (backends.includes('cpu') && options.fusedOptimizerUpdate !== false) {
     state.restore.push(installFusedAdaHessianUpdate('cpu', cpuAdaHessianUpdate));
+    // Adam (tf.train.adam's class and our AdamW) and momentum SGD: first-order-update.ts.
+    state.restore.push(installFusedAdamWUpdate('cpu', cpuAdamWUpdate));
+    state.restore.push(installFusedFirstOrderUpdates());
   }
   installed = state;
   return { ...status };

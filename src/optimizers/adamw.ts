@@ -8,6 +8,7 @@
  * as PyTorch's torch.optim.AdamW (decay scaled by lr, applied to the weights before the step).
  */
 import * as tf from '@tensorflow/tfjs';
+import { fusedAdamWUpdateFor } from './fused-first-order.js';
 import { biasCorrection, decoupledStep, movingAverage } from './moments.js';
 import { SlotSet } from './slots.js';
 import { resolveVariables, toNamedMap, type NamedTensor } from './variables.js';
@@ -69,12 +70,32 @@ export class AdamW extends tf.Optimizer {
     const t = this.iterations + 1;
     const bc1 = biasCorrection(c.beta1, t);
     const bc2 = biasCorrection(c.beta2, t);
+    const fused = fusedAdamWUpdateFor(tf.getBackend());
     tf.tidy(() => {
       vars.forEach((w, i) => {
         const g = grads[names[i]!];
         const m = this.slots.get('m', i, w);
         const v = this.slots.get('v', i, w);
         if (g == null) return;
+        const out = fused?.update({
+          w,
+          g,
+          m,
+          v,
+          beta1: c.beta1,
+          beta2: c.beta2,
+          biasCorrection1: bc1,
+          biasCorrection2: bc2,
+          learningRate: c.learningRate,
+          epsilon: c.epsilon,
+          weightDecay: c.weightDecay,
+        });
+        if (out != null) {
+          w.assign(out.w);
+          m.assign(out.m);
+          v.assign(out.v);
+          return;
+        }
         const newM = movingAverage(m, g, c.beta1);
         const newV = movingAverage(v, tf.square(g), c.beta2);
         const direction = tf.div(tf.div(newM, bc1), tf.add(tf.sqrt(tf.div(newV, bc2)), c.epsilon));
