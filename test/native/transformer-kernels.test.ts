@@ -287,7 +287,9 @@ describe(
       // LayerNorm's moments, tiled along the features.
       const m = tf.tensor(values(r, 6 * 5, true), [6, 5, 1]);
       compareExactly('broadcastTo [6,5,1] -> [6,5,33]', () => tf.broadcastTo(m, [6, 5, 33]));
-      m.dispose();
+      const column = tf.tensor(values(r, 37, true), [37, 1, 1]);
+      compareExactly('tile [37,1,1] by [1,20,1]', () => tf.tile(column, [1, 20, 1]));
+      tf.dispose([m, column]);
     });
 
     it('Pow on repeated values (a tiled tensor) reuses results but not across signed zeros', () => {

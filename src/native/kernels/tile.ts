@@ -31,8 +31,11 @@ function tileRows(
   const index = new Array<number>(rank).fill(0);
   let from = 0;
   for (let r = 0, o = 0; r < rows; r++, o += length) {
-    if (width === 1) out.fill(x[from]!, o, o + length);
-    else {
+    if (width === 1) {
+      const v = x[from]!;
+      if (length >= 16) out.fill(v, o, o + length);
+      else for (let k = 0; k < length; k++) out[o + k] = v;
+    } else {
       const row = x.subarray(from, from + width);
       for (let k = 0; k < length; k += width) out.set(row, o + k);
     }
@@ -63,8 +66,17 @@ export const tileKernel: DirectKernel & Pick<NativeKernel, 'plan' | 'defer'> = {
     if (n === 0) return null;
     const perChannel = onnxTileKernel.defer!(inputs, attrs, null as never) !== undefined;
     if (perChannel && n >= MIN_ELEMENTWISE_SIZE) return null;
+    // Axes of size 1 repeated once move nothing; dropping them keeps rows long ([4096, 1, 1]
+    // by [1, 64, 1] is 4096 rows of 64, not 262,144 rows of 1).
+    const keep = x.shape.map((d, i) => d !== 1 || reps[i] !== 1);
+    if (!keep.some(Boolean)) keep[keep.length - 1] = true;
     const out = buffers.take(n);
-    tileRows(buffers.read(backend, x.dataId), out, x.shape, reps);
+    tileRows(
+      buffers.read(backend, x.dataId),
+      out,
+      x.shape.filter((_, i) => keep[i]),
+      reps.filter((_, i) => keep[i]),
+    );
     return buffers.output(backend, outShape, out);
   },
 };
