@@ -8,3 +8,9 @@ export {
   type NativeKernelStatus,
 } from './enable.js';
 export { useFastestBackend, type FastestBackend } from './fastest.js';
+export {
+  enableStepGraphs,
+  disableStepGraphs,
+  stepGraphsStatus,
+  type StepGraphsStatus,
+} from './step-graph/enable.js';

@@ -20,7 +20,12 @@ import {
   type ResolvedAdaHessianConfig,
 } from './adahessian-config.js';
 import { probeConnectivity } from './connected-variables.js';
-import { hutchinsonDiagonal } from './hutchinson.js';
+import { drawProbes, hutchinsonDiagonal } from './hutchinson.js';
+import {
+  stepGraphProvider,
+  type StepGraphEstimate,
+  type StepGraphProvider,
+} from '../native/step-graph/hook.js';
 import { learningRateAt, serialisableLearningRate } from './learning-rate.js';
 import { fusedAdaHessianUpdateFor } from './fused-update.js';
 import { biasCorrection, decoupledStep, movingAverage } from './moments.js';
@@ -75,7 +80,19 @@ export class AdaHessian extends tf.Optimizer {
     let grads: (tf.Tensor | null)[] = [];
     let diagonal: (tf.Tensor | null)[] | null = null;
     try {
-      if (this.isHessianDue()) {
+      // --- Step graphs (src/native/step-graph): with a provider installed, the same loss,
+      // gradients and diagonal from one replayed ONNX graph; null means op by op, below. ---
+      const graphs = stepGraphProvider();
+      const viaGraph = !graphs
+        ? null
+        : this.isHessianDue()
+          ? this.hutchinsonViaGraph(graphs, f, vars)
+          : graphs.gradient(this, f, vars);
+      if (viaGraph != null) {
+        ({ loss, grads, diagonal } = viaGraph);
+        if (!grads.some((g) => g != null)) throw noConnectionError();
+      } else if (this.isHessianDue()) {
+        // --- end of the step-graph hook ---
         const probe = probeConnectivity(f, vars);
         const est = hutchinsonDiagonal(probe.lossFn, vars, {
           samples: this.config.samples,
@@ -104,6 +121,24 @@ export class AdaHessian extends tf.Optimizer {
     if (returnCost) return loss;
     loss.dispose();
     return null;
+  }
+
+  /** The step-graph provider's estimate with probes drawn as hutchinsonDiagonal would draw them. */
+  private hutchinsonViaGraph(
+    graphs: StepGraphProvider,
+    f: () => tf.Scalar,
+    vars: tf.Variable[],
+  ): StepGraphEstimate | null {
+    const before = this.generator.state;
+    const probes = drawProbes(this.generator, vars, this.config.samples);
+    try {
+      const estimate = graphs.hutchinson(this, f, vars, probes);
+      // Op by op after all: it draws the same probes again.
+      if (estimate == null) this.generator.state = before;
+      return estimate;
+    } finally {
+      tf.dispose(probes.flat());
+    }
   }
 
   /**

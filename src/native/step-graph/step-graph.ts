@@ -79,6 +79,9 @@ export interface StepGraphStatus {
   lastReason: string;
   /** Milliseconds spent building and compiling graphs, and the last graph's size. */
   compileMs: number;
+  /** Milliseconds of replays spent in the stubbed forward pass and in ONNX Runtime. */
+  stubMs: number;
+  graphMs: number;
   lastGraphNodes: number;
   lastGraphCalls: number;
 }
@@ -140,6 +143,8 @@ export class StepGraphCompiler<E> {
     opByOp: 0,
     lastReason: '',
     compileMs: 0,
+    stubMs: 0,
+    graphMs: 0,
     lastGraphNodes: 0,
     lastGraphCalls: 0,
   };
@@ -334,7 +339,10 @@ export class StepGraphCompiler<E> {
     f: () => tf.Scalar,
     probes: tf.Tensor[],
   ): tf.Tensor[] | null {
+    const t0 = performance.now();
     const feeds = this.stubForward(entry, f);
+    const t1 = performance.now();
+    this.status.stubMs += t1 - t0;
     if (feeds == null) return null;
     const { capture } = entry;
     const runtime = loadOnnxRuntime()!;
@@ -357,6 +365,7 @@ export class StepGraphCompiler<E> {
       (r, k) => (fetches[`out${k}`] = new Tensor('float32', r, entry.outputShapes[k]!)),
     );
     entry.session.run(ortFeeds, fetches, {});
+    this.status.graphMs += performance.now() - t1;
     return results.map((r, k) => tf.tensor(r, entry.outputShapes[k]!, 'float32'));
   }
 

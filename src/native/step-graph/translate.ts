@@ -240,6 +240,19 @@ export const TRANSLATIONS: Readonly<Record<string, Rule>> = {
     ctx.node('IsNaN', [x], [nan]);
     ctx.node('Where', [nan, x, stepped], [ctx.output()]);
   },
+  ReluGrad: (ctx) => {
+    // dy * step(x): x > 0 ? dy : 0, NaN where x is NaN (src/kernels/relu-grad.ts).
+    const x = ctx.input('x');
+    const gt = ctx.temp();
+    const mask = ctx.temp();
+    const nan = ctx.temp();
+    const masked = ctx.temp();
+    ctx.node('Greater', [x, ctx.scalar(0, 'float32')], [gt]);
+    ctx.node('Cast', [gt], [mask], { to: int(1) });
+    ctx.node('IsNaN', [x], [nan]);
+    ctx.node('Where', [nan, x, mask], [masked]);
+    ctx.node('Mul', [ctx.input('dy'), masked], [ctx.output()]);
+  },
   Select: (ctx) => {
     let cond = ctx.input('condition');
     const cShape = ctx.inputShape('condition');

@@ -1,0 +1,161 @@
+/**
+ * Step graphs against op by op (see src/native/step-graph/step-graph.ts): ms per char-transformer
+ * step for AdaHessian f = 1 (minimize) and a first-order step (loss and gradients, then Adam's
+ * applyGradients), each op by op on cpu + native kernels and replayed from one ONNX graph, in
+ * the same process, interleaved round by round (the machine is shared: only ratios from one
+ * run mean anything); medians over rounds. Also the graphs' compile time and the replay's split
+ * between the stubbed forward pass (finding the batch) and ONNX Runtime.
+ *
+ *   npx tsx bench/speed/step-graph.ts                      # defaults below, 3 rounds of 3 steps
+ *   npx tsx bench/speed/step-graph.ts --rounds 5 --steps 2 --optimization basic --threads 2
+ *   npx tsx bench/speed/step-graph.ts --d 16 --context 8 --vocab 11 --batch 4   # tiny
+ */
+import * as tf from '@tensorflow/tfjs';
+import {
+  adahessian,
+  buildCharTransformer,
+  softmaxCrossEntropy,
+  useBackend,
+} from '../../src/index.js';
+import { enableNativeKernels } from '../../src/native/index.js';
+import { createStepGraphProvider } from '../../src/native/step-graph/enable.js';
+import { installStepGraphProvider } from '../../src/native/step-graph/hook.js';
+
+tf.env().set('IS_TEST', false);
+
+function arg(name: string, fallback: number): number;
+function arg(name: string, fallback: string): string;
+function arg(name: string, fallback: number | string): number | string {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0) return fallback;
+  const v = process.argv[i + 1]!;
+  return typeof fallback === 'number' ? Number(v) : v;
+}
+
+const d = arg('d', 64);
+const context = arg('context', 64);
+const vocab = arg('vocab', 96);
+const batch = arg('batch', 64);
+const rounds = arg('rounds', 3);
+const steps = arg('steps', 3);
+const threads = arg('threads', 1);
+const optimization = arg('optimization', 'all') as 'disabled' | 'basic' | 'extended' | 'all';
+
+await useBackend('cpu');
+const native = enableNativeKernels({ threads });
+if (!native.enabled) throw new Error(`native kernels unavailable: ${native.reason}`);
+
+const model = buildCharTransformer({
+  vocabSize: vocab,
+  contextLength: context,
+  dModel: d,
+  seed: 1,
+});
+const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+const params = vars.reduce((a, v) => a + v.size, 0);
+/** A new batch every step, as in training (the replay must find it). */
+let batchSeed = 0;
+function nextLossFn(): { f: () => tf.Scalar; dispose: () => void } {
+  batchSeed++;
+  const ids = tf.randomUniform([batch, context], 0, vocab, 'int32', batchSeed);
+  const y = tf.tidy(() =>
+    tf.oneHot(tf.randomUniform([batch, context], 0, vocab, 'int32', 1000 + batchSeed), vocab),
+  );
+  return {
+    f: () => softmaxCrossEntropy(y, model.apply(ids) as tf.Tensor),
+    dispose: () => tf.dispose([ids, y]),
+  };
+}
+
+const graphs = createStepGraphProvider({ threads, optimization });
+const withGraphs = <T>(body: () => T): T => {
+  const uninstall = installStepGraphProvider(graphs.provider);
+  try {
+    return body();
+  } finally {
+    uninstall();
+  }
+};
+
+// The weights move under each optimizer; a small rate keeps the loss finite for the timings.
+const ahOps = adahessian({ hessianEvery: 1, seed: 1, learningRate: 1e-4 });
+const ahGraph = adahessian({ hessianEvery: 1, seed: 1, learningRate: 1e-4 });
+const adamOps = tf.train.adam(1e-4);
+const adamGraph = tf.train.adam(1e-4);
+
+type Config = { name: string; step: () => void };
+const configs: Config[] = [
+  { name: 'AdaHessian f=1, op by op', step: () => void ahOps.minimize(nextStepFn(), false, vars) },
+  {
+    name: 'AdaHessian f=1, replayed',
+    step: () => void withGraphs(() => ahGraph.minimize(nextStepFn(), false, vars)),
+  },
+  {
+    name: 'first order (Adam), op by op',
+    step: () => void adamOps.minimize(nextStepFn(), false, vars),
+  },
+  {
+    name: 'first order (Adam), replayed',
+    step: () => {
+      const f = nextStepFn();
+      const r = graphs.provider.gradient(adamGraph, f, vars)!;
+      const named = vars.flatMap((v, i) =>
+        r.grads[i] ? [{ name: v.name, tensor: r.grads[i] }] : [],
+      );
+      adamGraph.applyGradients(named);
+      tf.dispose([r.loss, ...named.map((n) => n.tensor)]);
+    },
+  },
+];
+let pending = null as (() => void) | null;
+function nextStepFn(): () => tf.Scalar {
+  pending?.();
+  const { f, dispose } = nextLossFn();
+  pending = dispose;
+  return f;
+}
+
+console.log(
+  `char transformer d ${d}, context ${context}, vocab ${vocab}, batch ${batch}: ${params} parameters; ` +
+    `cpu + native (${threads} thread(s)), ORT optimisation '${optimization}'; ${rounds} rounds x ${steps} steps`,
+);
+const t0 = performance.now();
+for (const c of configs) {
+  const ts = performance.now();
+  for (let i = 0; i < 3; i++) c.step(); // two captures, then the compiled graph's first run
+  console.log(`warm-up ${c.name}: ${((performance.now() - ts) / 3).toFixed(0)} ms/step`);
+}
+const warm = graphs.status();
+console.log(
+  `graphs compiled ${warm.compiled} in ${warm.compileMs.toFixed(0)} ms; replays ${warm.replays}; ` +
+    `last reason: ${warm.lastReason || '-'} (warm-up ${((performance.now() - t0) / 1000).toFixed(1)} s)`,
+);
+const times = new Map<string, number[]>(configs.map((c) => [c.name, []]));
+for (let r = 0; r < rounds; r++) {
+  for (const c of configs) {
+    const ts = performance.now();
+    for (let i = 0; i < steps; i++) c.step();
+    times.get(c.name)!.push((performance.now() - ts) / steps);
+  }
+}
+pending?.();
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const med = new Map([...times].map(([k, v]) => [k, median(v)]));
+for (const [name, v] of times) {
+  console.log(
+    `${name.padEnd(32)} median ${med.get(name)!.toFixed(1).padStart(8)} ms  rounds ${v.map((x) => x.toFixed(0)).join(', ')}`,
+  );
+}
+const ratio = (a: string, b: string) => (med.get(a)! / med.get(b)!).toFixed(2);
+console.log(
+  `op by op / replayed: AdaHessian ${ratio('AdaHessian f=1, op by op', 'AdaHessian f=1, replayed')}, first order ${ratio('first order (Adam), op by op', 'first order (Adam), replayed')}`,
+);
+const end = graphs.status();
+console.log(
+  `replays ${end.replays}, op-by-op steps of the replayed configs ${end.opByOp}; replay time split: stubbed forward ` +
+    `${(end.stubMs / Math.max(end.replays, 1)).toFixed(1)} ms, ONNX Runtime ${(end.graphMs / Math.max(end.replays, 1)).toFixed(1)} ms per replay`,
+);

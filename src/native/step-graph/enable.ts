@@ -1,0 +1,144 @@
+/**
+ * enableStepGraphs(): AdaHessian's minimize on the cpu backend takes its loss, gradients and
+ * Hessian diagonal from a replayed ONNX graph once a step's shape has been seen twice (see
+ * step-graph.ts), and op by op otherwise. Off: everything as before.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { loadOnnxRuntime, onnxRuntimeUnavailableReason } from '../onnx-runtime.js';
+import { installStepGraphProvider, type StepGraphProvider } from './hook.js';
+import { CompiledSteps } from './hutchinson-step.js';
+import type { StepGraphOptions, StepGraphStatus } from './step-graph.js';
+
+export interface StepGraphsStatus {
+  enabled: boolean;
+  reason: string;
+  /** Summed over every optimizer's compiled steps since enabling. */
+  replays: number;
+  opByOp: number;
+  compiled: number;
+  compileMs: number;
+  /** Milliseconds of replays spent in the stubbed forward pass and in ONNX Runtime. */
+  stubMs: number;
+  graphMs: number;
+  lastReason: string;
+}
+
+interface State {
+  owners: WeakMap<object, CompiledSteps>;
+  all: Set<CompiledSteps>;
+  uninstall: () => void;
+}
+
+let state: State | null = null;
+
+/** Installs the step graphs for AdaHessian's minimize; returns whether it could. */
+export function enableStepGraphs(options: StepGraphOptions = {}): StepGraphsStatus {
+  disableStepGraphs();
+  if (loadOnnxRuntime() == null) {
+    return { ...emptyStatus(), reason: onnxRuntimeUnavailableReason() };
+  }
+  const made = createStepGraphProvider(options);
+  state = { ...made, uninstall: installStepGraphProvider(made.provider) };
+  return stepGraphsStatus();
+}
+
+/**
+ * A provider not yet installed (a benchmark installs it around the calls it times), its
+ * compiled steps by owner, and their status.
+ */
+export function createStepGraphProvider(options: StepGraphOptions = {}): {
+  provider: StepGraphProvider;
+  owners: WeakMap<object, CompiledSteps>;
+  all: Set<CompiledSteps>;
+  status: () => StepGraphsStatus;
+} {
+  const owners = new WeakMap<object, CompiledSteps>();
+  const all = new Set<CompiledSteps>();
+  const stepsFor = (owner: object, vars: tf.Variable[]): CompiledSteps | null => {
+    // Values are read from the cpu backend's arrays; other backends stay op by op.
+    if (tf.getBackend() !== 'cpu') return null;
+    let steps = owners.get(owner);
+    if (steps == null || !sameVars(steps.vars, vars)) {
+      steps?.dispose();
+      if (steps != null) all.delete(steps);
+      steps = new CompiledSteps(vars, options);
+      owners.set(owner, steps);
+      all.add(steps);
+    }
+    return steps;
+  };
+  const provider: StepGraphProvider = {
+    hutchinson(owner, f, vars, probes) {
+      const steps = stepsFor(owner, vars);
+      if (steps == null) return null;
+      const r = steps.hutchinsonStep(f, probes);
+      const connected = r.connected ?? vars.map(() => true);
+      return {
+        loss: r.loss,
+        grads: r.grads.map((g, i) => (connected[i] ? g : (g.dispose(), null))),
+        diagonal: r.diagonal.map((d, i) => (connected[i] ? d : (d.dispose(), null))),
+      };
+    },
+    gradient(owner, f, vars) {
+      const steps = stepsFor(owner, vars);
+      if (steps == null) return null;
+      const r = steps.gradientStep(f);
+      return { loss: r.loss, grads: r.grads, diagonal: null };
+    },
+  };
+  return { provider, owners, all, status: () => statusOf(all) };
+}
+
+export function disableStepGraphs(): void {
+  if (state == null) return;
+  state.uninstall();
+  for (const steps of state.all) steps.dispose();
+  state = null;
+}
+
+export function stepGraphsStatus(): StepGraphsStatus {
+  if (state == null) return { ...emptyStatus(), reason: 'enableStepGraphs() has not been called.' };
+  return statusOf(state.all);
+}
+
+function statusOf(all: Set<CompiledSteps>): StepGraphsStatus {
+  const parts: StepGraphStatus[] = [...all].flatMap((s) => [
+    s.hutchinson.status,
+    s.gradient.status,
+  ]);
+  const sum = (k: 'replays' | 'opByOp' | 'compiled' | 'compileMs' | 'stubMs' | 'graphMs') =>
+    parts.reduce((a, p) => a + p[k], 0);
+  return {
+    enabled: true,
+    reason: '',
+    replays: sum('replays'),
+    opByOp: sum('opByOp'),
+    compiled: sum('compiled'),
+    compileMs: sum('compileMs'),
+    stubMs: sum('stubMs'),
+    graphMs: sum('graphMs'),
+    lastReason:
+      parts
+        .map((p) => p.lastReason)
+        .filter(Boolean)
+        .at(-1) ?? '',
+  };
+}
+
+function emptyStatus(): StepGraphsStatus {
+  return {
+    enabled: false,
+    reason: '',
+    replays: 0,
+    opByOp: 0,
+    compiled: 0,
+    compileMs: 0,
+    stubMs: 0,
+    graphMs: 0,
+    lastReason: '',
+  };
+}
+
+function sameVars(a: readonly tf.Variable[], b: readonly tf.Variable[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}

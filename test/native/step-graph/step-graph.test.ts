@@ -1,0 +1,225 @@
+/**
+ * Step graphs (src/native/step-graph): a replayed step gives the op-by-op loss, gradients and
+ * Hutchinson diagonal to float32 rounding (char transformer and MLP, several steps with new
+ * batches), recompiles for a new shape, refuses steps it cannot compile (a constant that
+ * changes, a kernel without a translation) and stays op by op for them, leaks no tensors, and
+ * AdaHessian trained through it reaches the op-by-op weights.
+ */
+import { before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import {
+  adahessian,
+  buildCharTransformer,
+  buildMlp,
+  softmaxCrossEntropy,
+} from '../../../src/index.js';
+import { drawProbes, hutchinsonDiagonal } from '../../../src/optimizers/hutchinson.js';
+import { RademacherGenerator } from '../../../src/optimizers/rademacher.js';
+import { onnxRuntimeUnavailableReason } from '../../../src/native/onnx-runtime.js';
+import { CompiledSteps } from '../../../src/native/step-graph/hutchinson-step.js';
+import { createStepGraphProvider } from '../../../src/native/step-graph/enable.js';
+import { installStepGraphProvider } from '../../../src/native/step-graph/hook.js';
+import { onBackend } from '../../helpers.js';
+
+const unavailable = onnxRuntimeUnavailableReason();
+if (unavailable !== '') console.log(`# step-graph test skipped: ${unavailable}`);
+
+const VOCAB = 11;
+const CONTEXT = 8;
+
+function transformer() {
+  const model = buildCharTransformer({
+    vocabSize: VOCAB,
+    contextLength: CONTEXT,
+    dModel: 16,
+    ffDim: 32,
+    seed: 3,
+  });
+  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const batchAt = (step: number, batch = 4) => {
+    const ids = tf.randomUniform([batch, CONTEXT], 0, VOCAB, 'int32', 100 + step);
+    const y = tf.tidy(() =>
+      tf.oneHot(tf.randomUniform([batch, CONTEXT], 0, VOCAB, 'int32', 200 + step), VOCAB),
+    );
+    return { tensors: [ids, y], f: () => softmaxCrossEntropy(y, model.apply(ids) as tf.Tensor) };
+  };
+  return { model, vars, batchAt };
+}
+
+function mlp() {
+  const model = buildMlp({ seed: 4, inputShape: [12], hidden: 10, classes: 5 });
+  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const batchAt = (step: number, batch = 6) => {
+    const x = tf.randomNormal([batch, 12], 0, 1, 'float32', 300 + step);
+    const y = tf.tidy(() => tf.oneHot(tf.randomUniform([batch], 0, 5, 'int32', 400 + step), 5));
+    return { tensors: [x, y], f: () => softmaxCrossEntropy(y, model.apply(x) as tf.Tensor) };
+  };
+  return { model, vars, batchAt };
+}
+
+/** max |a - b| over a group of tensors, against the group's largest |b|. */
+function assertClose(got: tf.Tensor[], want: tf.Tensor[], rel: number, what: string): void {
+  let scale = 0;
+  let err = 0;
+  got.forEach((g, i) => {
+    const a = g.dataSync();
+    const b = want[i]!.dataSync();
+    assert.deepEqual(g.shape, want[i]!.shape, `${what} ${i}: shape`);
+    for (let k = 0; k < b.length; k++) {
+      scale = Math.max(scale, Math.abs(b[k]!));
+      err = Math.max(err, Math.abs(a[k]! - b[k]!));
+    }
+  });
+  assert.ok(err <= rel * scale, `${what}: max difference ${err} against a scale of ${scale}`);
+}
+
+/** Runs `steps` Hutchinson steps through `compiled` and op by op, comparing each. */
+function compareSteps(
+  setup: ReturnType<typeof transformer>,
+  compiled: CompiledSteps,
+  steps: number,
+  batchFor: (step: number) => number,
+): boolean[] {
+  const generator = new RademacherGenerator(9);
+  const replayed: boolean[] = [];
+  for (let s = 0; s < steps; s++) {
+    const { tensors, f } = setup.batchAt(s, batchFor(s));
+    const probes = drawProbes(generator, setup.vars, 1);
+    const got = compiled.hutchinsonStep(f, probes);
+    const want = hutchinsonDiagonal(f, setup.vars, { probes, checkFinite: false });
+    replayed.push(got.replayed);
+    assertClose([got.loss], [want.loss], 1e-5, `step ${s} loss`);
+    assertClose(got.grads, want.grads, 1e-4, `step ${s} gradients`);
+    assertClose(got.diagonal, want.diagonal, 1e-4, `step ${s} diagonal`);
+    tf.dispose([
+      got.loss,
+      ...got.grads,
+      ...got.diagonal,
+      want.loss,
+      ...want.grads,
+      ...want.diagonal,
+    ]);
+    tf.dispose([...probes.flat(), ...tensors]);
+  }
+  return replayed;
+}
+
+describe('step graphs (cpu)', { skip: unavailable || false }, () => {
+  before(async () => onBackend('cpu'));
+
+  it('replays the transformer step: loss, gradients and diagonal as op by op, new batches each step', () => {
+    const setup = transformer();
+    const compiled = new CompiledSteps(setup.vars);
+    const before = tf.memory().numTensors;
+    const replayed = compareSteps(setup, compiled, 5, () => 4);
+    // Two captures, then the graph.
+    assert.deepEqual(
+      replayed,
+      [false, false, true, true, true],
+      compiled.hutchinson.status.lastReason,
+    );
+    assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+    assert.equal(compiled.hutchinson.status.compiled, 1);
+    compiled.dispose();
+    setup.model.dispose();
+  });
+
+  it('replays an MLP step and recompiles for a new batch size', () => {
+    const setup = mlp() as unknown as ReturnType<typeof transformer>;
+    const compiled = new CompiledSteps(setup.vars);
+    const replayed = compareSteps(setup, compiled, 7, (s) => (s < 3 ? 6 : 9));
+    assert.deepEqual(
+      replayed,
+      [false, false, true, false, false, true, true],
+      compiled.hutchinson.status.lastReason,
+    );
+    assert.equal(compiled.hutchinson.status.compiled, 2);
+    // Back to the first shape: its graph is still there.
+    assert.deepEqual(
+      compareSteps(setup, compiled, 1, () => 6),
+      [true],
+    );
+    compiled.dispose();
+    setup.model.dispose();
+  });
+
+  it('refuses a step whose constants differ between steps, and stays op by op', () => {
+    const setup = mlp() as unknown as ReturnType<typeof transformer>;
+    const compiled = new CompiledSteps(setup.vars);
+    const generator = new RademacherGenerator(1);
+    let calls = 0;
+    for (let s = 0; s < 4; s++) {
+      const { tensors, f } = setup.batchAt(s);
+      // A mask made in JS with other values each step (dropout-like): never a constant.
+      const noisy = () => {
+        calls++;
+        const mask = tf.tensor1d([1, calls % 2, 1, 1, 0.5]);
+        return tf.mean(tf.mul(f(), tf.sum(mask))) as tf.Scalar;
+      };
+      const probes = drawProbes(generator, setup.vars, 1);
+      const got = compiled.hutchinsonStep(noisy, probes);
+      assert.equal(got.replayed, false);
+      tf.dispose([got.loss, ...got.grads, ...got.diagonal, ...probes.flat(), ...tensors]);
+    }
+    assert.equal(compiled.hutchinson.status.compiled, 0);
+    assert.match(compiled.hutchinson.status.lastReason, /changed between steps|differs/);
+    compiled.dispose();
+    setup.model.dispose();
+  });
+
+  it('refuses a kernel without a translation, naming it', () => {
+    const setup = mlp() as unknown as ReturnType<typeof transformer>;
+    const reasons: string[] = [];
+    const compiled = new CompiledSteps(setup.vars, { debug: (r) => reasons.push(r) });
+    const generator = new RademacherGenerator(1);
+    for (let s = 0; s < 3; s++) {
+      const { tensors, f } = setup.batchAt(s);
+      // Sin is second-order verified but has no translation: a stand-in for any such kernel.
+      const withSin = () => tf.add(f(), tf.sum(tf.sin(setup.vars[0]!))) as tf.Scalar;
+      const probes = drawProbes(generator, setup.vars, 1);
+      const got = compiled.hutchinsonStep(withSin, probes);
+      assert.equal(got.replayed, false);
+      tf.dispose([got.loss, ...got.grads, ...got.diagonal, ...probes.flat(), ...tensors]);
+    }
+    assert.ok(
+      reasons.some((r) => r.includes('kernel Sin')),
+      reasons.join('\n'),
+    );
+    compiled.dispose();
+    setup.model.dispose();
+  });
+
+  it('trains AdaHessian to the op-by-op weights through minimize', () => {
+    const a = transformer();
+    const b = transformer();
+    const optA = adahessian({ seed: 5, learningRate: 0.01 });
+    const optB = adahessian({ seed: 5, learningRate: 0.01 });
+    const graphs = createStepGraphProvider();
+    for (let s = 0; s < 5; s++) {
+      const batchA = a.batchAt(s);
+      const batchB = b.batchAt(s);
+      optA.minimize(batchA.f, false, a.vars);
+      const uninstall = installStepGraphProvider(graphs.provider);
+      try {
+        optB.minimize(batchB.f, false, b.vars);
+      } finally {
+        uninstall();
+      }
+      tf.dispose([...batchA.tensors, ...batchB.tensors]);
+    }
+    assert.equal(graphs.status().replays, 3, graphs.status().lastReason);
+    a.vars.forEach((v, i) => {
+      const x = v.dataSync();
+      const y = b.vars[i]!.dataSync();
+      let err = 0;
+      for (let k = 0; k < x.length; k++) err = Math.max(err, Math.abs(x[k]! - y[k]!));
+      assert.ok(err < 1e-5, `${v.name}: weights differ by ${err}`);
+    });
+    for (const s of graphs.all) s.dispose();
+    optA.dispose();
+    optB.dispose();
+    a.model.dispose();
+    b.model.dispose();
+  });
+});
