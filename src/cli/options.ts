@@ -5,6 +5,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { isOptimizerName, OPTIMIZER_NAMES, type OptimizerName } from '../optimizers/index.js';
 import { SCHEDULE_NAMES } from '../optimizers/learning-rate.js';
+import { CliUsageError } from './errors.js';
 
 export function positiveInteger(value: string): number {
   const n = Number(value);
@@ -115,6 +116,13 @@ export function optimizerWithRate(value: string): OptimizerWithRate {
   }
   if (rate === undefined) return { optimizer: name };
   return { optimizer: name, lr: positiveNumber(rate) };
+}
+
+/** The list as given, refused when it names an optimizer twice. */
+export function distinctOptimizers<T extends OptimizerWithRate>(list: T[]): T[] {
+  const repeated = list.find((o, i) => list.findIndex((p) => p.optimizer === o.optimizer) !== i);
+  if (repeated) throw new CliUsageError(`--optimizers lists ${repeated.optimizer} twice.`);
+  return list;
 }
 
 /** A comma-separated list of seeds, each at most once. */

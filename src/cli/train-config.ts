@@ -50,6 +50,28 @@ export interface TrainConfig {
 
 export type TrainSettings = Partial<TrainConfig>;
 
+/** Every key of TrainConfig: what a checkpoint fixes and a resumed run may not change (but epochs). */
+export const TRAIN_SETTING_KEYS = [
+  'model',
+  'dataset',
+  'data',
+  'trainSize',
+  'testSize',
+  'seqLength',
+  'optimizer',
+  'lr',
+  'epochs',
+  'batchSize',
+  'hessianEvery',
+  'blockSize',
+  'hessianPower',
+  'weightDecay',
+  'schedule',
+  'warmupSteps',
+  'seed',
+  'backend',
+] as const satisfies readonly (keyof TrainConfig)[];
+
 export const TRAIN_DEFAULTS = {
   model: 'small-cnn',
   dataset: 'fashion-mnist-slice',

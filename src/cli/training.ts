@@ -37,6 +37,7 @@ import {
   kebab,
   resolveTrainConfig,
   scheduledLearningRate,
+  TRAIN_SETTING_KEYS,
   type TrainConfig,
   type TrainSettings,
 } from './train-config.js';
@@ -507,26 +508,7 @@ function resumedConfig(saved: TrainConfig, options: TrainOptions): TrainConfig {
   return resolveTrainConfig(config);
 }
 
-const SETTING_KEYS = new Set([
-  'model',
-  'dataset',
-  'data',
-  'trainSize',
-  'testSize',
-  'seqLength',
-  'optimizer',
-  'lr',
-  'epochs',
-  'batchSize',
-  'hessianEvery',
-  'blockSize',
-  'hessianPower',
-  'weightDecay',
-  'schedule',
-  'warmupSteps',
-  'seed',
-  'backend',
-]);
+const SETTING_KEYS = new Set<string>(TRAIN_SETTING_KEYS);
 
 function isSettingKey(key: string): boolean {
   return SETTING_KEYS.has(key);

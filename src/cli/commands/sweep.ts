@@ -24,10 +24,11 @@ import {
 } from '../common-options.js';
 import type { CliContext } from '../context.js';
 import { loadDataset, type DatasetName } from '../datasets.js';
-import { CliUsageError, TrainingDivergedError } from '../errors.js';
+import { CliUsageError } from '../errors.js';
 import { linePlotSvg, type Series } from '../line-plot.js';
 import {
   addScheduleOptions,
+  distinctOptimizers,
   hessianPower,
   listOf,
   nonNegativeNumber,
@@ -40,9 +41,20 @@ import {
 } from '../options.js';
 import { note, say, type CliIo } from '../output.js';
 import { startProgress } from '../progress.js';
+import {
+  divergedOutcome,
+  mainHeader,
+  mainResult,
+  outcomeOf,
+  seedStatistics,
+  type RunOutcome,
+  type SeedStatistics,
+} from '../seed-stats.js';
 import { formatTable, type Cell } from '../table.js';
 import { resolveTrainConfig, type TrainConfig, type TrainSettings } from '../train-config.js';
 import { train } from '../training.js';
+
+export { mean, std } from '../seed-stats.js';
 
 export const DEFAULT_SCALES = [0.5, 1, 2, 3, 4, 5, 6, 10];
 export const DEFAULT_BLOCK_SIZES = [1, 2, 4, 8, 16, 32, 64, 128];
@@ -85,7 +97,7 @@ export interface SweepOptions {
 export type SweepPart = 'learning-rate' | 'adahessian';
 
 /** One training run: one cell of the grid with one seed. */
-export interface SweepRun {
+export interface SweepRun extends RunOutcome {
   part: SweepPart;
   optimizer: OptimizerName;
   /** The optimizer's base rate (the one the scales multiply). */
@@ -96,18 +108,12 @@ export interface SweepRun {
   hessianPower?: number;
   hessianEvery?: number;
   seed: number;
-  diverged: boolean;
-  testAccuracy: number | null;
-  testLoss: number | null;
-  trainLoss: number | null;
-  /** Seconds in training steps per epoch (evaluation excluded). */
-  secondsPerEpoch: number | null;
   /** Taken from an earlier process's --out/runs (--resume). */
   reused?: boolean;
 }
 
 /** One row of the table: a cell, summarised over its seeds (mean and sample std). */
-export interface SweepRow {
+export interface SweepRow extends SeedStatistics {
   part: SweepPart;
   optimizer: OptimizerName;
   baseLr: number;
@@ -116,18 +122,6 @@ export interface SweepRow {
   blockSize: number | null;
   hessianPower: number | null;
   hessianEvery: number | null;
-  seeds: number;
-  /** Runs that diverged; the statistics below are over the others. */
-  diverged: number;
-  testAccuracyMean: number | null;
-  testAccuracyStd: number | null;
-  testLossMean: number | null;
-  testLossStd: number | null;
-  /** Language models: the test loss in bits per character (nats / ln 2). */
-  testBitsPerCharMean: number | null;
-  testBitsPerCharStd: number | null;
-  trainLossMean: number | null;
-  secondsPerEpochMean: number | null;
 }
 
 export interface SweepResult {
@@ -159,10 +153,7 @@ export async function sweep(options: SweepOptions, io: CliIo): Promise<SweepResu
     throw new CliUsageError('--seed and --seeds: give one of them.');
   }
   const seeds = options.seeds ?? [options.seed ?? 1];
-  const repeated = optimizers.find(
-    (o, i) => optimizers.findIndex((p) => p.optimizer === o.optimizer) !== i,
-  );
-  if (repeated) throw new CliUsageError(`--optimizers lists ${repeated.optimizer} twice.`);
+  distinctOptimizers(optimizers);
   if (options.lr === false && options.block === false) {
     throw new CliUsageError('--no-lr and --no-block together leave nothing to run.');
   }
@@ -317,17 +308,19 @@ async function oneRun(
   data: ReturnType<typeof loadDataset>,
   quiet: CliIo,
 ): Promise<SweepRun> {
+  let outcome: RunOutcome;
+  try {
+    outcome = outcomeOf(await train({ ...planned.settings, preloaded: data }, quiet));
+  } catch (e) {
+    outcome = divergedOutcome(e);
+  }
   const record: SweepRun = {
     part: planned.part,
     optimizer: config.optimizer,
     baseLr: planned.baseLr,
     lr: config.lr,
     seed: config.seed,
-    diverged: false,
-    testAccuracy: null,
-    testLoss: null,
-    trainLoss: null,
-    secondsPerEpoch: null,
+    ...outcome,
   };
   if (planned.part === 'learning-rate') {
     record.scale = planned.scale!;
@@ -335,20 +328,6 @@ async function oneRun(
     record.blockSize = config.blockSize ?? 1;
     record.hessianPower = config.hessianPower;
     record.hessianEvery = config.hessianEvery;
-  }
-  try {
-    const result = await train({ ...planned.settings, preloaded: data }, quiet);
-    const last = result.metrics.at(-1)!;
-    const finite = [last.testLoss, last.trainLoss].every(Number.isFinite);
-    record.diverged = !finite;
-    record.testAccuracy = finite ? last.testAccuracy : null;
-    record.testLoss = finite ? last.testLoss : null;
-    record.trainLoss = finite ? last.trainLoss : null;
-    record.secondsPerEpoch =
-      result.metrics.reduce((s, m) => s + m.trainSeconds, 0) / result.metrics.length;
-  } catch (e) {
-    if (!(e instanceof TrainingDivergedError)) throw e;
-    record.diverged = true;
   }
   return record;
 }
@@ -373,18 +352,6 @@ function savedRun(file: string, config: TrainConfig): SweepRun | null {
   }
 }
 
-export function mean(values: number[]): number | null {
-  return values.length === 0 ? null : values.reduce((a, b) => a + b, 0) / values.length;
-}
-
-/** Sample standard deviation (n - 1); 0 for a single value, null for none. */
-export function std(values: number[]): number | null {
-  const m = mean(values);
-  if (m === null) return null;
-  if (values.length === 1) return 0;
-  return Math.sqrt(values.reduce((s, v) => s + (v - m) ** 2, 0) / (values.length - 1));
-}
-
 /** Groups the runs by cell (everything but the seed), in the order the cells were planned. */
 export function summarise(runs: SweepRun[], text: boolean): SweepRow[] {
   const cells = new Map<string, SweepRun[]>();
@@ -402,10 +369,6 @@ export function summarise(runs: SweepRun[], text: boolean): SweepRow[] {
   }
   return [...cells.values()].map((group) => {
     const r = group[0]!;
-    const ok = group.filter((g) => !g.diverged);
-    const pick = (f: (g: SweepRun) => number | null) =>
-      ok.map(f).filter((v): v is number => v != null);
-    const bits = pick((g) => (g.testLoss == null ? null : g.testLoss / Math.LN2));
     return {
       part: r.part,
       optimizer: r.optimizer,
@@ -415,16 +378,7 @@ export function summarise(runs: SweepRun[], text: boolean): SweepRow[] {
       blockSize: r.blockSize ?? null,
       hessianPower: r.hessianPower ?? null,
       hessianEvery: r.hessianEvery ?? null,
-      seeds: group.length,
-      diverged: group.length - ok.length,
-      testAccuracyMean: mean(pick((g) => g.testAccuracy)),
-      testAccuracyStd: std(pick((g) => g.testAccuracy)),
-      testLossMean: mean(pick((g) => g.testLoss)),
-      testLossStd: std(pick((g) => g.testLoss)),
-      testBitsPerCharMean: text ? mean(bits) : null,
-      testBitsPerCharStd: text ? std(bits) : null,
-      trainLossMean: mean(pick((g) => g.trainLoss)),
-      secondsPerEpochMean: mean(pick((g) => g.secondsPerEpoch)),
+      ...seedStatistics(group, text),
     };
   });
 }
@@ -498,32 +452,12 @@ export function ablationPlot(rows: SweepRow[], model: string, text = false): str
   });
 }
 
-/** "71.3 +- 2.1", "diverged", or "70.2 +- 1.0 (1/3 diverged)". */
-function meanStd(
-  m: number | null,
-  s: number | null,
-  r: SweepRow,
-  scale: number,
-  digits: number,
-): string {
-  if (m == null) return 'diverged';
-  const text =
-    r.seeds > 1
-      ? `${(m * scale).toFixed(digits)} +- ${(s! * scale).toFixed(digits)}`
-      : (m * scale).toFixed(digits);
-  return r.diverged > 0 ? `${text} (${r.diverged}/${r.seeds} diverged)` : text;
-}
-
 export function sweepTables(result: SweepResult): string {
   const lines: string[] = [];
   const text = result.settings.dataset === 'text';
   const lrRows = result.rows.filter((r) => r.part === 'learning-rate');
   const abRows = result.rows.filter((r) => r.part === 'adahessian');
-  const main = (r: SweepRow) =>
-    text
-      ? meanStd(r.testBitsPerCharMean, r.testBitsPerCharStd, r, 1, 3)
-      : meanStd(r.testAccuracyMean, r.testAccuracyStd, r, 100, 1);
-  const mainHeader = text ? 'test bits/char' : 'test acc %';
+  const main = (r: SweepRow) => mainResult(r, text);
   const seeds = (result.settings.seeds as number[]).join(',');
   const tail = (r: SweepRow): Cell[] => [r.testLossMean, r.trainLossMean, r.secondsPerEpochMean];
   const tailHeader = ['test loss', 'train loss', 's/epoch'];
@@ -552,7 +486,7 @@ export function sweepTables(result: SweepResult): string {
     lines.push('');
     lines.push(
       formatTable(
-        ['optimizer', 'lr', 'scale', 'seeds', mainHeader, ...tailHeader],
+        ['optimizer', 'lr', 'scale', 'seeds', mainHeader(text), ...tailHeader],
         lrRows.map((r) => [r.optimizer, String(r.lr), r.scale, r.seeds, main(r), ...tail(r)]),
         { digits: [undefined, undefined, 2, 0, undefined, 4, 4, 1] },
       ),
@@ -565,7 +499,7 @@ export function sweepTables(result: SweepResult): string {
     );
     lines.push(
       formatTable(
-        ['block size', 'k', 'f', 'lr', 'seeds', mainHeader, ...tailHeader],
+        ['block size', 'k', 'f', 'lr', 'seeds', mainHeader(text), ...tailHeader],
         abRows.map((r) => [
           r.blockSize,
           r.hessianPower,

@@ -14,13 +14,19 @@ import type { CliContext } from '../context.js';
 import {
   addScheduleOptions,
   hessianPower,
+  listOf,
   nonNegativeNumber,
+  optimizerWithRate,
   positiveInteger,
   positiveNumber,
+  seedList,
+  type OptimizerWithRate,
 } from '../options.js';
 import { say } from '../output.js';
+import { mainHeader, mainResult } from '../seed-stats.js';
 import { formatTable } from '../table.js';
 import { train, type TrainOptions, type TrainResult } from '../training.js';
+import { isTrainMany, trainMany, type TrainManyResult } from '../train-many.js';
 import { resolveTrainConfig, type TrainSettings } from '../train-config.js';
 
 interface TrainFlags extends OutputFlags, TrainSettings {
@@ -29,6 +35,8 @@ interface TrainFlags extends OutputFlags, TrainSettings {
   checkpointEvery?: number;
   force?: boolean;
   native?: boolean;
+  optimizers?: OptimizerWithRate[];
+  seeds?: number[];
 }
 
 export function trainCommand(ctx: CliContext): Command {
@@ -48,6 +56,11 @@ export function trainCommand(ctx: CliContext): Command {
       '--lr <number>',
       "base learning rate (default: the optimizer's usual one)",
       positiveNumber,
+    )
+    .option(
+      '--optimizers <list>',
+      'several optimizers, one run each: comma-separated NAME or NAME=LR, e.g. adam=0.001,adahessian (instead of --optimizer and --lr)',
+      listOf(optimizerWithRate),
     );
   addScheduleOptions(cmd);
   cmd
@@ -74,12 +87,20 @@ export function trainCommand(ctx: CliContext): Command {
       nonNegativeNumber,
     );
   addSeedOption(cmd);
+  cmd.option(
+    '--seeds <list>',
+    'one run per seed, e.g. 1,2,3: a table of mean +- std (with --optimizers too: every optimizer with every seed)',
+    seedList,
+  );
   addBackendOption(cmd);
   cmd
-    .option('--out <dir>', 'write metrics, the final model and checkpoints here')
+    .option(
+      '--out <dir>',
+      'write metrics, the final model and checkpoints here (with --seeds/--optimizers: each run in DIR/<run>/)',
+    )
     .option(
       '--resume <dir>',
-      'continue the run checkpointed in DIR (settings come from it; --epochs may grow)',
+      'continue the run checkpointed in DIR, or finish the runs of DIR/train-runs.json (settings come from it; --epochs may grow)',
     )
     .option(
       '--checkpoint-every <n>',
@@ -97,14 +118,29 @@ export function trainCommand(ctx: CliContext): Command {
 Examples:
   adahessian train --optimizer adahessian --epochs 3 --out out/run1
   adahessian train --dataset fashion-mnist --data ../shared/datasets/fashion-mnist --optimizer adam --lr 0.001
-  adahessian train --resume out/run1 --epochs 5`,
+  adahessian train --resume out/run1 --epochs 5
+  adahessian train --optimizers adam=0.001,adahessian=0.15 --seeds 1,2,3 --out out/runs
+  adahessian train --resume out/runs
+
+With --seeds or --optimizers, train runs every optimizer with every seed on the same data and
+schedule and prints a table of mean +- std per optimizer (test accuracy, or bits per character
+on text; test loss, final train loss, s/epoch); --json prints {settings, rows, runs, ...}, whose
+"rows" are the table's rows.`,
   );
   cmd.action(async (flags: TrainFlags) => {
     const io = ctx.io(flags);
     const { json: _json, quiet: _quiet, ...rest } = flags;
-    const options: TrainOptions = { ...rest, signal: ctx.signal };
+    if (isTrainMany(rest)) {
+      const result = await trainMany({ ...rest, signal: ctx.signal }, io);
+      if (result.interrupted) ctx.exitCode = 130;
+      if (io.json) io.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+      else say(io, trainManyTable(result));
+      return;
+    }
+    const { optimizers: _optimizers, seeds: _seeds, ...single } = rest;
+    const options: TrainOptions = { ...single, signal: ctx.signal };
     if (flags.resume === undefined) {
-      resolveTrainConfig(rest); // bad settings fail before a backend loads
+      resolveTrainConfig(single); // bad settings fail before a backend loads
       // No --backend: the fastest path available (a resumed run keeps its checkpoint's backend).
       Object.assign(options, await prepareBackend(flags.backend, flags.native, io));
     }
@@ -159,4 +195,33 @@ export function trainSummary(result: TrainResult): string {
 export function scheduleText(c: { schedule: string; warmupSteps: number }): string {
   if (c.schedule === 'constant' && c.warmupSteps === 0) return '';
   return `, ${c.schedule}${c.warmupSteps > 0 ? `, warm-up ${c.warmupSteps}` : ''}`;
+}
+
+/** The table of `train --seeds/--optimizers`: one row per optimizer, mean +- std over seeds. */
+export function trainManyTable(result: TrainManyResult): string {
+  const s = result.settings;
+  const text = s.dataset === 'text';
+  const lines = [
+    `${s.model} / ${s.dataset}, ${s.epochs} epoch(s), batch ${s.batchSize}${scheduleText(s)}, ${s.backend}; ` +
+      `mean +- std over seeds ${s.seeds.join(',')}:`,
+    formatTable(
+      ['optimizer', 'lr', 'seeds', mainHeader(text), 'test loss', 'train loss', 's/epoch'],
+      result.rows.map((r) => [
+        r.optimizer,
+        String(r.lr),
+        r.seeds,
+        mainResult(r, text),
+        r.testLossMean,
+        r.trainLossMean,
+        r.secondsPerEpochMean,
+      ]),
+      { digits: [undefined, undefined, 0, undefined, 4, 4, 1] },
+    ),
+  ];
+  const dirs = result.runs.filter((r) => r.dir !== undefined);
+  if (dirs.length > 0) {
+    lines.push('', ...dirs.map((r) => `${r.dir}${r.reused ? ' (finished earlier)' : ''}`));
+  }
+  if (result.files.runs !== undefined) lines.push(`wrote ${result.files.runs}`);
+  return lines.join('\n');
 }
