@@ -1,0 +1,191 @@
+/**
+ * The choice per op between a JS loop and an ONNX Runtime call (src/native/kernels/): each op at
+ * the transformer's sizes, as our JS kernel's loop and as a one-node ONNX graph (one thread,
+ * output array preallocated for both), interleaved call by call; median microseconds per call
+ * and JS / ONNX. Also the crossover of a same-shape Add (MIN_ELEMENTWISE_SIZE).
+ *
+ *   npx tsx bench/speed/js-vs-onnx.ts [--reps 30]
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { OnnxGraph } from '../../src/native/onnx-model.js';
+import { loadOnnxRuntime, SessionCache } from '../../src/native/onnx-runtime.js';
+import { simplifyTranspose, transposeValues } from '../../src/native/kernels/transpose.js';
+
+const repsArg = process.argv.indexOf('--reps');
+const reps = repsArg >= 0 ? Number(process.argv[repsArg + 1]) : 30;
+
+const runtime = loadOnnxRuntime();
+if (runtime == null) throw new Error('onnxruntime-node is not available');
+const cache = new SessionCache(runtime, { threads: 1, cacheSize: 64, arenas: false });
+
+const random = (n: number) => Float32Array.from({ length: n }, () => Math.random() * 4 - 2);
+const unaryGraph = (op: string, shape: number[], attributes = {}): OnnxGraph => ({
+  nodes: [{ opType: op, inputs: ['x'], outputs: ['y'], attributes }],
+  inputs: [{ name: 'x', shape }],
+  outputs: [{ name: 'y', shape }],
+});
+
+interface Case {
+  name: string;
+  js: () => void;
+  onnx: () => void;
+}
+
+function unaryCase(name: string, op: string, shape: number[], loop: Loop): Case {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const x = random(n);
+  const out = new Float32Array(n);
+  const inputs = [{ data: x, shape }];
+  return {
+    name: `${name} [${shape}]`,
+    js: () => loop(x, out),
+    onnx: () =>
+      void cache.run(
+        `${op}|${shape}`,
+        () => unaryGraph(op, shape),
+        inputs,
+        () => out,
+      ),
+  };
+}
+
+type Loop = (x: Float32Array, out: Float32Array) => void;
+const expLoop: Loop = (x, out) => {
+  for (let i = 0; i < x.length; i++) out[i] = Math.exp(x[i]!);
+};
+const negLoop: Loop = (x, out) => {
+  for (let i = 0; i < x.length; i++) out[i] = -x[i]!;
+};
+const P = tf.backend_util.ERF_P;
+const [A1, A2, A3, A4, A5] = [
+  tf.backend_util.ERF_A1,
+  tf.backend_util.ERF_A2,
+  tf.backend_util.ERF_A3,
+  tf.backend_util.ERF_A4,
+  tf.backend_util.ERF_A5,
+];
+const erfLoop: Loop = (x, out) => {
+  for (let i = 0; i < x.length; i++) {
+    const xi = x[i]!;
+    const v = Math.abs(xi);
+    const t = 1.0 / (1.0 + P * v);
+    out[i] =
+      Math.sign(xi) * (1.0 - ((((A5 * t + A4) * t + A3) * t + A2) * t + A1) * t * Math.exp(-v * v));
+  }
+};
+const softmaxLoop =
+  (width: number): Loop =>
+  (x, out) => {
+    for (let offset = 0; offset < x.length; offset += width) {
+      let max = x[offset]!;
+      for (let j = 0; j < width; j++) {
+        const v = x[offset + j]!;
+        if (v !== v || v > max) max = v;
+      }
+      let sum = 0;
+      for (let j = 0; j < width; j++) {
+        const k = offset + j;
+        out[k] = x[k]! - max;
+        out[k] = Math.exp(out[k]!);
+        sum += out[k]!;
+      }
+      const total = Math.fround(sum);
+      for (let j = 0; j < width; j++) out[offset + j] = out[offset + j]! / total;
+    }
+  };
+
+function transposeCase(shape: number[], perm: number[]): Case {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const x = random(n);
+  const out = new Float32Array(n);
+  const simple = simplifyTranspose(shape, perm);
+  const outShape = perm.map((a) => shape[a]!);
+  return {
+    name: `Transpose [${shape}] by [${perm}]`,
+    js: () => transposeValues(x, out, simple.shape, simple.perm),
+    onnx: () =>
+      void cache.run(
+        `T|${shape}|${perm}`,
+        () => ({
+          nodes: [
+            {
+              opType: 'Transpose',
+              inputs: ['x'],
+              outputs: ['y'],
+              attributes: { perm: { kind: 'ints', value: perm } },
+            },
+          ],
+          inputs: [{ name: 'x', shape }],
+          outputs: [{ name: 'y', shape: outShape }],
+        }),
+        [{ data: x, shape }],
+        () => out,
+      ),
+  };
+}
+
+function addCase(n: number): Case {
+  const a = random(n);
+  const b = random(n);
+  const out = new Float32Array(n);
+  const shape = [n];
+  return {
+    name: `Add same shape [${n}]`,
+    js: () => {
+      for (let i = 0; i < n; i++) out[i] = a[i]! + b[i]!;
+    },
+    onnx: () =>
+      void cache.run(
+        `Add|${n}`,
+        () => ({
+          nodes: [{ opType: 'Add', inputs: ['a', 'b'], outputs: ['y'] }],
+          inputs: [
+            { name: 'a', shape },
+            { name: 'b', shape },
+          ],
+          outputs: [{ name: 'y', shape }],
+        }),
+        [
+          { data: a, shape },
+          { data: b, shape },
+        ],
+        () => out,
+      ),
+  };
+}
+
+const cases: Case[] = [
+  transposeCase([64, 2, 64, 32], [0, 2, 1, 3]),
+  transposeCase([64, 64, 2, 32], [0, 2, 1, 3]),
+  transposeCase([4096, 64], [1, 0]),
+  unaryCase('Softmax', 'Softmax', [64, 2, 64, 64], softmaxLoop(64)),
+  unaryCase('Exp', 'Exp', [64, 64, 128], expLoop),
+  unaryCase('Erf', 'Erf', [64, 64, 128], erfLoop),
+  unaryCase('Neg', 'Neg', [64, 64, 128], negLoop),
+  addCase(1024),
+  addCase(4096),
+  addCase(16384),
+  addCase(262144),
+];
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const load = (await import('node:os')).loadavg().map((l) => l.toFixed(2));
+console.log(`median us per call over ${reps} interleaved calls; load ${load.join(' ')}`);
+console.log('op | JS | ONNX Runtime | JS / ONNX');
+for (const c of cases) {
+  const js: number[] = [];
+  const onnx: number[] = [];
+  c.js();
+  c.onnx();
+  for (let i = 0; i < reps; i++) {
+    let t0 = performance.now();
+    c.js();
+    js.push((performance.now() - t0) * 1000);
+    t0 = performance.now();
+    c.onnx();
+    onnx.push((performance.now() - t0) * 1000);
+  }
+  const [j, o] = [median(js), median(onnx)];
+  console.log(`${c.name} | ${j.toFixed(0)} | ${o.toFixed(0)} | ${(j / o).toFixed(2)}`);
+}
+cache.dispose();
