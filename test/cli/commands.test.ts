@@ -186,6 +186,18 @@ describe('commands on tiny settings', () => {
       assert.ok(r.analysis.report.topEigenvalues!.eigenvalues.length === 1);
     }
     assert.match(comparisonTable(result.runs), /^adahessian\s+0\.15\s+\d+\.\d\d/m);
+    // --json prints the result: its rows are the table's, number for number.
+    const table = comparisonTable(result.runs).split('\n').slice(2);
+    assert.equal(result.rows.length, 2);
+    result.rows.forEach((r, i) => {
+      const run = result.runs[i]!;
+      assert.equal(r.topEigenvalue, run.analysis.report.topEigenvalues!.eigenvalues[0]);
+      assert.equal(r.trace, run.analysis.report.trace!.trace);
+      const cells = [r.testAccuracy * 100, r.testLoss, r.trainLoss, r.msPerStep, r.xAdam];
+      const shown = [2, 4, 4, 1, 2].map((d, j) => cells[j]!.toFixed(d));
+      shown.push(r.topEigenvalue!.toFixed(2), r.trace!.toFixed(1));
+      assert.deepEqual(table[i]!.trim().split(/\s+/), [r.optimizer, String(r.lr), ...shown]);
+    });
     const html = readFileSync(result.files.report, 'utf8');
     assert.match(html, /^<!DOCTYPE html>/);
     assert.equal((html.match(/<svg /g) ?? []).length, 6); // loss, accuracy, 2 x (density, layers)

@@ -82,8 +82,23 @@ export interface DemoRun {
   analysis: AnalysisOutcome;
 }
 
+/** One row of the comparison table: the printed table's, the report's and --json's. */
+export interface DemoRow {
+  optimizer: DemoRun['optimizer'];
+  lr: number;
+  testAccuracy: number;
+  testLoss: number;
+  trainLoss: number;
+  msPerStep: number;
+  xAdam: number;
+  topEigenvalue: number | null;
+  trace: number | null;
+}
+
 export interface DemoResult {
   settings: typeof DEMO_DEFAULTS & BackendChoice;
+  /** The comparison table's rows. */
+  rows: DemoRow[];
   runs: DemoRun[];
   seconds: number;
   files: { report: string; [name: string]: string };
@@ -161,16 +176,30 @@ export async function demo(options: DemoOptions, io: CliIo): Promise<DemoResult>
   for (const r of runs) r.xAdam = r.msPerStep / adam.msPerStep;
   const seconds = (performance.now() - started) / 1000;
   const files = writeDemoReport(s.out, s, runs, seconds);
-  return { settings: s, runs, seconds, files };
+  return { settings: s, rows: demoRows(runs), runs, seconds, files };
 }
 
 function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
+export function demoRows(runs: DemoRun[]): DemoRow[] {
+  return runs.map((r) => ({
+    optimizer: r.optimizer,
+    lr: r.lr,
+    testAccuracy: r.testAccuracy,
+    testLoss: r.testLoss,
+    trainLoss: r.trainLoss,
+    msPerStep: r.msPerStep,
+    xAdam: r.xAdam,
+    topEigenvalue: r.analysis.report.topEigenvalues?.eigenvalues[0] ?? null,
+    trace: r.analysis.report.trace?.trace ?? null,
+  }));
+}
+
 /** One row per optimizer, in the columns both the printed table and the report show. */
 function comparisonRows(runs: DemoRun[]): (string | number | null)[][] {
-  return runs.map((r) => [
+  return demoRows(runs).map((r) => [
     r.optimizer,
     String(r.lr),
     r.testAccuracy * 100,
@@ -178,8 +207,8 @@ function comparisonRows(runs: DemoRun[]): (string | number | null)[][] {
     r.trainLoss,
     r.msPerStep,
     r.xAdam,
-    r.analysis.report.topEigenvalues?.eigenvalues[0] ?? null,
-    r.analysis.report.trace?.trace ?? null,
+    r.topEigenvalue,
+    r.trace,
   ]);
 }
 
