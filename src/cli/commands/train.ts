@@ -1,4 +1,7 @@
-/** `adahessian train`: train a model with one optimizer; metrics, model and checkpoints in --out. */
+/**
+ * `adahessian train`: train a model with one optimizer; metrics, model and checkpoints in --out.
+ * With --seeds or --optimizers: one run per optimizer and seed, a table of mean +- std (train-many.ts).
+ */
 import { Command, Option } from 'commander';
 import { OPTIMIZER_NAMES } from '../../optimizers/index.js';
 import {
@@ -41,9 +44,11 @@ interface TrainFlags extends OutputFlags, TrainSettings {
 
 export function trainCommand(ctx: CliContext): Command {
   const cmd = new Command('train')
-    .summary('train a model with one optimizer (metrics, model, checkpoints; --resume)')
+    .summary(
+      'train a model (metrics, model, checkpoints; --resume); --seeds/--optimizers: one run each, mean +- std',
+    )
     .description(
-      'Train a model with one optimizer. With --out DIR: metrics per epoch (metrics.json, metrics.csv), the final model (model/model.json, TF.js format) and a checkpoint (checkpoint.json, written atomically); --resume DIR continues an interrupted run to the same weights.',
+      'Train a model with one optimizer. With --out DIR: metrics per epoch (metrics.json, metrics.csv), the final model (model/model.json, TF.js format) and a checkpoint (checkpoint.json, written atomically); --resume DIR continues an interrupted run to the same weights. --seeds and --optimizers train one run per optimizer and seed and print mean +- std per optimizer.',
     )
     .helpOption('-h, --help', 'show help for train');
   addModelOption(cmd);
