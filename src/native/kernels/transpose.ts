@@ -1,17 +1,18 @@
 /**
- * Transpose (any permutation) as a typed-array JS copy. TF.js's cpu kernel converts every
- * output index to coordinates and back through generic helpers (~100 ns an element here: the
- * attention's head split and merge, [64, 2, 64, 32] <-> [64, 64, 2, 32], took 20-60 ms a call);
- * a strided copy with the innermost loop specialised takes ~1 ms. It also beat ONNX Runtime's
- * Transpose on these shapes (no call, no graph; measured in bench/speed/profile-step.ts's step
- * and the comparison in docs/PERFORMANCE.md), so no graph is used.
+ * Transpose (any permutation). TF.js's cpu kernel converts every output index to coordinates
+ * and back through generic helpers (~100 ns an element here: the attention's head split and
+ * merge, [64, 2, 64, 32] <-> [64, 64, 2, 32], took 20-60 ms a call). Large transposes go to
+ * ONNX Runtime's Transpose (0.3 ms for [4096, 64] and for [64, 64, 2, 32] by [0, 2, 1, 3]; a
+ * JS copy took 0.5-0.7 ms, though 0.5 against 0.8 ms the other way round: bench/speed/js-vs-onnx.ts),
+ * small ones (below 4096 elements, where a call's ~20 us dominates) are a JS strided copy.
  *
  * The shapes are simplified first: size-1 axes dropped and input axes that stay adjacent and in
  * order under the permutation merged, so [64, 2, 64, 32] by [0, 2, 1, 3] is a copy of 32-float
  * rows in a [64][64][2] order, and a 2-D transpose is blocked so both sides stay in cache.
- * Bit for bit TF.js's result (a copy); any dtype stored as a Float32Array.
+ * Both paths copy: bit for bit TF.js's result.
  */
-import type { DirectKernel } from './types.js';
+import * as tf from '@tensorflow/tfjs';
+import { ints, type DirectKernel, type NativeKernel, type NativePlan } from './types.js';
 
 /** The input's shape and the permutation with size-1 axes dropped and runs merged. */
 export function simplifyTranspose(
@@ -105,18 +106,46 @@ export function transposeValues(
   else transposeNd(x, out, shape, perm);
 }
 
-export const transposeKernel: DirectKernel = {
+/** From this many elements, ONNX Runtime's Transpose (see the top of the file). */
+export const ONNX_TRANSPOSE_FROM = 4096;
+
+export const transposeKernel: DirectKernel & { plan: NativeKernel['plan'] } = {
   kernelName: 'Transpose',
   run(inputs, attrs, backend, buffers) {
     const x = inputs['x']!;
-    if (x.dtype !== 'float32') return null;
+    const n = tf.util.sizeFromShape(x.shape);
+    if (x.dtype !== 'float32' || n >= ONNX_TRANSPOSE_FROM) return null;
     const perm = attrs['perm'] as number[];
     const outShape = perm.map((axis) => x.shape[axis]!);
-    const n = outShape.reduce((a, b) => a * b, 1);
     const values = buffers.read(backend, x.dataId);
     const out = buffers.take(n);
     const simple = simplifyTranspose(x.shape, perm);
     transposeValues(values, out, simple.shape, simple.perm);
     return buffers.output(backend, outShape, out);
+  },
+  plan(inputs, attrs): NativePlan | null {
+    const x = inputs['x']!;
+    if (x.dtype !== 'float32' || tf.util.sizeFromShape(x.shape) < ONNX_TRANSPOSE_FROM) return null;
+    const perm = attrs['perm'] as number[];
+    const outShape = perm.map((axis) => x.shape[axis]!);
+    // The simplified shapes: fewer axes for ONNX Runtime to walk, same data.
+    const simple = simplifyTranspose(x.shape, perm);
+    const inShape = simple.shape.length > 0 ? simple.shape : [1];
+    const simplePerm = simple.shape.length > 0 ? simple.perm : [0];
+    const flatOut = simplePerm.map((axis) => inShape[axis]!);
+    const key = `Transpose|[${inShape.join(',')}]|${simplePerm.join(',')}`;
+    const build = () => ({
+      nodes: [
+        {
+          opType: 'Transpose',
+          inputs: ['x'],
+          outputs: ['y'],
+          attributes: { perm: ints(simplePerm) },
+        },
+      ],
+      inputs: [{ name: 'x', shape: inShape }],
+      outputs: [{ name: 'y', shape: flatOut }],
+    });
+    return { key, build, inputs: [x], inputShapes: [inShape], outShape };
   },
 };
