@@ -60,13 +60,9 @@ function sumRows(x: Float32Array, out: Float32Array, reduceSize: number): void {
 
 function meanRows(x: Float32Array, out: Float32Array, reduceSize: number): void {
   // TF.js's Mean is Sum(x / n): each quotient rounded to float32 before it is added.
-  const quotient = new Float32Array(1);
   for (let i = 0, offset = 0; i < out.length; i++, offset += reduceSize) {
     let sum = 0;
-    for (let j = 0; j < reduceSize; j++) {
-      quotient[0] = x[offset + j]! / reduceSize;
-      sum += quotient[0]!;
-    }
+    for (let j = 0; j < reduceSize; j++) sum += Math.fround(x[offset + j]! / reduceSize);
     out[i] = sum;
   }
 }
