@@ -21,7 +21,8 @@ import torch.nn.functional as F
 
 
 class UpdateEach(torch.optim.Optimizer):
-    """davda54/ada-hessian ada_hessian.py (commit 5e1bebc), z taken from `probes`."""
+    """davda54/ada-hessian ada_hessian.py (commit 5e1bebc), z taken from `probes`, v's update
+    in a method of its own (second_moment) so that Reuse can change it alone."""
 
     def __init__(self, params, probes, lr=0.1, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  hessian_power=1.0, update_each=1, n_samples=1, average_conv_kernel=False):
@@ -86,45 +87,33 @@ class UpdateEach(torch.optim.Optimizer):
                 beta1, beta2 = group['betas']
                 state['step'] += 1
                 exp_avg.mul_(beta1).add_(p.grad, alpha=1 - beta1)
-                exp_hessian_diag_sq.mul_(beta2).addcmul_(p.hess, p.hess, value=1 - beta2)
                 bias_correction1 = 1 - beta1 ** state['step']
-                bias_correction2 = 1 - beta2 ** state['step']
+                bias_correction2 = self.second_moment(state, p, beta2)  # (inlined in the original)
                 k = group['hessian_power']
                 denom = (exp_hessian_diag_sq / bias_correction2).pow_(k / 2).add_(group['eps'])
                 step_size = group['lr'] / bias_correction1
                 p.addcdiv_(exp_avg, denom, value=-step_size)
 
+    def second_moment(self, state, p, beta2):
+        """Feeds the stored diagonal into v; returns v's bias correction, counted in steps."""
+        state['exp_hessian_diag_sq'].mul_(beta2).addcmul_(p.hess, p.hess, value=1 - beta2)
+        return 1 - beta2 ** state['step']
+
 
 class Reuse(UpdateEach):
-    """The same, except that v and its bias-correction count move only on Hessian steps."""
+    """The same, except that v and its bias-correction count n move only on Hessian steps."""
 
     @torch.no_grad()
     def step(self, closure=None):
-        hessian = self.hessian_due()
-        self.zero_hessian()
-        self.set_hessian()
-        for group in self.param_groups:
-            for p in group['params']:
-                if self.average_conv_kernel and p.dim() == 4 and hessian:
-                    p.hess = torch.abs(p.hess).mean(dim=[0, 1], keepdim=True).expand_as(p.hess).clone()
-                state = self.state[p]
-                if len(state) == 1:
-                    state['step'] = 0
-                    state['n'] = 0
-                    state['exp_avg'] = torch.zeros_like(p.data)
-                    state['exp_hessian_diag_sq'] = torch.zeros_like(p.data)
-                exp_avg, exp_hessian_diag_sq = state['exp_avg'], state['exp_hessian_diag_sq']
-                beta1, beta2 = group['betas']
-                state['step'] += 1
-                exp_avg.mul_(beta1).add_(p.grad, alpha=1 - beta1)
-                if hessian:
-                    state['n'] += 1
-                    exp_hessian_diag_sq.mul_(beta2).addcmul_(p.hess, p.hess, value=1 - beta2)
-                bias_correction1 = 1 - beta1 ** state['step']
-                bias_correction2 = 1 - beta2 ** state['n']
-                k = group['hessian_power']
-                denom = (exp_hessian_diag_sq / bias_correction2).pow_(k / 2).add_(group['eps'])
-                p.addcdiv_(exp_avg, denom, value=-group['lr'] / bias_correction1)
+        self.hessian_now = self.hessian_due()
+        super().step(closure)
+
+    def second_moment(self, state, p, beta2):
+        state.setdefault('n', 0)
+        if self.hessian_now:
+            state['n'] += 1
+            state['exp_hessian_diag_sq'].mul_(beta2).addcmul_(p.hess, p.hess, value=1 - beta2)
+        return 1 - beta2 ** state['n']
 
 
 def tensor(t):
