@@ -59,11 +59,26 @@ function compareClosely(label: string, f: () => tf.Tensor, minCalls = 1): void {
   compareWith(label, f, minCalls, closeToFloat32);
 }
 
+/**
+ * For sums of terms that may cancel (batch norm's offset + normalised value): within a few
+ * float32 ulps of the output's largest finite magnitude.
+ */
+function compareToScale(label: string, f: () => tf.Tensor, minCalls = 1): void {
+  compareWith(label, f, minCalls, same, (want) => {
+    let scale = 0;
+    for (const v of want) if (Number.isFinite(v)) scale = Math.max(scale, Math.abs(v));
+    return (got, w) => same(got, w) || Math.abs(got - w) <= 8 * 2 ** -24 * scale;
+  });
+}
+
 function compareWith(
   label: string,
   f: () => tf.Tensor,
   minCalls: number,
-  agree: (got: number, want: number) => boolean,
+  agreeElement: (got: number, want: number) => boolean,
+  agreeWith?: (
+    want: Float32Array | Int32Array | Uint8Array,
+  ) => (got: number, want: number) => boolean,
 ): void {
   disableNativeKernels();
   const start = tf.memory().numTensors;
@@ -82,6 +97,7 @@ function compareWith(
   assert.deepEqual(actual.shape, want.shape, `${label}: shape`);
   assert.equal(actual.dtype, want.dtype, `${label}: dtype`);
   const got = actual.dataSync();
+  const agree = agreeWith?.(want.data) ?? agreeElement;
   for (let i = 0; i < got.length; i++) {
     if (!agree(got[i]!, want.data[i]!)) {
       assert.fail(`${label}: element ${i} is ${got[i]}, TF.js gives ${want.data[i]}`);
@@ -359,3 +375,37 @@ describe(
     });
   },
 );
+
+describe('FusedBatchNorm as an ONNX graph (cpu)', { skip: unavailable || false }, () => {
+  before(async () => onBackend('cpu'));
+  after(() => disableNativeKernels());
+
+  it('matches TF.js to float32 rounding: per-channel, full-size (LayerNorm), no scale or offset', () => {
+    const r = mulberry32(31);
+    const shape = [2, 9, 11, 48];
+    const n = tf.util.sizeFromShape(shape);
+    const x = tf.tensor(values(r, n, true), shape);
+    const positive = (s: number[]) =>
+      tf.tensor(
+        values(r, tf.util.sizeFromShape(s), false).map((v) => Math.abs(v)),
+        s,
+      );
+    for (const p of [[48], [1, 1, 1, 48], [9, 11, 48], shape]) {
+      const [mean, scale, offset] = [0, 1, 2].map(() =>
+        tf.tensor(values(r, tf.util.sizeFromShape(p), false), p),
+      );
+      const variance = positive(p);
+      compareToScale(`batchNorm params [${p}]`, () =>
+        tf.batchNorm(x, mean!, variance, offset, scale, 1e-3),
+      );
+      compareToScale(`batchNorm params [${p}] without scale and offset`, () =>
+        tf.batchNorm(x, mean!, variance),
+      );
+      tf.dispose([mean!, scale!, offset!, variance]);
+    }
+    // TF.js cycles [11, 1] over the flat values, which is not broadcasting: left to TF.js.
+    const odd = tf.tensor(values(r, 11, false), [11, 1]);
+    compareToScale('batchNorm params [11, 1]: TF.js', () => tf.batchNorm(x, odd, tf.abs(odd)), 0);
+    tf.dispose([x, odd]);
+  });
+});

@@ -22,6 +22,7 @@ import { maxPoolGradKernel, maxPoolGradTransposeKernel } from './max-pool-grad.j
 import { avgPoolKernel, maxPoolKernel } from './pool.js';
 import { maxKernel, meanKernel, sumKernel } from './reduce.js';
 import { COMPARE_KERNELS } from './compare.js';
+import { fusedBatchNormKernel } from './fused-batch-norm.js';
 import { gatherKernel } from './gather.js';
 import { softmaxKernel } from './softmax.js';
 import { tileKernel } from './tile.js';
@@ -59,6 +60,7 @@ export const NATIVE_KERNELS: readonly (NativeKernel | DirectKernel)[] = [
   maxKernel,
   ...COMPARE_KERNELS,
   gatherKernel,
+  fusedBatchNormKernel,
 ];
 
 export type { DirectKernel, KernelBuffers, NativeKernel, NativePlan } from './types.js';
