@@ -9,7 +9,12 @@
  *   npx tsx bench/speed/step-graph.ts                      # defaults below, 3 rounds of 3 steps
  *   npx tsx bench/speed/step-graph.ts --rounds 5 --steps 2 --optimization basic --threads 2
  *   npx tsx bench/speed/step-graph.ts --d 16 --context 8 --vocab 11 --batch 4   # tiny
+ *
+ * At the default sizes, PyTorch's twin (bench/speed/torch_step.py, Debian's python3-torch, the
+ * same thread count) runs in the same rounds; --no-torch leaves it out.
  */
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import * as tf from '@tensorflow/tfjs';
 import {
   adahessian,
@@ -83,7 +88,39 @@ const ahGraph = adahessian({ hessianEvery: 1, seed: 1, learningRate: 1e-4 });
 const adamOps = tf.train.adam(1e-4);
 const adamGraph = tf.train.adam(1e-4);
 
-type Config = { name: string; step: () => void };
+/** PyTorch's twin (torch_step.py) on the same thread count, at the default sizes only. */
+const isDefault = d === 64 && context === 64 && vocab === 96;
+const torch = isDefault && !process.argv.includes('--no-torch') ? startTorch() : null;
+function startTorch() {
+  const script = new URL('./torch_step.py', import.meta.url).pathname;
+  const n = String(threads);
+  const child = spawn('/usr/bin/python3', ['-W', 'ignore', script], {
+    stdio: 'pipe',
+    env: { ...process.env, OPENBLAS_NUM_THREADS: n, OMP_NUM_THREADS: n, MKL_NUM_THREADS: n },
+  });
+  child.stderr.on('data', (b: Buffer) => process.stderr.write(`[torch] ${b.toString()}`));
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  return {
+    async request(req: object): Promise<Record<string, unknown>> {
+      child.stdin.write(`${JSON.stringify(req)}\n`);
+      const { value, done } = await lines.next();
+      if (done) throw new Error('the PyTorch reference exited');
+      return JSON.parse(value as string) as Record<string, unknown>;
+    },
+    close: () => child.stdin.end(),
+  };
+}
+if (torch) {
+  const info = await torch.request({ threads });
+  const theirs = (await torch.request({ count: 'transformer' }))['parameters'];
+  console.log(
+    `PyTorch ${String(info['version'])} on ${String(info['threads'])} thread(s); twin parameters ${String(theirs)}`,
+  );
+  if (theirs !== params)
+    throw new Error(`the twin has ${String(theirs)} parameters, ours ${params}`);
+}
+
+type Config = { name: string; step: () => void | Promise<void> };
 const configs: Config[] = [
   { name: 'AdaHessian f=1, op by op', step: () => void ahOps.minimize(nextStepFn(), false, vars) },
   {
@@ -107,6 +144,15 @@ const configs: Config[] = [
     },
   },
 ];
+const torchStep = (optimizer: string) => async () => {
+  const r = await torch!.request({ model: 'transformer', optimizer, batch, steps: 1 });
+  torchMs.push({ optimizer, ms: r['ms'] as number });
+};
+const torchMs: { optimizer: string; ms: number }[] = [];
+if (torch) {
+  configs.push({ name: 'AdaHessian f=1, PyTorch', step: torchStep('adahessian-f1') });
+  configs.push({ name: 'first order (Adam), PyTorch', step: torchStep('adam') });
+}
 let pending = null as (() => void) | null;
 function nextStepFn(): () => tf.Scalar {
   pending?.();
@@ -122,7 +168,7 @@ console.log(
 const t0 = performance.now();
 for (const c of configs) {
   const ts = performance.now();
-  for (let i = 0; i < 3; i++) c.step(); // two captures, then the compiled graph's first run
+  for (let i = 0; i < 3; i++) await c.step(); // two captures, then the compiled graph's first run
   console.log(`warm-up ${c.name}: ${((performance.now() - ts) / 3).toFixed(0)} ms/step`);
 }
 const warm = graphs.status();
@@ -134,7 +180,7 @@ const times = new Map<string, number[]>(configs.map((c) => [c.name, []]));
 for (let r = 0; r < rounds; r++) {
   for (const c of configs) {
     const ts = performance.now();
-    for (let i = 0; i < steps; i++) c.step();
+    for (let i = 0; i < steps; i++) await c.step();
     times.get(c.name)!.push((performance.now() - ts) / steps);
   }
 }
@@ -154,6 +200,23 @@ const ratio = (a: string, b: string) => (med.get(a)! / med.get(b)!).toFixed(2);
 console.log(
   `op by op / replayed: AdaHessian ${ratio('AdaHessian f=1, op by op', 'AdaHessian f=1, replayed')}, first order ${ratio('first order (Adam), op by op', 'first order (Adam), replayed')}`,
 );
+if (torch) {
+  // PyTorch's own timing of its steps (without the pipe), medians over rounds.
+  const their = (o: string, name: string) => {
+    const v = torchMs.filter((t) => t.optimizer === o).map((t) => t.ms);
+    med.set(name, median(v.slice(-rounds * steps)));
+  };
+  their('adahessian-f1', 'AdaHessian f=1, PyTorch');
+  their('adam', 'first order (Adam), PyTorch');
+  console.log(
+    `PyTorch's own step times (medians): AdaHessian ${med.get('AdaHessian f=1, PyTorch')!.toFixed(1)} ms, Adam ${med.get('first order (Adam), PyTorch')!.toFixed(1)} ms`,
+  );
+  console.log(
+    `ours / PyTorch: AdaHessian op by op ${ratio('AdaHessian f=1, op by op', 'AdaHessian f=1, PyTorch')}, replayed ${ratio('AdaHessian f=1, replayed', 'AdaHessian f=1, PyTorch')}; ` +
+      `Adam op by op ${ratio('first order (Adam), op by op', 'first order (Adam), PyTorch')}, replayed ${ratio('first order (Adam), replayed', 'first order (Adam), PyTorch')}`,
+  );
+  torch.close();
+}
 const end = graphs.status();
 console.log(
   `replays ${end.replays}, op-by-op steps of the replayed configs ${end.opByOp}; replay time split: stubbed forward ` +

@@ -43,7 +43,10 @@ export function buildStepGraph(recording: Recording, outputs: GraphOutput[]): Bu
     for (const input of call.inputs) need(input.ref);
   }
 
-  const baseName = (ref: ValueRef) => (ref.kind === 'value' ? `v${ref.index}` : `e${ref.index}`);
+  /** Identities (TF.js clones a tensor it saves for the gradient) are names, not nodes. */
+  const aliasOf = new Map<number, string>();
+  const baseName = (ref: ValueRef) =>
+    ref.kind === 'value' ? (aliasOf.get(ref.index) ?? `v${ref.index}`) : `e${ref.index}`;
   const shapeOf = (ref: ValueRef) =>
     ref.kind === 'value' ? values[ref.index]!.shape : externals[ref.index]!.shape;
   const constant = (key: string, make: () => OnnxTensorInitializer): string => {
@@ -122,6 +125,12 @@ export function buildStepGraph(recording: Recording, outputs: GraphOutput[]): Bu
     if (call.outputs.length !== 1) {
       throw new StepGraphRefusal(`${call.kernelName} has ${call.outputs.length} outputs`);
     }
+    const first = call.inputs[0];
+    const sameDtype = first != null && call.attrs['dtype'] === first.dtype;
+    if ((call.kernelName === 'Identity' || (call.kernelName === 'Cast' && sameDtype)) && first) {
+      aliasOf.set(call.outputs[0]!, nameIn(first.ref, first.shape));
+      return;
+    }
     rule(ctx);
   });
 
@@ -147,10 +156,131 @@ export function buildStepGraph(recording: Recording, outputs: GraphOutput[]): Bu
     nodes.push({ opType: 'Identity', inputs: [nameIn(o.ref, o.shape)], outputs: [`out${k}`] });
     return { name: `out${k}`, shape: o.shape, dtype };
   });
+  const shapes = new Map<string, number[]>();
+  values.forEach((v, i) => shapes.set(`v${i}`, v.shape));
+  externals.forEach((e, i) => shapes.set(`e${i}`, e.shape));
+  for (const [key, name] of reshaped)
+    shapes.set(name, key.split('|')[1]!.split(',').filter(Boolean).map(Number));
+  const finalNodes = broadcastInsteadOfTile(nodes, shapes, tensorInitializers);
+  const used = new Set(finalNodes.flatMap((n) => n.inputs));
   return {
-    graph: { nodes, inputs, outputs: graphOutputs, tensorInitializers },
+    graph: {
+      nodes: finalNodes,
+      inputs,
+      outputs: graphOutputs,
+      // Those no node reads any more (a dropped Tile's repeats), which ONNX Runtime warns of.
+      tensorInitializers: tensorInitializers.filter((i) => used.has(i.name)),
+    },
     inputExternals,
-    nodeCount: nodes.length,
+    nodeCount: finalNodes.length,
     keptCalls: kept.filter(Boolean).length,
   };
+}
+
+const UNARY = new Set([
+  'Neg',
+  'Sqrt',
+  'Reciprocal',
+  'Exp',
+  'Log',
+  'Erf',
+  'Abs',
+  'Relu',
+  'Identity',
+]);
+
+/** numpy's broadcast of shapes, or null when they do not broadcast. */
+function broadcastShape(shapes: readonly (readonly number[])[]): number[] | null {
+  const rank = Math.max(...shapes.map((s) => s.length));
+  const out: number[] = [];
+  for (let a = 0; a < rank; a++) {
+    let d = 1;
+    for (const s of shapes) {
+      const k = s[s.length - rank + a] ?? 1;
+      if (k !== 1 && d !== 1 && k !== d) return null;
+      if (k !== 1) d = k;
+    }
+    out.push(d);
+  }
+  return out;
+}
+
+/** Element-wise ops that broadcast their inputs as numpy does. */
+const BROADCASTING = new Set([
+  'Add',
+  'Sub',
+  'Mul',
+  'Div',
+  'Pow',
+  'Max',
+  'Min',
+  'Where',
+  'Equal',
+  'Greater',
+  'Less',
+]);
+
+/**
+ * TF.js's gradients of sums and means broadcast with Tile (a full-size copy); where every
+ * reader of a Tile's output is an element-wise op whose other operands already have the full
+ * shape, the untiled tensor is read instead (numpy broadcasting gives the same values) and the
+ * Tile goes.
+ */
+function broadcastInsteadOfTile(
+  nodes: OnnxNode[],
+  shapes: Map<string, number[]>,
+  initializers: OnnxTensorInitializer[],
+): OnnxNode[] {
+  const repeats = new Map(initializers.map((i) => [i.name, i]));
+  // Shapes of the rules' intermediates, where element-wise ops make them easy to infer.
+  for (const node of nodes) {
+    const out = node.outputs[0]!;
+    if (shapes.has(out)) continue;
+    const ins = node.inputs.map(
+      (n) => shapes.get(n) ?? (repeats.get(n)?.dims as number[] | undefined),
+    );
+    if (ins.some((x) => x == null)) continue;
+    if (BROADCASTING.has(node.opType)) shapes.set(out, broadcastShape(ins as number[][])!);
+    else if (UNARY.has(node.opType)) shapes.set(out, ins[0]!);
+  }
+  const readers = new Map<string, OnnxNode[]>();
+  for (const node of nodes) {
+    for (const input of node.inputs) readers.set(input, [...(readers.get(input) ?? []), node]);
+  }
+  const dropped = new Set<OnnxNode>();
+  for (const node of nodes) {
+    if (node.opType !== 'Tile') continue;
+    const [x, repsName] = node.inputs as [string, string];
+    const out = node.outputs[0]!;
+    const xShape = shapes.get(x);
+    const outShape = shapes.get(out);
+    const reps = repeats.get(repsName);
+    if (xShape == null || outShape == null || reps == null || xShape.length !== outShape.length)
+      continue;
+    const r = Array.from(
+      new BigInt64Array(reps.raw.buffer, reps.raw.byteOffset, reps.raw.byteLength / 8),
+      Number,
+    );
+    if (!r.every((k, a) => k === 1 || xShape[a] === 1)) continue;
+    const users = readers.get(out) ?? [];
+    // Each reader's result must keep its shape when it reads x instead.
+    const sameResult = (u: OnnxNode) => {
+      const withOut = u.inputs.map((n) => shapes.get(n) ?? repeats.get(n)?.dims);
+      const withX = u.inputs.map((n) =>
+        n === out ? xShape : (shapes.get(n) ?? repeats.get(n)?.dims),
+      );
+      if (withOut.some((x) => x == null)) return false;
+      const a = broadcastShape(withOut as number[][]);
+      const b = broadcastShape(withX as number[][]);
+      return a != null && b != null && a.join(',') === b.join(',');
+    };
+    const ok = users.length > 0 && users.every((u) => BROADCASTING.has(u.opType) && sameResult(u));
+    if (!ok) continue;
+    for (const u of users)
+      (u as unknown as { inputs: string[] }).inputs = u.inputs.map((name) =>
+        name === out ? x : name,
+      );
+    dropped.add(node);
+  }
+  return nodes.filter((n) => !dropped.has(n));
 }

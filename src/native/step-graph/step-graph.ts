@@ -59,6 +59,8 @@ export interface StepGraphOptions {
   optimization?: 'disabled' | 'basic' | 'extended' | 'all';
   /** Compiled graphs kept per compiler (default 4); the oldest is dropped beyond. */
   maxGraphs?: number;
+  /** ONNX Runtime's per-node profile into files with this prefix (a benchmark's tool). */
+  profilePrefix?: string;
   /** Told why a step ran op by op or was not compiled (default: nothing). */
   debug?: (reason: string) => void;
 }
@@ -93,6 +95,7 @@ type OrtSession = {
   loadModel(buffer: ArrayBuffer, byteOffset: number, byteLength: number, options: object): void;
   run(feeds: Record<string, OrtTensor>, fetches: Record<string, OrtTensor>, options: object): void;
   dispose(): void;
+  endProfiling?(): string;
 };
 
 interface ReadBackend {
@@ -119,8 +122,8 @@ interface CompiledEntry<E> {
   outputShapes: number[][];
   /** Per forward call: its attributes as JSON, for the stub's check. */
   attrsJson: string[];
-  /** Prior externals by their first read: call -> [input slot, external index]. */
-  reads: Map<number, [number, number][]>;
+  /** Replayed only once a second capture matched the one it was built from. */
+  confirmed: boolean;
 }
 
 /** The body of a step: runs `forward` (the loss function, counted) once and returns tensors. */
@@ -134,7 +137,6 @@ class ForwardMismatch extends Error {}
  */
 export class StepGraphCompiler<E> {
   private readonly entries: CompiledEntry<E>[] = [];
-  private pending: Capture<E> | null = null;
   private refused = new Set<string>();
   readonly status: StepGraphStatus = {
     captures: 0,
@@ -152,24 +154,34 @@ export class StepGraphCompiler<E> {
   constructor(private readonly options: StepGraphOptions = {}) {}
 
   /**
-   * One step: `body(f)` op by op, or its outputs replayed from a compiled graph when this
-   * step's forward pass matches one. `probes` are the step's random inputs (graph inputs).
+   * One step: its outputs replayed from a confirmed graph when this step's forward pass
+   * matches one; else `body(f)` op by op, captured, and (when a graph of it exists or can be
+   * built, and agrees with op by op) the graph's outputs for this step, so that every step of
+   * one shape gets the graph's rounding from its first on (a resumed run matches an
+   * uninterrupted one). `probes` are the step's random inputs (graph inputs).
    */
   run(f: () => tf.Scalar, probes: tf.Tensor[], body: StepBody<E>): StepResult<E> {
     for (const entry of this.entries) {
-      const replayed = this.tryReplay(entry, f, probes);
-      if (replayed != null) {
-        this.status.replays++;
-        return { outputs: replayed, extra: entry.capture.extra, replayed: true };
-      }
+      if (!entry.confirmed) continue;
+      const t0 = performance.now();
+      const feeds = this.stubForward(entry, f);
+      this.status.stubMs += performance.now() - t0;
+      if (feeds == null) continue;
+      this.status.replays++;
+      return {
+        outputs: this.runGraph(entry, feeds, probes),
+        extra: entry.capture.extra,
+        replayed: true,
+      };
     }
     return this.opByOp(f, probes, body);
   }
 
   dispose(): void {
+    if (this.options.profilePrefix != null)
+      for (const e of this.entries) e.session.endProfiling?.();
     for (const e of this.entries) e.session.dispose();
     this.entries.length = 0;
-    this.pending = null;
   }
 
   private note(reason: string): void {
@@ -184,27 +196,86 @@ export class StepGraphCompiler<E> {
       const { outputs, extra } = body(f);
       return { outputs, extra, replayed: false };
     }
-    let capture: Capture<E> | null = null;
-    let outputs: tf.Tensor[];
-    let extra: E;
+    let captured: ReturnType<StepGraphCompiler<E>['capture']>;
     try {
-      const captured = this.capture(f, probes, body);
-      ({ outputs, extra } = captured.result);
-      capture = captured.capture;
+      captured = this.capture(f, probes, body);
     } catch (e) {
       if (!(e instanceof StepGraphRefusal)) throw e;
       this.note(`not compiled: ${e.message}`);
-      ({ outputs, extra } = body(f));
+      const { outputs, extra } = body(f);
+      return { outputs, extra, replayed: false };
     }
-    if (capture != null) this.confirm(capture);
-    return { outputs, extra, replayed: false };
+    const { result, capture, feeds } = captured;
+    const entry = this.adopt(capture);
+    if (entry != null) {
+      const fromGraph = this.runGraph(entry, feeds, probes);
+      const differs = disagreement(fromGraph, result.outputs);
+      if (differs == null) {
+        tf.dispose(result.outputs);
+        return { outputs: fromGraph, extra: result.extra, replayed: false };
+      }
+      tf.dispose(fromGraph);
+      this.drop(entry, `not compiled: the graph's ${differs} (against op by op)`);
+    }
+    return { outputs: result.outputs, extra: result.extra, replayed: false };
+  }
+
+  /**
+   * The graph for this capture: a provisional one compiled now on first sight, confirmed when
+   * a second capture is identical (every call, data flow edge and made constant); null when
+   * it is refused.
+   */
+  private adopt(capture: Capture<E>): CompiledEntry<E> | null {
+    if (this.refused.has(capture.signature)) return null;
+    const entry = this.entries.find((e) => e.capture.signature === capture.signature);
+    if (entry != null) {
+      const changed = capture.recording.externals.findIndex(
+        (ext, i) =>
+          ext.origin === 'made' &&
+          !sameValues(ext.values!, entry.capture.recording.externals[i]!.values!),
+      );
+      if (changed >= 0) {
+        const ext = capture.recording.externals[changed]!;
+        this.drop(
+          entry,
+          `not compiled: a tensor made in JS during the step ([${ext.shape}] ${ext.dtype}) changed between steps`,
+        );
+        return null;
+      }
+      if (entry.confirmed) {
+        this.note(
+          'op by op: the compiled graph of this step did not replay (see the reason before)',
+        );
+      }
+      entry.confirmed = true;
+      return entry;
+    }
+    try {
+      return this.compile(capture);
+    } catch (e) {
+      if (!(e instanceof Error)) throw e;
+      this.refused.add(capture.signature);
+      this.note(`not compiled: ${e.message}`);
+      return null;
+    }
+  }
+
+  private drop(entry: CompiledEntry<E>, reason: string): void {
+    this.refused.add(entry.capture.signature);
+    this.entries.splice(this.entries.indexOf(entry), 1);
+    entry.session.dispose();
+    this.note(reason);
   }
 
   private capture(
     f: () => tf.Scalar,
     probes: tf.Tensor[],
     body: StepBody<E>,
-  ): { result: { outputs: tf.Tensor[]; extra: E }; capture: Capture<E> } {
+  ): {
+    result: { outputs: tf.Tensor[]; extra: E };
+    capture: Capture<E>;
+    feeds: Map<number, unknown>;
+  } {
     this.status.captures++;
     let forward: { start: number; end: number } | null = null;
     let forwardRuns = 0;
@@ -238,6 +309,12 @@ export class StepGraphCompiler<E> {
           );
         }
       });
+      // This step's inputs for the graph: read now, while the capture's data ids are known.
+      const backend = tf.backend() as unknown as ReadBackend;
+      const feeds = new Map<number, unknown>();
+      recording.externals.forEach((ext, i) => {
+        if (ext.origin === 'prior' && probeOf[i]! < 0) feeds.set(i, backend.readSync(ext.dataId!));
+      });
       for (const ext of recording.externals) delete ext.dataId;
       const signature = JSON.stringify({
         calls: recording.calls,
@@ -251,6 +328,7 @@ export class StepGraphCompiler<E> {
       return {
         result,
         capture: { recording, outputs, forward: fw, probeOf, extra: result.extra, signature },
+        feeds,
       };
     } catch (e) {
       tf.dispose(result.outputs);
@@ -258,42 +336,7 @@ export class StepGraphCompiler<E> {
     }
   }
 
-  /** Compiles when this capture equals the one before (structure and made constants). */
-  private confirm(capture: Capture<E>): void {
-    const previous = this.pending;
-    this.pending = capture;
-    if (previous == null) return;
-    if (previous.signature !== capture.signature) {
-      this.note('not compiled yet: the step differs from the one before (recording again)');
-      return;
-    }
-    const changed = capture.recording.externals.findIndex(
-      (ext, i) =>
-        ext.origin === 'made' && !sameValues(ext.values!, previous.recording.externals[i]!.values!),
-    );
-    if (changed >= 0) {
-      const ext = capture.recording.externals[changed]!;
-      this.note(
-        `not compiled: a tensor made in JS during the step ([${ext.shape}] ${ext.dtype}) changed between steps`,
-      );
-      return;
-    }
-    if (this.refused.has(capture.signature)) return;
-    if (this.entries.some((e) => e.capture.signature === capture.signature)) {
-      this.note('op by op: a compiled graph of this step did not replay (see the reason before)');
-      return;
-    }
-    try {
-      this.compile(capture);
-      this.pending = null;
-    } catch (e) {
-      if (!(e instanceof StepGraphRefusal) && !(e instanceof Error)) throw e;
-      this.refused.add(capture.signature);
-      this.note(`not compiled: ${e.message}`);
-    }
-  }
-
-  private compile(capture: Capture<E>): void {
+  private compile(capture: Capture<E>): CompiledEntry<E> {
     const t0 = performance.now();
     const built = buildStepGraph(capture.recording, capture.outputs);
     const runtime = loadOnnxRuntime()!;
@@ -304,46 +347,40 @@ export class StepGraphCompiler<E> {
       interOpNumThreads: 1,
       executionMode: 'sequential',
       graphOptimizationLevel: this.options.optimization ?? 'all',
+      ...(this.options.profilePrefix != null
+        ? { enableProfiling: true, profileFilePrefix: this.options.profilePrefix }
+        : {}),
+      logSeverityLevel: 3,
       enableCpuMemArena: true,
       enableMemPattern: true,
       extra: { session: { intra_op: { allow_spinning: '0' } } },
     });
-    const { calls, externals } = capture.recording;
-    const reads = new Map<number, [number, number][]>();
-    externals.forEach((ext, e) => {
-      if (ext.origin === 'made' || capture.probeOf[e]! >= 0) return;
-      const list = reads.get(ext.firstRead.call) ?? [];
-      list.push([ext.firstRead.input, e]);
-      reads.set(ext.firstRead.call, list);
-    });
     const { start, end } = capture.forward;
-    this.entries.push({
+    const entry: CompiledEntry<E> = {
       capture,
       session,
+      confirmed: false,
       inputExternals: built.inputExternals,
       outputShapes: capture.outputs.map((o) => o.shape),
-      attrsJson: calls.slice(start, end).map((c) => JSON.stringify(c.attrs)),
-      reads,
-    });
+      attrsJson: capture.recording.calls.slice(start, end).map((c) => JSON.stringify(c.attrs)),
+    };
+    this.entries.push(entry);
     while (this.entries.length > (this.options.maxGraphs ?? 4))
       this.entries.shift()!.session.dispose();
     this.status.compiled++;
     this.status.compileMs += performance.now() - t0;
     this.status.lastGraphNodes = built.nodeCount;
     this.status.lastGraphCalls = built.keptCalls;
+    return entry;
   }
 
-  /** The outputs from the graph, or null when this step's forward differs from the entry's. */
-  private tryReplay(
+  /** The step's outputs from the graph, for these prior-external values and probes. */
+  private runGraph(
     entry: CompiledEntry<E>,
-    f: () => tf.Scalar,
+    feeds: Map<number, unknown>,
     probes: tf.Tensor[],
-  ): tf.Tensor[] | null {
-    const t0 = performance.now();
-    const feeds = this.stubForward(entry, f);
+  ): tf.Tensor[] {
     const t1 = performance.now();
-    this.status.stubMs += t1 - t0;
-    if (feeds == null) return null;
     const { capture } = entry;
     const runtime = loadOnnxRuntime()!;
     const Tensor = runtime.Tensor as unknown as new (
@@ -465,6 +502,33 @@ export class StepGraphCompiler<E> {
     }
     return feeds;
   }
+}
+
+/**
+ * Where the graph's outputs and op by op's differ by more than float32 rounding over a step
+ * (each output: 1e-3 of its own largest value, plus 1e-5 of the largest of all, for outputs
+ * that are rounding noise around zero), described; null when they agree.
+ */
+function disagreement(graph: tf.Tensor[], ops: tf.Tensor[]): string | null {
+  const arrays = ops.map((t) => t.dataSync());
+  const largest = arrays.map((a) => {
+    let m = 0;
+    for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]!));
+    return m;
+  });
+  const overall = Math.max(...largest);
+  for (let k = 0; k < graph.length; k++) {
+    const a = graph[k]!.dataSync();
+    const b = arrays[k]!;
+    const tolerance = 1e-3 * largest[k]! + 1e-5 * overall;
+    for (let i = 0; i < b.length; i++) {
+      const d = Math.abs(a[i]! - b[i]!);
+      if (!(d <= tolerance) && !(Number.isNaN(a[i]!) && Number.isNaN(b[i]!))) {
+        return `output ${k} differs by ${d} at ${i} (tolerance ${tolerance})`;
+      }
+    }
+  }
+  return null;
 }
 
 function sameSource(

@@ -162,8 +162,9 @@ describe('step graphs (cpu)', { skip: unavailable || false }, () => {
       assert.equal(got.replayed, false);
       tf.dispose([got.loss, ...got.grads, ...got.diagonal, ...probes.flat(), ...tensors]);
     }
-    assert.equal(compiled.hutchinson.status.compiled, 0);
-    assert.match(compiled.hutchinson.status.lastReason, /changed between steps|differs/);
+    // The first step's provisional graph is dropped when the second step's mask differs.
+    assert.equal(compiled.hutchinson.status.replays, 0);
+    assert.match(compiled.hutchinson.status.lastReason, /changed between steps/);
     compiled.dispose();
     setup.model.dispose();
   });
@@ -196,6 +197,7 @@ describe('step graphs (cpu)', { skip: unavailable || false }, () => {
     const optA = adahessian({ seed: 5, learningRate: 0.01 });
     const optB = adahessian({ seed: 5, learningRate: 0.01 });
     const graphs = createStepGraphProvider();
+    const initial = a.vars.map((v) => v.dataSync().slice());
     for (let s = 0; s < 5; s++) {
       const batchA = a.batchAt(s);
       const batchB = b.batchAt(s);
@@ -209,12 +211,23 @@ describe('step graphs (cpu)', { skip: unavailable || false }, () => {
       tf.dispose([...batchA.tensors, ...batchB.tensors]);
     }
     assert.equal(graphs.status().replays, 3, graphs.status().lastReason);
+    // AdaHessian divides by |diagonal| entries near zero, which magnifies float32 rounding:
+    // the stock path against native matmuls alone differs by up to 7e-4 after these 5 steps
+    // (the weights moved by up to 1.3); a wrong translation differs by the step's size. The
+    // key biases have no gradient (softmax ignores a shift): they move by rounding alone.
     a.vars.forEach((v, i) => {
       const x = v.dataSync();
       const y = b.vars[i]!.dataSync();
       let err = 0;
-      for (let k = 0; k < x.length; k++) err = Math.max(err, Math.abs(x[k]! - y[k]!));
-      assert.ok(err < 1e-5, `${v.name}: weights differ by ${err}`);
+      let moved = 0;
+      for (let k = 0; k < x.length; k++) {
+        err = Math.max(err, Math.abs(x[k]! - y[k]!));
+        moved = Math.max(moved, Math.abs(x[k]! - initial[i]![k]!));
+      }
+      assert.ok(
+        err < 1e-3 && (err < 5e-3 * moved || err < 1e-5),
+        `${v.name}: weights differ by ${err}, moved ${moved}`,
+      );
     });
     for (const s of graphs.all) s.dispose();
     optA.dispose();
