@@ -131,6 +131,9 @@ export type StepBody<E> = (forward: () => tf.Scalar) => { outputs: tf.Tensor[]; 
 
 class ForwardMismatch extends Error {}
 
+/** Captures in a row without a usable graph after which a compiler stops trying. */
+const GIVE_UP = 3;
+
 /**
  * Captures, compiles and replays one kind of step (e.g. AdaHessian's gradient and Hutchinson
  * diagonal) for one list of variables. Not thread-safe, like TF.js.
@@ -138,6 +141,8 @@ class ForwardMismatch extends Error {}
 export class StepGraphCompiler<E> {
   private readonly entries: CompiledEntry<E>[] = [];
   private refused = new Set<string>();
+  /** Captures in a row that gave no graph; at GIVE_UP, this compiler stops capturing. */
+  private fruitless = 0;
   readonly status: StepGraphStatus = {
     captures: 0,
     compiled: 0,
@@ -174,6 +179,13 @@ export class StepGraphCompiler<E> {
         replayed: true,
       };
     }
+    if (this.fruitless >= GIVE_UP) {
+      // A model the step graphs cannot take (a kernel without a translation, random constants):
+      // plain op by op from now on, without the cost of recording.
+      this.status.opByOp++;
+      const { outputs, extra } = body(f);
+      return { outputs, extra, replayed: false };
+    }
     return this.opByOp(f, probes, body);
   }
 
@@ -202,6 +214,7 @@ export class StepGraphCompiler<E> {
     } catch (e) {
       if (!(e instanceof StepGraphRefusal)) throw e;
       this.note(`not compiled: ${e.message}`);
+      this.gaveNothing();
       const { outputs, extra } = body(f);
       return { outputs, extra, replayed: false };
     }
@@ -212,11 +225,13 @@ export class StepGraphCompiler<E> {
       const differs = disagreement(fromGraph, result.outputs);
       if (differs == null) {
         tf.dispose(result.outputs);
+        this.fruitless = 0;
         return { outputs: fromGraph, extra: result.extra, replayed: false };
       }
       tf.dispose(fromGraph);
       this.drop(entry, `not compiled: the graph's ${differs} (against op by op)`);
     }
+    this.gaveNothing();
     return { outputs: result.outputs, extra: result.extra, replayed: false };
   }
 
@@ -257,6 +272,14 @@ export class StepGraphCompiler<E> {
       this.refused.add(capture.signature);
       this.note(`not compiled: ${e.message}`);
       return null;
+    }
+  }
+
+  private gaveNothing(): void {
+    if (++this.fruitless === GIVE_UP) {
+      this.note(
+        `${this.status.lastReason}; ${GIVE_UP} steps in a row gave no graph: op by op from now on`,
+      );
     }
   }
 

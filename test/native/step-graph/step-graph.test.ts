@@ -169,12 +169,12 @@ describe('step graphs (cpu)', { skip: unavailable || false }, () => {
     setup.model.dispose();
   });
 
-  it('refuses a kernel without a translation, naming it', () => {
+  it('refuses a kernel without a translation, naming it, and stops trying', () => {
     const setup = mlp() as unknown as ReturnType<typeof transformer>;
     const reasons: string[] = [];
     const compiled = new CompiledSteps(setup.vars, { debug: (r) => reasons.push(r) });
     const generator = new RademacherGenerator(1);
-    for (let s = 0; s < 3; s++) {
+    for (let s = 0; s < 5; s++) {
       const { tensors, f } = setup.batchAt(s);
       // Sin is second-order verified but has no translation: a stand-in for any such kernel.
       const withSin = () => tf.add(f(), tf.sum(tf.sin(setup.vars[0]!))) as tf.Scalar;
@@ -187,6 +187,9 @@ describe('step graphs (cpu)', { skip: unavailable || false }, () => {
       reasons.some((r) => r.includes('kernel Sin')),
       reasons.join('\n'),
     );
+    // Three fruitless captures, then plain op by op without recording.
+    assert.equal(compiled.hutchinson.status.captures, 3);
+    assert.equal(compiled.hutchinson.status.opByOp, 5);
     compiled.dispose();
     setup.model.dispose();
   });
