@@ -100,6 +100,10 @@ export function addScheduleOptions(cmd: Command): Command {
     );
 }
 
+/** --hessian-warmup-steps of train and sweep. */
+export const HESSIAN_WARMUP_HELP =
+  'AdaHessian: compute the Hessian on every one of the first n steps, then every --hessian-every-th (default: 0; with f > 1, short runs need it)';
+
 /** An optimizer with an optional base learning rate: `adam` or `adam=0.001`. */
 export interface OptimizerWithRate {
   optimizer: OptimizerName;

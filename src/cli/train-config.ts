@@ -39,6 +39,11 @@ export interface TrainConfig {
   batchSize: number;
   /** AdaHessian: compute the Hessian diagonal every this many steps (the paper's f). */
   hessianEvery: number;
+  /**
+   * AdaHessian: compute D on every one of the first n steps, then every hessianEvery-th (absent:
+   * none). Without it, f > 1 collapses in short runs (scripts/delayed-hessian-first-steps.ts).
+   */
+  hessianWarmupSteps?: number;
   /** AdaHessian: average D over blocks of this many entries of dense kernels and biases. */
   blockSize?: number;
   hessianPower: number;
@@ -65,6 +70,7 @@ export const TRAIN_SETTING_KEYS = [
   'hessianEvery',
   'blockSize',
   'hessianPower',
+  'hessianWarmupSteps',
   'weightDecay',
   'schedule',
   'warmupSteps',
@@ -86,7 +92,13 @@ export const TRAIN_DEFAULTS = {
   backend: 'wasm',
 } as const;
 
-const ADAHESSIAN_ONLY = ['hessianEvery', 'blockSize', 'hessianPower'] as const;
+/** Settings only AdaHessian takes. */
+export const ADAHESSIAN_ONLY = [
+  'hessianEvery',
+  'blockSize',
+  'hessianPower',
+  'hessianWarmupSteps',
+] as const;
 const WITH_WEIGHT_DECAY: readonly OptimizerName[] = ['adahessian', 'adamw'];
 
 /** Fills in the defaults and checks the combination; errors name the option as typed. */
@@ -147,6 +159,7 @@ export function resolveTrainConfig(settings: TrainSettings): TrainConfig {
     'testSize',
     'seqLength',
     'blockSize',
+    'hessianWarmupSteps',
     'weightDecay',
   ] as const) {
     if (settings[key] !== undefined)
@@ -164,6 +177,14 @@ function checkNumbers(c: TrainConfig): void {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) {
       throw new CliUsageError(`--${kebab(key)} must be a positive integer, got ${String(v)}.`);
     }
+  }
+  if (
+    c.hessianWarmupSteps !== undefined &&
+    !(Number.isInteger(c.hessianWarmupSteps) && c.hessianWarmupSteps >= 0)
+  ) {
+    throw new CliUsageError(
+      `--hessian-warmup-steps must be an integer >= 0, got ${String(c.hessianWarmupSteps)}.`,
+    );
   }
   if (!Number.isInteger(c.warmupSteps) || c.warmupSteps < 0) {
     throw new CliUsageError(
@@ -204,6 +225,9 @@ export function buildOptimizer(config: TrainConfig): tf.Optimizer {
     adahessian: {
       hessianEvery: config.hessianEvery,
       hessianPower: config.hessianPower,
+      ...(config.hessianWarmupSteps !== undefined
+        ? { hessianWarmupSteps: config.hessianWarmupSteps }
+        : {}),
       spatialAveraging: spatialAveragingFor(config.blockSize),
       seed: config.seed,
     },

@@ -28,6 +28,7 @@ import {
   type SeedStatistics,
 } from './seed-stats.js';
 import {
+  ADAHESSIAN_ONLY,
   kebab,
   resolveTrainConfig,
   TRAIN_SETTING_KEYS,
@@ -113,7 +114,6 @@ const SHARED_KEYS = TRAIN_SETTING_KEYS.filter(
   (k): k is Exclude<typeof k, 'optimizer' | 'lr' | 'seed'> =>
     k !== 'optimizer' && k !== 'lr' && k !== 'seed',
 );
-const ADAHESSIAN_ONLY = ['hessianEvery', 'blockSize', 'hessianPower'] as const;
 const WITH_WEIGHT_DECAY: readonly OptimizerName[] = ['adahessian', 'adamw'];
 
 /** Whether `train` should run a set of runs (else one run, as ever). */

@@ -29,8 +29,10 @@ import { linePlotSvg, type Series } from '../line-plot.js';
 import {
   addScheduleOptions,
   distinctOptimizers,
+  HESSIAN_WARMUP_HELP,
   hessianPower,
   listOf,
+  nonNegativeInteger,
   nonNegativeNumber,
   optimizerWithRate,
   positiveInteger,
@@ -77,6 +79,8 @@ export interface SweepOptions {
   hessianPowers?: number[];
   /** AdaHessian ablation: compute the Hessian every f steps (default [1]). */
   hessianEvery?: number[];
+  /** AdaHessian: the Hessian on every one of the first n steps, in every AdaHessian run. */
+  hessianWarmupSteps?: number;
   /** Skip the learning-rate part (--no-lr) or the AdaHessian ablation (--no-block). */
   lr?: boolean;
   block?: boolean;
@@ -183,6 +187,9 @@ export async function sweep(options: SweepOptions, io: CliIo): Promise<SweepResu
           if (options.weightDecay !== undefined && ['adamw', 'adahessian'].includes(optimizer)) {
             settings.weightDecay = options.weightDecay;
           }
+          if (options.hessianWarmupSteps !== undefined && optimizer === 'adahessian') {
+            settings.hessianWarmupSteps = options.hessianWarmupSteps;
+          }
           plan.push({ part: 'learning-rate', settings, baseLr, scale });
         }
       }
@@ -205,6 +212,9 @@ export async function sweep(options: SweepOptions, io: CliIo): Promise<SweepResu
               seed: s,
             };
             if (options.weightDecay !== undefined) settings.weightDecay = options.weightDecay;
+            if (options.hessianWarmupSteps !== undefined) {
+              settings.hessianWarmupSteps = options.hessianWarmupSteps;
+            }
             plan.push({ part: 'adahessian', settings, baseLr });
           }
         }
@@ -240,6 +250,9 @@ export async function sweep(options: SweepOptions, io: CliIo): Promise<SweepResu
     hessianPowers: options.block !== false ? powers : [],
     hessianEvery: options.block !== false ? fs : [],
     weightDecay: options.weightDecay,
+    ...(options.hessianWarmupSteps !== undefined
+      ? { hessianWarmupSteps: options.hessianWarmupSteps }
+      : {}),
   };
   note(
     io,
@@ -337,6 +350,8 @@ export function runKey(c: TrainConfig): string {
   const parts = [c.optimizer, `lr${c.lr}`, `seed${c.seed}`];
   if (c.optimizer === 'adahessian') {
     parts.push(`b${c.blockSize ?? 1}`, `k${c.hessianPower}`, `f${c.hessianEvery}`);
+    // Only when set: the runs saved before this setting existed keep their names.
+    if (c.hessianWarmupSteps !== undefined) parts.push(`w${c.hessianWarmupSteps}`);
   }
   return parts.join('-');
 }
@@ -556,6 +571,7 @@ export function sweepCommand(ctx: CliContext): Command {
       'AdaHessian: Hessian every f steps, values of f (default: 1)',
       listOf(positiveInteger),
     )
+    .option('--hessian-warmup-steps <n>', HESSIAN_WARMUP_HELP, nonNegativeInteger)
     .option('--no-lr', 'skip the learning-rate sweep')
     .option('--no-block', 'skip the AdaHessian ablation');
   addScheduleOptions(cmd);

@@ -16,8 +16,10 @@ import { prepareBackend } from '../backend.js';
 import type { CliContext } from '../context.js';
 import {
   addScheduleOptions,
+  HESSIAN_WARMUP_HELP,
   hessianPower,
   listOf,
+  nonNegativeInteger,
   nonNegativeNumber,
   optimizerWithRate,
   positiveInteger,
@@ -86,6 +88,7 @@ export function trainCommand(ctx: CliContext): Command {
       'AdaHessian: Hessian power k in (0, 1] (default: 1)',
       hessianPower,
     )
+    .option('--hessian-warmup-steps <n>', HESSIAN_WARMUP_HELP, nonNegativeInteger)
     .option(
       '--weight-decay <number>',
       'decoupled weight decay (adahessian, adamw)',
