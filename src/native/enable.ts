@@ -22,6 +22,7 @@ import {
 import { reluProbe, useReluOp } from './kernels/elementwise.js';
 import { RELU_GRAD } from '../kernels/relu-grad.js';
 import { loadOnnxRuntime, onnxRuntimeUnavailableReason, SessionCache } from './onnx-runtime.js';
+import { disableStepGraphs, enableStepGraphs } from './step-graph/enable.js';
 
 export interface NativeKernelOptions {
   /** Backends whose kernels are wrapped (default ['cpu']; 'wasm' works too, with copies). */
@@ -53,6 +54,12 @@ export interface NativeKernelOptions {
    * turns reuse off). Only arrays nothing else has read are reused (see buffer-pool.ts).
    */
   outputPoolBytes?: number;
+  /**
+   * AdaHessian's minimize on the cpu backend computes its loss, gradients and Hessian diagonal
+   * by replaying the step as one ONNX graph once the step's shape has been seen (default true;
+   * falls back to op by op by itself, see src/native/step-graph/step-graph.ts).
+   */
+  stepGraphs?: boolean;
 }
 
 const DEFAULT_POOL_BYTES = 256 * 1024 * 1024;
@@ -83,6 +90,8 @@ export interface NativeKernelStatus {
    * and a masked product read there by MaxPoolGradTranspose.
    */
   fusedCalls: number;
+  /** Whether AdaHessian's steps are replayed as ONNX graphs (stepGraphsStatus() says more). */
+  stepGraphs: boolean;
 }
 
 export const NATIVE_KERNEL_NAMES: readonly string[] = NATIVE_KERNELS.map((k) => k.kernelName);
@@ -179,6 +188,11 @@ export function enableNativeKernels(options: NativeKernelOptions = {}): NativeKe
     state.restore.push(installFusedAdamWUpdate('cpu', cpuAdamWUpdate));
     state.restore.push(installFusedFirstOrderUpdates());
   }
+  if (backends.includes('cpu') && options.stepGraphs !== false) {
+    // Step graphs (src/native/step-graph/): whole AdaHessian steps as one ONNX Runtime call.
+    status.stepGraphs = enableStepGraphs({ threads }).enabled;
+    state.restore.push(disableStepGraphs);
+  }
   installed = state;
   return { ...status };
 }
@@ -243,6 +257,7 @@ function emptyStatus(threads: number, backends: string[]): NativeKernelStatus {
     lastError: null,
     reusedOutputs: 0,
     fusedCalls: 0,
+    stepGraphs: false,
   };
 }
 

@@ -21,6 +21,8 @@ import { CompiledSteps } from '../../../src/native/step-graph/hutchinson-step.js
 import { createStepGraphProvider } from '../../../src/native/step-graph/enable.js';
 import { installStepGraphProvider } from '../../../src/native/step-graph/hook.js';
 import { onBackend } from '../../helpers.js';
+import { disableNativeKernels, enableNativeKernels } from '../../../src/native/index.js';
+import { stepGraphsStatus } from '../../../src/native/step-graph/enable.js';
 
 const unavailable = onnxRuntimeUnavailableReason();
 if (unavailable !== '') console.log(`# step-graph test skipped: ${unavailable}`);
@@ -237,5 +239,26 @@ describe('step graphs (cpu)', { skip: unavailable || false }, () => {
     optB.dispose();
     a.model.dispose();
     b.model.dispose();
+  });
+
+  it('is on by default with the native kernels (AdaHessian minimize replays), off with stepGraphs: false', () => {
+    const run = (options: { stepGraphs?: boolean }) => {
+      const status = enableNativeKernels({ threads: 1, ...options });
+      const setup = transformer();
+      const optimizer = adahessian({ seed: 5, learningRate: 0.01 });
+      for (let s = 0; s < 4; s++) {
+        const batch = setup.batchAt(s);
+        optimizer.minimize(batch.f, false, setup.vars);
+        tf.dispose(batch.tensors);
+      }
+      const graphs = stepGraphsStatus();
+      optimizer.dispose();
+      setup.model.dispose();
+      disableNativeKernels();
+      return { enabled: status.stepGraphs, replays: graphs.replays };
+    };
+    assert.deepEqual(run({}), { enabled: true, replays: 2 });
+    assert.deepEqual(run({ stepGraphs: false }), { enabled: false, replays: 0 });
+    assert.equal(stepGraphsStatus().enabled, false, 'disableNativeKernels() turns them off');
   });
 });
