@@ -11,10 +11,19 @@ import { batchNormTraining } from '../autodiff/gradients/batch-norm.js';
 
 type LayerArgs = Parameters<typeof tf.layers.batchNormalization>[0];
 
-/** The stock class, which tf.layers does not export. */
-const StockBatchNormalization = tf.layers.batchNormalization({}).constructor as new (
+/**
+ * The stock class, which tf.layers does not export: from the serialization registry, not from
+ * an instance (making one would use up an automatic layer name).
+ */
+const StockBatchNormalization = stockClass('BatchNormalization') as new (
   args?: LayerArgs,
 ) => tf.layers.Layer;
+
+function stockClass(className: string): unknown {
+  const entry = tf.serialization.SerializationMap.getMap().classNameMap[className];
+  if (entry == null) throw new Error(`tf.layers' ${className} is not registered; is tfjs loaded?`);
+  return entry[0];
+}
 
 /** The stock layer's private state that the training path reads. */
 interface BatchNormState {
