@@ -3,7 +3,8 @@
  * stock batch-norm training path (tf.moments + FusedBatchNorm and its gradient) against
  * batchNormTraining, and the former shortcut (1x1 average pool + tf.pad) against the 1x1 conv.
  * The variants swap the two layers' `call` on the same model, so weights and data are the same.
- * ResNet-20 on 28x28x1, batch 64, cpu + native kernels (one thread unless --threads).
+ * ResNet-20 on 28x28x1, batch 64, cpu + native kernels op by op (step graphs off), one thread
+ * unless --threads.
  *
  *   npx tsx bench/speed/resnet-ab.ts --rounds 3 --optimizers adam,adahessian
  *   npx tsx bench/speed/resnet-ab.ts --variants before,bn,shortcut,after --optimizers adahessian
@@ -66,7 +67,8 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 async function main(): Promise<void> {
   await useBackend('cpu');
-  const status = enableNativeKernels({ threads });
+  // Op by op: this compares the layers' kernels, not the whole-step ONNX graphs.
+  const status = enableNativeKernels({ threads, stepGraphs: false });
   if (!status.enabled) throw new Error(status.reason);
   const model = buildResNet20({ inputShape: [28, 28, 1], seed: 1 });
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
