@@ -94,7 +94,10 @@ async function main(): Promise<void> {
   await useBackend(variant === 'wasm' ? 'wasm' : 'cpu');
   if (variant === 'cpu+native') {
     const status = enableNativeKernels(
-      onlyKernels === '' ? { threads: 1 } : { threads: 1, kernels: onlyKernels.split(',') },
+      // Op by op: this profiles the kernels, not the step graphs of src/native/step-graph/.
+      onlyKernels === ''
+        ? { threads: 1, stepGraphs: false }
+        : { threads: 1, stepGraphs: false, kernels: onlyKernels.split(',') },
     );
     if (!status.enabled) throw new Error(`native kernels unavailable: ${status.reason}`);
   } else if (variant !== 'cpu' && variant !== 'wasm') {
