@@ -109,6 +109,12 @@ export function buildStepGraph(recording: Recording, outputs: GraphOutput[]): Bu
       call,
       input: (name) => nameIn(inputOf(name).ref, inputOf(name).shape),
       hasInput: (name) => byName.has(name),
+      inputAs: (name, shape) => nameIn(inputOf(name).ref, [...shape]),
+      constantValues: (name) => {
+        const { ref } = inputOf(name);
+        const ext = ref.kind === 'external' ? externals[ref.index]! : null;
+        return ext?.values != null && ext.values.length <= 16 ? Array.from(ext.values) : null;
+      },
       inputShape: (name) => inputOf(name).shape,
       inputDtype: (name) => inputOf(name).dtype,
       inputNames: () => call.inputs.map((i) => i.name),
@@ -138,7 +144,7 @@ export function buildStepGraph(recording: Recording, outputs: GraphOutput[]): Bu
   const inputExternals: number[] = [];
   for (const e of [...neededExternals].sort((a, b) => a - b)) {
     const ext = externals[e]!;
-    if (ext.origin === 'made') {
+    if (ext.values != null) {
       tensorInitializers.push({
         name: `e${e}`,
         dims: ext.shape,
@@ -249,19 +255,21 @@ function broadcastInsteadOfTile(
   }
   const dropped = new Set<OnnxNode>();
   for (const node of nodes) {
-    if (node.opType !== 'Tile') continue;
+    if (node.opType !== 'Tile' && node.opType !== 'Expand') continue;
     const [x, repsName] = node.inputs as [string, string];
     const out = node.outputs[0]!;
-    const xShape = shapes.get(x);
+    const xShape = shapes.get(x) ?? (repeats.get(x)?.dims as number[] | undefined);
     const outShape = shapes.get(out);
     const reps = repeats.get(repsName);
-    if (xShape == null || outShape == null || reps == null || xShape.length !== outShape.length)
-      continue;
-    const r = Array.from(
-      new BigInt64Array(reps.raw.buffer, reps.raw.byteOffset, reps.raw.byteLength / 8),
-      Number,
-    );
-    if (!r.every((k, a) => k === 1 || xShape[a] === 1)) continue;
+    if (xShape == null || outShape == null || reps == null) continue;
+    if (node.opType === 'Tile') {
+      const r = Array.from(
+        new BigInt64Array(reps.raw.buffer, reps.raw.byteOffset, reps.raw.byteLength / 8),
+        Number,
+      );
+      const broadcast = r.every((k, a) => k === 1 || xShape[a] === 1);
+      if (xShape.length !== outShape.length || !broadcast) continue;
+    }
     const users = readers.get(out) ?? [];
     // Each reader's result must keep its shape when it reads x instead.
     const sameResult = (u: OnnxNode) => {

@@ -43,7 +43,7 @@ export interface ExternalValue {
   dtype: StepDtype;
   /** 'made': written from JS during the recording (a constant candidate); 'prior': existed before. */
   origin: 'made' | 'prior';
-  /** The values of a 'made' tensor, read at the end of the recording. */
+  /** The values of a 'made' tensor, or of a small 'prior' one (baked in, checked on replay). */
   values?: Float32Array | Int32Array | Uint8Array;
   /** The first (call, input) that read it: where a replay finds its counterpart. */
   firstRead: { call: number; input: number };
@@ -141,7 +141,11 @@ export function record<T>(body: (callCount: () => number) => T): {
               firstRead: { call: callIndex, input: slot },
               dataId: info.dataId,
               // Read now: a constant made in JS is often disposed before the recording ends.
-              ...(made ? { values: readValues(backend, info.dataId) } : {}),
+              // Small tensors made before (tf.layers caches its scalars) are read too: they
+              // are baked in like constants and checked at every replay.
+              ...(made || sizeOf(info.shape) <= SMALL
+                ? { values: readValues(backend, info.dataId) }
+                : {}),
             });
           }
           ref = { kind: 'external', index };
@@ -190,6 +194,11 @@ export function record<T>(body: (callCount: () => number) => T): {
   };
   return { result, recording: { calls, values, externals }, refOf, callCount: () => calls.length };
 }
+
+/** Elements up to which a tensor made before the step is baked in as a checked constant. */
+export const SMALL = 16;
+
+const sizeOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
 function readValues(
   backend: WritableBackend,

@@ -41,11 +41,16 @@ export class CompiledSteps {
   hutchinsonStep(f: () => tf.Scalar, probes: tf.Tensor[][]): HutchinsonStep {
     const vars = [...this.vars];
     const n = vars.length;
-    const { outputs, extra, replayed } = this.hutchinson.run(f, probes.flat(), (forward) => {
-      const probe = probeConnectivity(forward, vars);
-      const est = hutchinsonDiagonal(probe.lossFn, vars, { probes, checkFinite: false });
-      return { outputs: [est.loss, ...est.grads, ...est.diagonal], extra: probe.connected() };
-    });
+    const { outputs, extra, replayed } = this.hutchinson.run(
+      f,
+      probes.flat(),
+      (forward) => {
+        const probe = probeConnectivity(forward, vars);
+        const est = hutchinsonDiagonal(probe.lossFn, vars, { probes, checkFinite: false });
+        return { outputs: [est.loss, ...est.grads, ...est.diagonal], extra: probe.connected() };
+      },
+      vars,
+    );
     return {
       loss: outputs[0] as tf.Scalar,
       grads: outputs.slice(1, 1 + n),
@@ -58,14 +63,19 @@ export class CompiledSteps {
   /** Loss and gradients, as tf.variableGrads gives them. */
   gradientStep(f: () => tf.Scalar): GradientStep {
     const vars = [...this.vars];
-    const { outputs, extra, replayed } = this.gradient.run(f, [], (forward) => {
-      const { value, grads } = tf.variableGrads(forward, vars);
-      const has = vars.map((v) => grads[v.name] != null);
-      return {
-        outputs: [value, ...vars.flatMap((v) => (grads[v.name] ? [grads[v.name]!] : []))],
-        extra: has,
-      };
-    });
+    const { outputs, extra, replayed } = this.gradient.run(
+      f,
+      [],
+      (forward) => {
+        const { value, grads } = tf.variableGrads(forward, vars);
+        const has = vars.map((v) => grads[v.name] != null);
+        return {
+          outputs: [value, ...vars.flatMap((v) => (grads[v.name] ? [grads[v.name]!] : []))],
+          extra: has,
+        };
+      },
+      vars,
+    );
     let next = 1;
     return {
       loss: outputs[0] as tf.Scalar,

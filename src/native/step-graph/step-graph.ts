@@ -141,6 +141,8 @@ const GIVE_UP = 3;
 export class StepGraphCompiler<E> {
   private readonly entries: CompiledEntry<E>[] = [];
   private refused = new Set<string>();
+  /** This step's variables: inputs however small (never baked in). */
+  private variables: readonly tf.Tensor[] = [];
   /** Captures in a row that gave no graph; at GIVE_UP, this compiler stops capturing. */
   private fruitless = 0;
   readonly status: StepGraphStatus = {
@@ -165,7 +167,13 @@ export class StepGraphCompiler<E> {
    * one shape gets the graph's rounding from its first on (a resumed run matches an
    * uninterrupted one). `probes` are the step's random inputs (graph inputs).
    */
-  run(f: () => tf.Scalar, probes: tf.Tensor[], body: StepBody<E>): StepResult<E> {
+  run(
+    f: () => tf.Scalar,
+    probes: tf.Tensor[],
+    body: StepBody<E>,
+    variables: readonly tf.Tensor[] = [],
+  ): StepResult<E> {
+    this.variables = variables;
     for (const entry of this.entries) {
       if (!entry.confirmed) continue;
       const t0 = performance.now();
@@ -246,14 +254,14 @@ export class StepGraphCompiler<E> {
     if (entry != null) {
       const changed = capture.recording.externals.findIndex(
         (ext, i) =>
-          ext.origin === 'made' &&
-          !sameValues(ext.values!, entry.capture.recording.externals[i]!.values!),
+          ext.values != null &&
+          !sameValues(ext.values, entry.capture.recording.externals[i]!.values!),
       );
       if (changed >= 0) {
         const ext = capture.recording.externals[changed]!;
         this.drop(
           entry,
-          `not compiled: a tensor made in JS during the step ([${ext.shape}] ${ext.dtype}) changed between steps`,
+          `not compiled: a constant of the step ([${ext.shape}] ${ext.dtype}, made in JS or small) changed between steps`,
         );
         return null;
       }
@@ -324,6 +332,11 @@ export class StepGraphCompiler<E> {
       });
       const probeIds = new Map(probes.map((p, i) => [p.dataId as object, i]));
       const probeOf = recording.externals.map((ext) => probeIds.get(ext.dataId!) ?? -1);
+      // Probes and variables are inputs, however small (never baked in).
+      const variableIds = new Set(this.variables.map((v) => v.dataId as object));
+      recording.externals.forEach((ext, i) => {
+        if (probeOf[i]! >= 0 || variableIds.has(ext.dataId!)) delete ext.values;
+      });
       recording.externals.forEach((ext, i) => {
         if (ext.origin !== 'prior' || probeOf[i]! >= 0) return;
         if (ext.firstRead.call < fw.start || ext.firstRead.call >= fw.end) {
@@ -466,10 +479,10 @@ export class StepGraphCompiler<E> {
           externalSeen.set(info.dataId, recorded.ref.index);
           const ext = externals[recorded.ref.index]!;
           const current = backend.readSync(info.dataId);
-          if (ext.origin === 'made') {
-            if (!sameValues(ext.values!, current as ArrayLike<number>)) {
+          if (ext.values != null) {
+            if (!sameValues(ext.values, current as ArrayLike<number>)) {
               throw new ForwardMismatch(
-                `a constant [${ext.shape}] made in the loss function changed`,
+                `a constant [${ext.shape}] read by the loss function changed`,
               );
             }
           } else {

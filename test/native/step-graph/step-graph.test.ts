@@ -171,6 +171,37 @@ describe('step graphs (cpu)', { skip: unavailable || false }, () => {
     setup.model.dispose();
   });
 
+  it('bakes in a small tensor made before the step, and does not replay when its value changes', () => {
+    const setup = mlp() as unknown as ReturnType<typeof transformer>;
+    const compiled = new CompiledSteps(setup.vars);
+    const generator = new RademacherGenerator(2);
+    // tf.layers caches scalars like this one; a user's could change between steps.
+    const scales = [1, 1, 1, 1, 2, 2];
+    const replayed = scales.map((value, s) => {
+      const scale = tf.scalar(value);
+      const { tensors, f } = setup.batchAt(s);
+      const scaled = () => tf.mul(f(), scale) as tf.Scalar;
+      const probes = drawProbes(generator, setup.vars, 1);
+      const got = compiled.hutchinsonStep(scaled, probes);
+      const want = hutchinsonDiagonal(scaled, setup.vars, { probes, checkFinite: false });
+      assertClose([got.loss], [want.loss], 1e-5, `step ${s} loss`);
+      assertClose(got.diagonal, want.diagonal, 1e-4, `step ${s} diagonal`);
+      tf.dispose([
+        got.loss,
+        ...got.grads,
+        ...got.diagonal,
+        want.loss,
+        ...want.grads,
+        ...want.diagonal,
+      ]);
+      tf.dispose([...probes.flat(), ...tensors, scale]);
+      return got.replayed;
+    });
+    assert.deepEqual(replayed, [false, false, true, true, false, false]);
+    compiled.dispose();
+    setup.model.dispose();
+  });
+
   it('refuses a kernel without a translation, naming it, and stops trying', () => {
     const setup = mlp() as unknown as ReturnType<typeof transformer>;
     const reasons: string[] = [];
