@@ -154,7 +154,63 @@ function addCase(n: number): Case {
   };
 }
 
+/**
+ * Sum over the middle axis of [outer, n, inner]: JS as reduce.ts does it (a transpose first
+ * when inner > 1), ONNX ReduceSum on the shape and axis given (the kernel's own, or simplified).
+ */
+function sumCase(
+  outer: number,
+  n: number,
+  inner: number,
+  onnxShape: number[],
+  onnxAxis: number,
+): Case {
+  const size = outer * n * inner;
+  const x = random(size);
+  const out = new Float32Array(outer * inner);
+  const scratch = new Float32Array(size);
+  const onnxOut = onnxShape.filter((_, i) => i !== onnxAxis);
+  return {
+    name: `Sum [${outer},${n},${inner}] over axis 1, ONNX sees [${onnxShape}] axis ${onnxAxis}`,
+    js: () => {
+      let values = x;
+      if (inner > 1) {
+        transposeValues(x, scratch, [outer, n, inner], [0, 2, 1]);
+        values = scratch;
+      }
+      for (let i = 0, offset = 0; i < out.length; i++, offset += n) {
+        let sum = 0;
+        for (let j = 0; j < n; j++) sum += values[offset + j]!;
+        out[i] = sum;
+      }
+    },
+    onnx: () =>
+      void cache.run(
+        `ReduceSum|${onnxShape}|${onnxAxis}`,
+        () => ({
+          nodes: [
+            {
+              opType: 'ReduceSum',
+              inputs: ['x', 'axes'],
+              outputs: ['y'],
+              attributes: { keepdims: { kind: 'int', value: 0 } },
+            },
+          ],
+          initializers: [{ name: 'axes', values: [onnxAxis] }],
+          inputs: [{ name: 'x', shape: onnxShape }],
+          outputs: [{ name: 'y', shape: onnxOut }],
+        }),
+        [{ data: x, shape: onnxShape }],
+        () => out,
+      ),
+  };
+}
+
 const cases: Case[] = [
+  sumCase(4096, 64, 1, [4096, 64, 1], 1),
+  sumCase(4096, 64, 1, [4096, 64], 1),
+  sumCase(1, 64, 4096, [1, 64, 4096], 1),
+  sumCase(1, 64, 4096, [64, 4096], 0),
   transposeCase([64, 2, 64, 32], [0, 2, 1, 3]),
   transposeCase([64, 64, 2, 32], [0, 2, 1, 3]),
   transposeCase([4096, 64], [1, 0]),

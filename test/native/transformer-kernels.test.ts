@@ -17,6 +17,7 @@ import {
 } from '../../src/native/index.js';
 import { onnxRuntimeUnavailableReason } from '../../src/native/onnx-runtime.js';
 import { simplifyTranspose } from '../../src/native/kernels/transpose.js';
+import { simplifyReduction } from '../../src/native/kernels/reduce.js';
 
 const unavailable = onnxRuntimeUnavailableReason();
 if (unavailable !== '') console.log(`# transformer kernel tests skipped: ${unavailable}`);
@@ -275,6 +276,51 @@ describe(
       compareExactly('sum [1,2,64,70] over axis 0', () => tf.sum(big, 0));
       compareExactly('mean [1,2,64,70] over its last axis', () => tf.mean(big, -1, true));
       big.dispose();
+    });
+
+    it('large Sums go to ONNX Runtime on simplified shapes, to float32 rounding', () => {
+      assert.deepEqual(simplifyReduction([4096, 64, 1], [1]), { shape: [4096, 64], axes: [1] });
+      assert.deepEqual(simplifyReduction([1, 64, 4096], [1]), { shape: [64, 4096], axes: [0] });
+      assert.deepEqual(simplifyReduction([2, 1, 3, 4, 1, 5], [0, 2, 4]), {
+        shape: [6, 20],
+        axes: [0],
+      });
+      assert.deepEqual(simplifyReduction([1, 7, 1], [0, 2]), { shape: [7], axes: [] });
+      const r = mulberry32(25);
+      const cases: [number[], number[]][] = [
+        [[300, 37, 1], [1]],
+        [[1, 37, 300], [1]],
+        [
+          [5, 1, 40, 1, 50],
+          [0, 2],
+        ],
+        [
+          [5, 1, 40, 1, 50],
+          [1, 4],
+        ],
+        [
+          [20, 30, 17],
+          [0, 1, 2],
+        ],
+      ];
+      for (const [shape, axes] of cases) {
+        const x = tf.tensor(values(r, tf.util.sizeFromShape(shape), false), shape);
+        for (const keepDims of [false, true]) {
+          // Float32 accumulation in ONNX Runtime, double in TF.js: within 1e-5 of the sums' scale.
+          compareWith(
+            `sum [${shape}] axes [${axes}] keepDims ${keepDims}`,
+            () => tf.sum(x, axes, keepDims),
+            1,
+            same,
+            (want) => {
+              let scale = 1;
+              for (const v of want) scale = Math.max(scale, Math.abs(v));
+              return (got, w) => Math.abs(got - w) <= 1e-5 * scale;
+            },
+          );
+        }
+        x.dispose();
+      }
     });
 
     it('comparisons and LogicalAnd with broadcasting; Select', () => {
