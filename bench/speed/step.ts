@@ -21,6 +21,7 @@
  *   npx tsx bench/speed/step.ts --threads 2           # native and PyTorch on two threads (default 1)
  *   npx tsx bench/speed/step.ts --models transformer,resnet20 --variants cpu+native --threads 1,2 --rounds 3
  *   ADAHESSIAN_FUSED_UPDATE=0 npx tsx bench/speed/step.ts ...  # native kernels without the fused optimizer updates
+ *   ADAHESSIAN_STEP_GRAPHS=0 npx tsx bench/speed/step.ts ...   # AdaHessian op by op (no step graphs)
  *   npx tsx bench/speed/step.ts --profile cpu+native  # kernel time breakdown of one step
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -79,6 +80,8 @@ for (const t of threadCounts) {
 }
 /** Native kernels: fused optimizer updates unless ADAHESSIAN_FUSED_UPDATE=0 (for A/B runs). */
 const fusedOptimizerUpdate = process.env['ADAHESSIAN_FUSED_UPDATE'] !== '0';
+/** AdaHessian's steps as captured ONNX graphs (src/native/step-graph) unless ADAHESSIAN_STEP_GRAPHS=0. */
+const stepGraphs = process.env['ADAHESSIAN_STEP_GRAPHS'] !== '0';
 const rounds = Number(arg('rounds') ?? (quick ? 3 : 5));
 const models = listArg('models', MODELS);
 const optimizers = listArg('optimizers', OPTIMIZERS);
@@ -201,7 +204,7 @@ async function onVariant<T>(
   await useBackend(backendOf(variant));
   const wantNative = variant === 'cpu+native';
   if (wantNative && (!nativeOn || nativeThreads !== threads)) {
-    const status = enableNativeKernels({ threads, fusedOptimizerUpdate });
+    const status = enableNativeKernels({ threads, fusedOptimizerUpdate, stepGraphs });
     if (!status.enabled) throw new Error(`native kernels unavailable: ${status.reason}`);
     nativeOn = true;
     nativeThreads = threads;
@@ -362,7 +365,7 @@ async function main(): Promise<void> {
   }
   console.log(
     `native kernels: ${threadCounts.join(', ')} thread(s), fused optimizer updates ` +
-      `${fusedOptimizerUpdate ? 'on' : 'off'}; rounds ${rounds}; batch ${models
+      `${fusedOptimizerUpdate ? 'on' : 'off'}, step graphs ${stepGraphs ? 'on' : 'off'}; rounds ${rounds}; batch ${models
         .map((m) => `${m} ${batchOf(m)}`)
         .join(', ')}; load ${await loadNow()}`,
   );
