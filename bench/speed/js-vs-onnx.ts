@@ -206,7 +206,38 @@ function sumCase(
   };
 }
 
+/** ONNX Mul on the kernel's shapes against the same data as flat vectors (no JS side). */
+function mulShapesCase(aShape: number[], bShape: number[]): Case {
+  const n = aShape.reduce((p, q) => p * q, 1);
+  const [a, b, out] = [random(n), random(n), new Float32Array(n)];
+  const graph = (sa: number[], sb: number[]) => () => ({
+    nodes: [{ opType: 'Mul', inputs: ['a', 'b'], outputs: ['y'] }],
+    inputs: [
+      { name: 'a', shape: sa },
+      { name: 'b', shape: sb },
+    ],
+    outputs: [{ name: 'y', shape: sa.length >= sb.length ? sa : sb }],
+  });
+  const run = (sa: number[], sb: number[]) =>
+    void cache.run(
+      `Mul|${sa}|${sb}`,
+      graph(sa, sb),
+      [
+        { data: a, shape: sa },
+        { data: b, shape: sb },
+      ],
+      () => out,
+    );
+  return {
+    name: `Mul [${aShape}] x [${bShape}]: "JS" column = ONNX on flat [${n}]`,
+    js: () => run([n], [n]),
+    onnx: () => run(aShape, bShape),
+  };
+}
+
 const cases: Case[] = [
+  mulShapesCase([1, 64, 64, 64], [64, 64, 64]),
+  mulShapesCase([64, 64, 64], [64, 64, 64]),
   sumCase(4096, 64, 1, [4096, 64, 1], 1),
   sumCase(4096, 64, 1, [4096, 64], 1),
   sumCase(1, 64, 4096, [1, 64, 4096], 1),
