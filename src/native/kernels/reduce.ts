@@ -6,10 +6,11 @@
  * keeps the first NaN it meets.
  *
  * Why: TF.js's own kernels transpose with its slow generic Transpose whenever the reduced axes
- * are not innermost, and Mean divides through its broadcasting path (~20 ms for LayerNorm's
- * [64, 64, 64] means). A reduction over axes of size 1 only (the second-order sweep's
- * broadcast gradients sum [1, 64, 64, 64] over axis 0 dozens of times a step) is a copy, which
- * ONNX Runtime's ReduceSum took 2-3 ms for. Large real sums (8192+ elements, e.g. a bias
+ * are not innermost, and Mean divides through its broadcasting path (6-20 ms a call for
+ * LayerNorm's [64, 64, 64] means in the step's profiles). A reduction over axes of size 1 only
+ * (the second-order sweep's broadcast gradients sum [1, 64, 64, 64] over axis 0 dozens of times
+ * a step) is a copy, which ONNX Runtime's ReduceSum took ~3-9 ms a call for there (loaded
+ * machine). Large real sums (8192+ elements, e.g. a bias
  * gradient over the batch) go to ONNX Runtime's ReduceSum on the simplified shape, which
  * reads the input once without a transpose; there the result agrees to float32 rounding.
  */

@@ -2,9 +2,10 @@
  * Tile (what tf.broadcastTo and tf.tile run) as a JS copy of rows: each row of the output's
  * last axis is the matching input row repeated, or one value filled when the input's last axis
  * is 1. TF.js's cpu kernel converts every output index to coordinates and back (~100 ns an
- * element); ONNX Runtime's Tile took ~1-2 ms for LayerNorm's [64, 64, 1] -> [64, 64, 64] (tf.layers'
- * LayerNormalization tiles its moments to the input's shape, ~40 times a transformer step);
- * this is a fill at memory speed, for any size. A copy, so bit for bit TF.js's result.
+ * element); ONNX Runtime's Tile took 2-4 ms a call for LayerNorm's [64, 64, 1] -> [64, 64, 64]
+ * in the step's profiles on a loaded machine (tf.layers' LayerNormalization tiles its moments
+ * to the input's shape, ~40 times a transformer step); this is a fill at memory speed, for any
+ * size. A copy, so bit for bit TF.js's result.
  *
  * The per-channel broadcasts that elementwise.ts's Tile defers (a conv bias's tangent in the
  * second-order sweep, folded into the conv) still go that way: run() leaves them to its plan.
