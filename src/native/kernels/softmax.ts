@@ -2,8 +2,8 @@
  * Softmax over the last axis (the only axis TF.js's kernels take: its `dim` attribute is -1 or
  * rank - 1, anything else throws there). TF.js's kernel is five kernels (Max, Sub, Exp, Sum,
  * RealDiv), two of them through its broadcasting path, ~350 ns an element: 180 ms for the
- * attention's [64, 2, 64, 64] scores. Large inputs go to ONNX Runtime's Softmax (2.2 ms there,
- * against 32 ms for the JS rows below: Math.exp is not vectorised; bench/speed/js-vs-onnx.ts),
+ * attention's [64, 2, 64, 64] scores. Large inputs go to ONNX Runtime's Softmax (0.9-2.2 ms
+ * there, against 32-33 ms for the JS rows below: Math.exp is not vectorised; bench/speed/js-vs-onnx.ts),
  * agreeing to float32 rounding, with the same NaN rows (tested).
  *
  * Small ones are JS rows, bit for bit TF.js's: the row's maximum as TF.js's Max finds it (a NaN
