@@ -32,14 +32,66 @@ interface State {
 let state: State | null = null;
 
 /** Installs the step graphs for AdaHessian's minimize; returns whether it could. */
-export function enableStepGraphs(options: StepGraphOptions = {}): StepGraphsStatus {
+export function enableStepGraphs(
+  options: StepGraphOptions & {
+    /**
+     * Also TF.js's own optimizers (tf.train.adam, sgd, ...): their minimize's gradients from
+     * a replayed graph (default false: they stay bit for bit TF.js's, which the fused updates'
+     * tests pin; replayed, they agree to float32 rounding).
+     */
+    firstOrder?: boolean;
+  } = {},
+): StepGraphsStatus {
   disableStepGraphs();
   if (loadOnnxRuntime() == null) {
     return { ...emptyStatus(), reason: onnxRuntimeUnavailableReason() };
   }
   const made = createStepGraphProvider(options);
-  state = { ...made, uninstall: installStepGraphProvider(made.provider) };
+  const uninstall = installStepGraphProvider(made.provider);
+  const unpatch = options.firstOrder === true ? patchComputeGradients(made.provider) : () => {};
+  state = {
+    ...made,
+    uninstall: () => {
+      unpatch();
+      uninstall();
+    },
+  };
   return stepGraphsStatus();
+}
+
+type ComputeGradients = (
+  this: tf.Optimizer,
+  f: () => tf.Scalar,
+  varList?: tf.Variable[],
+) => { value: tf.Scalar; grads: tf.NamedTensorMap };
+
+/**
+ * tf.Optimizer's computeGradients (what its minimize calls; AdaHessian has its own minimize)
+ * through the compiled gradient step on cpu; returns how to put the original back.
+ */
+function patchComputeGradients(provider: StepGraphProvider): () => void {
+  const proto = tf.Optimizer.prototype as unknown as { computeGradients: ComputeGradients };
+  const original = proto.computeGradients;
+  proto.computeGradients = function (f, varList) {
+    if (tf.getBackend() !== 'cpu') return original.call(this, f, varList);
+    // As tf.variableGrads: the trainable variables when none are named.
+    const vars =
+      varList ??
+      Object.values(
+        (tf.engine() as unknown as { registeredVariables: Record<string, tf.Variable> })
+          .registeredVariables,
+      ).filter((v) => v.trainable);
+    const r = provider.gradient(this, f, vars);
+    if (r == null) return original.call(this, f, varList);
+    const grads: tf.NamedTensorMap = {};
+    vars.forEach((v, i) => {
+      if (r.grads[i] != null) grads[v.name] = r.grads[i];
+    });
+    return { value: r.loss, grads };
+  };
+  return () => {
+    proto.computeGradients = original;
+  };
 }
 
 /**

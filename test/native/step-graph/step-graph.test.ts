@@ -22,7 +22,11 @@ import { createStepGraphProvider } from '../../../src/native/step-graph/enable.j
 import { installStepGraphProvider } from '../../../src/native/step-graph/hook.js';
 import { onBackend } from '../../helpers.js';
 import { disableNativeKernels, enableNativeKernels } from '../../../src/native/index.js';
-import { stepGraphsStatus } from '../../../src/native/step-graph/enable.js';
+import {
+  disableStepGraphs,
+  enableStepGraphs,
+  stepGraphsStatus,
+} from '../../../src/native/step-graph/enable.js';
 
 const unavailable = onnxRuntimeUnavailableReason();
 if (unavailable !== '') console.log(`# step-graph test skipped: ${unavailable}`);
@@ -291,5 +295,31 @@ describe('step graphs (cpu)', { skip: unavailable || false }, () => {
     assert.deepEqual(run({}), { enabled: true, replays: 2 });
     assert.deepEqual(run({ stepGraphs: false }), { enabled: false, replays: 0 });
     assert.equal(stepGraphsStatus().enabled, false, 'disableNativeKernels() turns them off');
+  });
+
+  it("replays TF.js's own optimizers' gradients with firstOrder: true", () => {
+    const train = (firstOrder: boolean) => {
+      if (firstOrder) enableStepGraphs({ firstOrder: true });
+      const setup = transformer();
+      const optimizer = tf.train.sgd(0.1);
+      for (let s = 0; s < 5; s++) {
+        const batch = setup.batchAt(s);
+        optimizer.minimize(batch.f, false, setup.vars);
+        tf.dispose(batch.tensors);
+      }
+      const replays = stepGraphsStatus().replays;
+      disableStepGraphs();
+      const weights = setup.vars.map((v) => v.dataSync().slice());
+      optimizer.dispose();
+      setup.model.dispose();
+      return { weights, replays };
+    };
+    const plain = train(false);
+    const replayed = train(true);
+    assert.equal(replayed.replays, 3);
+    const got = replayed.weights.map((w) => tf.tensor(w));
+    const want = plain.weights.map((w) => tf.tensor(w));
+    assertClose(got, want, 1e-5, 'weights after 5 sgd steps');
+    tf.dispose([...got, ...want]);
   });
 });
