@@ -1,5 +1,5 @@
 /**
- * Records every kernel call a computation makes on the active backend (see mechanism.ts):
+ * Records every kernel call a computation makes on the active backend (see step-graph.ts):
  * each registered kernel is wrapped for the duration, and the backend's `write` is watched so
  * that tensors made in JS during the recording (scalars in gradient code, masks) are told apart
  * from tensors that existed before it (variables, the batch, the probes).
@@ -96,7 +96,6 @@ export function record<T>(body: (callCount: () => number) => T): {
   recording: Recording;
   /** What a tensor alive at the end holds: a recorded value, an external, or null (neither). */
   refOf: (tensor: tf.Tensor) => ValueRef | null;
-  callCount: () => number;
 } {
   const backendName = tf.getBackend();
   const backend = tf.backend() as unknown as WritableBackend;
@@ -192,7 +191,7 @@ export function record<T>(body: (callCount: () => number) => T): {
     const external = externalOf.get(tensor.dataId);
     return external != null ? { kind: 'external', index: external } : null;
   };
-  return { result, recording: { calls, values, externals }, refOf, callCount: () => calls.length };
+  return { result, recording: { calls, values, externals }, refOf };
 }
 
 /** Elements up to which a tensor made before the step is baked in as a checked constant. */

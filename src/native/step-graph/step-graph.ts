@@ -14,23 +14,29 @@
  *      an external tensor. Externals are made in JS during the step (`backend.write` is
  *      watched: scalars from gradient code, the attention mask), or existed before it: the
  *      variables and the batch, read by the loss function's forward pass, and the probes.
- *   2. Confirm. The next step is captured too; only if both recordings are identical (every
- *      call, every data flow edge, every value of every tensor made in JS) is the graph built.
- *      Made tensors are then baked in as constants; random numbers made in JS would differ
- *      between the captures, so such a step is refused (the probes are not made in the
- *      step: the caller draws them and they are graph inputs).
- *   3. Build (build.ts, translate.ts). Each kernel call becomes ONNX nodes by the
- *      translation table; calls nothing returned depends on are dropped; the graph's inputs
- *      are the prior externals, its outputs the step's returned tensors. A kernel without a
- *      translation refuses the step with its name. ONNX Runtime compiles it once (graph
- *      optimisation 'all' by default) per shape.
+ *   2. Build (build.ts, translate.ts), at once. Each kernel call becomes ONNX nodes by the
+ *      translation table; calls nothing returned depends on are dropped; identities are
+ *      names. Tensors made in JS during the step, and small ones (<= 16 elements) that
+ *      existed before it (tf.layers caches its scalars), are baked in as constants; the
+ *      variables, the batch and the probes are graph inputs (the caller draws the probes, so
+ *      random numbers never become constants). A kernel without a translation refuses the
+ *      step with its name. ONNX Runtime compiles the graph (optimisation 'all' by default).
+ *   3. Check and confirm. The new graph runs on the captured step's own inputs and must
+ *      agree with op by op (`disagreement`) or it is refused; the step then returns the
+ *      graph's values. The next step of that shape is captured again: only if the two
+ *      recordings are identical (every call, data flow edge and constant value) is the graph
+ *      confirmed for replay; a constant that changed (a random mask made in JS) refuses it.
+ *      From the first step of a shape on, every step takes the graph's values, so the
+ *      rounding does not depend on when a run started (a resumed run matches one that was
+ *      never interrupted).
  *   4. Replay. The loss function's forward pass is run once more with every kernel stubbed
  *      (no arithmetic: each call returns a placeholder of the recorded shape), which finds
  *      this step's batch tensors and variables exactly where the capture saw them, and checks
- *      the forward call by call (name, attributes, shapes, data flow, the made constants'
+ *      the forward call by call (name, attributes, shapes, data flow, the baked constants'
  *      values). Any difference stops the stub and the step runs op by op (and is captured, so
- *      that a new shape gets its own graph after two equal captures). Then one ONNX Runtime
- *      call computes the returned tensors.
+ *      that a new shape gets its own graph). Then one ONNX Runtime call computes the
+ *      returned tensors. After three captures in a row without a usable graph, a compiler
+ *      stops recording (a model the table cannot take runs plain op by op).
  *
  * Limits: the step's structure must not depend on tensor values (data-dependent control flow
  * that happened to agree over the two captures would replay the captured branch; the forward
@@ -310,7 +316,7 @@ export class StepGraphCompiler<E> {
     this.status.captures++;
     let forward: { start: number; end: number } | null = null;
     let forwardRuns = 0;
-    const { result, recording, refOf, callCount } = record((count) =>
+    const { result, recording, refOf } = record((count) =>
       body(() => {
         forwardRuns++;
         const start = count();
@@ -323,7 +329,6 @@ export class StepGraphCompiler<E> {
       if (forwardRuns !== 1 || forward == null) {
         throw new StepGraphRefusal(`the loss function ran ${forwardRuns} times in one step`);
       }
-      void callCount;
       const fw = forward as { start: number; end: number };
       const outputs = result.outputs.map((t) => {
         const ref = refOf(t);

@@ -1,5 +1,5 @@
 /**
- * The kernel-to-ONNX translation table of the step graphs (see mechanism.ts): each recorded
+ * The kernel-to-ONNX translation table of the step graphs (see step-graph.ts): each recorded
  * TF.js kernel call becomes a few ONNX (opset 17) nodes that compute the same values to float32
  * rounding. A kernel not in the table, or a call whose attributes a rule does not cover, refuses
  * the whole step with the kernel's name, and the step stays op by op.
