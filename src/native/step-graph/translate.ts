@@ -85,7 +85,8 @@ const sizeOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
 /**
  * a and b, read in the output's shape when both have its size ([1, n, m] with [n, m]):
- * ONNX Runtime's same-shape loops are several times faster than its broadcasting ones.
+ * the same elements in one shape, so that no broadcasting is asked for (no gain measured
+ * alone: bench/speed/js-vs-onnx.ts found a rank-mismatched Mul as fast as a flat one).
  */
 function sameSizeOperands(ctx: TranslationContext): [string, string] {
   const out = ctx.outputShape();
