@@ -204,7 +204,14 @@ async function onVariant<T>(
   await useBackend(backendOf(variant));
   const wantNative = variant === 'cpu+native';
   if (wantNative && (!nativeOn || nativeThreads !== threads)) {
-    const status = enableNativeKernels({ threads, fusedOptimizerUpdate, stepGraphs });
+    const status = enableNativeKernels({
+      threads,
+      fusedOptimizerUpdate,
+      stepGraphs,
+      // All four models' graphs at once: the default 256 would evict and recompile every
+      // round (a training run has one model's); --cache-size to compare.
+      cacheSize: Number(arg('cache-size') ?? 4096),
+    });
     if (!status.enabled) throw new Error(`native kernels unavailable: ${status.reason}`);
     nativeOn = true;
     nativeThreads = threads;
@@ -496,7 +503,12 @@ async function main(): Promise<void> {
   if (variants.includes('cpu+native')) {
     const s = nativeKernelStatus();
     console.log(
-      `\nnative status after the run: ${JSON.stringify({ enabled: s.enabled, reason: s.reason })}`,
+      `\nnative status after the run: ${JSON.stringify({
+        enabled: s.enabled,
+        reason: s.reason,
+        cachedGraphs: s.cachedGraphs,
+        compiledGraphs: s.compiledGraphs,
+      })}`,
     );
   }
 }
