@@ -88,6 +88,8 @@ const asDtype = (dtype: string, what: string): StepDtype => {
 /** Why a step cannot be compiled: it stays op by op. */
 export class StepGraphRefusal extends Error {
   override name = 'StepGraphRefusal';
+  /** The step's op-by-op result when the refusal came after the step had run. */
+  stepResult?: unknown;
 }
 
 /** Runs `body` with every kernel call of the active backend recorded; returns both. */

@@ -229,7 +229,7 @@ export class StepGraphCompiler<E> {
       if (!(e instanceof StepGraphRefusal)) throw e;
       this.note(`not compiled: ${e.message}`);
       this.gaveNothing();
-      const { outputs, extra } = body(f);
+      const { outputs, extra } = (e.stepResult as ReturnType<StepBody<E>> | undefined) ?? body(f);
       return { outputs, extra, replayed: false };
     }
     const { result, capture, feeds } = captured;
@@ -316,6 +316,9 @@ export class StepGraphCompiler<E> {
     this.status.captures++;
     let forward: { start: number; end: number } | null = null;
     let forwardRuns = 0;
+    // A loss function that assigns variables (batch norm's moving statistics) has a side effect
+    // a replayed graph would skip: such a step is refused.
+    const variablesBefore = variableDataIds();
     const { result, recording, refOf } = record((count) =>
       body(() => {
         forwardRuns++;
@@ -328,6 +331,12 @@ export class StepGraphCompiler<E> {
     try {
       if (forwardRuns !== 1 || forward == null) {
         throw new StepGraphRefusal(`the loss function ran ${forwardRuns} times in one step`);
+      }
+      const assigned = assignedVariables(variablesBefore);
+      if (assigned.length > 0) {
+        throw new StepGraphRefusal(
+          `the loss function assigns variable ${assigned[0]} (a graph replay would skip that)`,
+        );
       }
       const fw = forward as { start: number; end: number };
       const outputs = result.outputs.map((t) => {
@@ -372,7 +381,10 @@ export class StepGraphCompiler<E> {
         feeds,
       };
     } catch (e) {
-      tf.dispose(result.outputs);
+      // The step itself ran op by op and is right: a refusal hands its values back, so that
+      // the step is not computed (and its side effects done) a second time.
+      if (e instanceof StepGraphRefusal) e.stepResult = result;
+      else tf.dispose(result.outputs);
       throw e;
     }
   }
@@ -607,3 +619,18 @@ function typedFor(data: unknown, dtype: StepDtype): Float32Array | Int32Array | 
 }
 
 export { StepGraphRefusal };
+
+/** Every registered variable's current data id, by name. */
+function variableDataIds(): Map<string, object> {
+  const vars = (tf.engine() as unknown as { registeredVariables: Record<string, tf.Variable> })
+    .registeredVariables;
+  return new Map(Object.entries(vars).map(([name, v]) => [name, v.dataId as object]));
+}
+
+/** Names of the variables whose data changed (assigned) since `before`. */
+function assignedVariables(before: Map<string, object>): string[] {
+  const after = variableDataIds();
+  return [...before]
+    .filter(([name, id]) => after.has(name) && after.get(name) !== id)
+    .map(([n]) => n);
+}
