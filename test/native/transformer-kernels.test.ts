@@ -18,6 +18,7 @@ import {
 import { onnxRuntimeUnavailableReason } from '../../src/native/onnx-runtime.js';
 import { simplifyTranspose } from '../../src/native/kernels/transpose.js';
 import { simplifyReduction } from '../../src/native/kernels/reduce.js';
+import { ONNX_FROM_COSTLY } from '../../src/native/kernels/unary.js';
 
 const unavailable = onnxRuntimeUnavailableReason();
 if (unavailable !== '') console.log(`# transformer kernel tests skipped: ${unavailable}`);
@@ -194,11 +195,11 @@ describe(
         ['erf', tf.erf],
       ];
       for (const [name, op] of ops) {
-        // JS below 1024 elements (bit for bit), ONNX Runtime from 4096 (float32 rounding).
+        // JS below ONNX_FROM_COSTLY elements (bit for bit), ONNX Runtime from there (float32 rounding).
         for (const shape of [[1], [7, 13], [3, 5, 67], [9, 13, 41]]) {
           const x = tf.tensor(values(r, tf.util.sizeFromShape(shape), true), shape);
           const n = tf.util.sizeFromShape(shape);
-          const compare = n < 1024 ? compareExactly : compareClosely;
+          const compare = n < ONNX_FROM_COSTLY ? compareExactly : compareClosely;
           compare(`${name} [${shape}]`, () => op(x));
           x.dispose();
         }
@@ -224,7 +225,8 @@ describe(
       const r = mulberry32(14);
       for (const shape of [[1], [3, 1], [4, 7], [2, 3, 5, 17], [3, 37, 41], [2, 2, 30, 64]]) {
         const x = tf.tensor(values(r, tf.util.sizeFromShape(shape), false), shape);
-        const compare = tf.util.sizeFromShape(shape) < 1024 ? compareExactly : compareClosely;
+        const compare =
+          tf.util.sizeFromShape(shape) < ONNX_FROM_COSTLY ? compareExactly : compareClosely;
         compare(`softmax [${shape}]`, () => tf.softmax(x));
         x.dispose();
       }
@@ -240,8 +242,8 @@ describe(
         [6, 4],
       );
       compareExactly('softmax special rows', () => tf.softmax(rows));
-      // The same rows among 1024+ elements: ONNX Runtime's Softmax, NaN rows as TF.js's.
-      const many = tf.tile(rows, [50, 1]);
+      // The same rows among ONNX_FROM_COSTLY+ elements: ONNX Runtime's Softmax, NaN rows as TF.js's.
+      const many = tf.tile(rows, [200, 1]);
       compareClosely('softmax special rows, ONNX', () => tf.softmax(many));
       tf.dispose([rows, many]);
     });

@@ -13,7 +13,10 @@
  * far (bench/speed/js-vs-onnx.ts, [64, 64, 128], one thread, loaded machine: Exp 0.75 ms against
  * 25 ms in JS, Erf 1.0 against 36 ms, Neg 0.58 against 1.5 ms): Math.exp is not vectorised.
  * The crossover: ~4096 elements for a cheap op (an Add: 20 us both), lower for exp-like ones
- * (ONNX Runtime's ~15-20 us a call is ~500 Math.exp). Pow stays JS at every size: its graph
+ * (ONNX Runtime's ~15-20 us a call is ~500 Math.exp), but exp-like ops also stay JS up to 4096:
+ * a classifier's logits ([128, 10], [256, 10]) then keep TF.js's exact Math.exp, so training
+ * the image models gives the same numbers bit for bit as before the native unary kernels
+ * (docs/RESULTS.md's commands reproduce), at a cost of a few microseconds. Pow stays JS at every size: its graph
  * would follow C's pow (pow(1, NaN) is 1 there, NaN in JS), and LayerNorm's pow(v, 1.5) reads
  * a tiled tensor whose repeats the loop skips.
  * Each loop is its own function so that V8 inlines its op (one shared loop over closures
@@ -25,9 +28,9 @@ import type { DirectKernel, KernelBuffers, NativeKernel, NativePlan } from './ty
 
 type Loop = (x: Float32Array, out: Float32Array) => void;
 
-/** From this many elements, ONNX Runtime: cheap ops (a pass of + - * /) and exp-like ones. */
+/** From this many elements, ONNX Runtime: cheap ops (a pass of + - * /) and exp-like ones (see above). */
 export const ONNX_FROM_CHEAP = 4096;
-export const ONNX_FROM_COSTLY = 1024;
+export const ONNX_FROM_COSTLY = 4096;
 
 /**
  * A unary kernel: `loop` below `onnxFrom` elements, else the ONNX nodes `nodes` (from input
