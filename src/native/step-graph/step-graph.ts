@@ -226,10 +226,16 @@ export class StepGraphCompiler<E> {
     try {
       captured = this.capture(f, probes, body);
     } catch (e) {
-      if (!(e instanceof StepGraphRefusal)) throw e;
-      this.note(`not compiled: ${e.message}`);
+      if (!(e instanceof Error)) throw e;
+      // Any other error is the step's own (the loss function's: the plain run below throws it
+      // again, and the caller sees it) or the capture's (a case it does not know): then the
+      // step runs op by op as if there were no step graphs, rather than failing training.
+      this.note(
+        e instanceof StepGraphRefusal ? `not compiled: ${e.message}` : `capture failed: ${e}`,
+      );
       this.gaveNothing();
-      const { outputs, extra } = (e.stepResult as ReturnType<StepBody<E>> | undefined) ?? body(f);
+      const known = e instanceof StepGraphRefusal ? e.stepResult : undefined;
+      const { outputs, extra } = (known as ReturnType<StepBody<E>> | undefined) ?? body(f);
       return { outputs, extra, replayed: false };
     }
     const { result, capture, feeds } = captured;

@@ -257,6 +257,39 @@ describe('step graphs (cpu)', { skip: unavailable || false }, () => {
     setup.model.dispose();
   });
 
+  it("runs a step op by op when its capture fails, and lets the loss function's own errors through", () => {
+    const setup = mlp() as unknown as ReturnType<typeof transformer>;
+    const reasons: string[] = [];
+    const compiled = new CompiledSteps(setup.vars, { debug: (r) => reasons.push(r) });
+    const generator = new RademacherGenerator(1);
+    const { tensors, f } = setup.batchAt(0);
+    // Throws on its first call only (inside the capture), as a capture's own failure would.
+    let calls = 0;
+    const flaky = () => {
+      if (calls++ === 0) throw new TypeError('a failure inside the capture');
+      return f();
+    };
+    const probes = drawProbes(generator, setup.vars, 1);
+    const before = tf.memory().numTensors;
+    const got = compiled.hutchinsonStep(flaky, probes);
+    assert.equal(got.replayed, false);
+    assert.ok(Number.isFinite(got.loss.dataSync()[0]!));
+    assert.ok(
+      reasons.some((r) => r.includes('capture failed: TypeError')),
+      reasons.join('\n'),
+    );
+    tf.dispose([got.loss, ...got.grads, ...got.diagonal]);
+    // A loss function that always fails: its error reaches the caller, nothing is left over.
+    const broken = () => {
+      throw new RangeError("the user's own error");
+    };
+    assert.throws(() => compiled.hutchinsonStep(broken, probes), /the user's own error/);
+    assert.equal(tf.memory().numTensors, before);
+    tf.dispose([...probes.flat(), ...tensors]);
+    compiled.dispose();
+    setup.model.dispose();
+  });
+
   it('refuses a loss function that assigns variables (batch norm), running the step once', () => {
     // tf.layers' batch norm writes its moving statistics inside the loss function: a replay
     // would skip that, and computing a refused step again would update them twice.
