@@ -6,10 +6,11 @@
  *
  *   npx tsx bench/speed/js-vs-onnx.ts [--reps 30]
  */
-import * as tf from '@tensorflow/tfjs';
 import type { OnnxGraph } from '../../src/native/onnx-model.js';
 import { loadOnnxRuntime, SessionCache } from '../../src/native/onnx-runtime.js';
 import { simplifyTranspose, transposeValues } from '../../src/native/kernels/transpose.js';
+import { softmaxRows } from '../../src/native/kernels/softmax.js';
+import { erfKernel, expKernel, negKernel, type Loop } from '../../src/native/kernels/unary.js';
 
 const repsArg = process.argv.indexOf('--reps');
 const reps = repsArg >= 0 ? Number(process.argv[repsArg + 1]) : 30;
@@ -49,50 +50,11 @@ function unaryCase(name: string, op: string, shape: number[], loop: Loop): Case 
   };
 }
 
-type Loop = (x: Float32Array, out: Float32Array) => void;
-const expLoop: Loop = (x, out) => {
-  for (let i = 0; i < x.length; i++) out[i] = Math.exp(x[i]!);
-};
-const negLoop: Loop = (x, out) => {
-  for (let i = 0; i < x.length; i++) out[i] = -x[i]!;
-};
-const P = tf.backend_util.ERF_P;
-const [A1, A2, A3, A4, A5] = [
-  tf.backend_util.ERF_A1,
-  tf.backend_util.ERF_A2,
-  tf.backend_util.ERF_A3,
-  tf.backend_util.ERF_A4,
-  tf.backend_util.ERF_A5,
-];
-const erfLoop: Loop = (x, out) => {
-  for (let i = 0; i < x.length; i++) {
-    const xi = x[i]!;
-    const v = Math.abs(xi);
-    const t = 1.0 / (1.0 + P * v);
-    out[i] =
-      Math.sign(xi) * (1.0 - ((((A5 * t + A4) * t + A3) * t + A2) * t + A1) * t * Math.exp(-v * v));
-  }
-};
+// The JS sides are the shipped loops (not copies): what the kernels run.
 const softmaxLoop =
   (width: number): Loop =>
-  (x, out) => {
-    for (let offset = 0; offset < x.length; offset += width) {
-      let max = x[offset]!;
-      for (let j = 0; j < width; j++) {
-        const v = x[offset + j]!;
-        if (v !== v || v > max) max = v;
-      }
-      let sum = 0;
-      for (let j = 0; j < width; j++) {
-        const k = offset + j;
-        out[k] = x[k]! - max;
-        out[k] = Math.exp(out[k]!);
-        sum += out[k]!;
-      }
-      const total = Math.fround(sum);
-      for (let j = 0; j < width; j++) out[offset + j] = out[offset + j]! / total;
-    }
-  };
+  (x, out) =>
+    softmaxRows(x, out, width);
 
 function transposeCase(shape: number[], perm: number[]): Case {
   const n = shape.reduce((a, b) => a * b, 1);
@@ -246,9 +208,9 @@ const cases: Case[] = [
   transposeCase([64, 64, 2, 32], [0, 2, 1, 3]),
   transposeCase([4096, 64], [1, 0]),
   unaryCase('Softmax', 'Softmax', [64, 2, 64, 64], softmaxLoop(64)),
-  unaryCase('Exp', 'Exp', [64, 64, 128], expLoop),
-  unaryCase('Erf', 'Erf', [64, 64, 128], erfLoop),
-  unaryCase('Neg', 'Neg', [64, 64, 128], negLoop),
+  unaryCase('Exp', 'Exp', [64, 64, 128], expKernel.loop),
+  unaryCase('Erf', 'Erf', [64, 64, 128], erfKernel.loop),
+  unaryCase('Neg', 'Neg', [64, 64, 128], negKernel.loop),
   addCase(1024),
   addCase(4096),
   addCase(16384),

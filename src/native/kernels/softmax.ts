@@ -15,7 +15,8 @@ import * as tf from '@tensorflow/tfjs';
 import { ONNX_FROM_COSTLY } from './unary.js';
 import { int, type DirectKernel, type NativeKernel, type NativePlan } from './types.js';
 
-function softmaxRows(x: Float32Array, out: Float32Array, width: number): void {
+/** Softmax over rows of `width` values, TF.js's steps in float32 (also timed by bench/speed/js-vs-onnx.ts). */
+export function softmaxRows(x: Float32Array, out: Float32Array, width: number): void {
   for (let offset = 0; offset < x.length; offset += width) {
     let max = x[offset]!;
     for (let j = 0; j < width; j++) {

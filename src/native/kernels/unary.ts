@@ -26,7 +26,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { OnnxNode } from '../onnx-model.js';
 import type { DirectKernel, KernelBuffers, NativeKernel, NativePlan } from './types.js';
 
-type Loop = (x: Float32Array, out: Float32Array) => void;
+export type Loop = (x: Float32Array, out: Float32Array) => void;
 
 /** From this many elements, ONNX Runtime: cheap ops (a pass of + - * /) and exp-like ones (see above). */
 export const ONNX_FROM_CHEAP = 4096;
@@ -42,9 +42,11 @@ export function unaryKernel(
   nodes: OnnxNode[],
   onnxFrom: number,
   inputName = 'x',
-): DirectKernel & { plan: NativeKernel['plan'] } {
+): DirectKernel & { plan: NativeKernel['plan']; loop: Loop } {
   return {
     kernelName,
+    // Exposed so that bench/speed/js-vs-onnx.ts times this loop, not a copy of it.
+    loop,
     run(inputs, _attrs, backend, buffers) {
       const x = inputs[inputName]!;
       if (x.dtype !== 'float32' || tf.util.sizeFromShape(x.shape) >= onnxFrom) return null;
