@@ -18,13 +18,10 @@ import {
   useBackend,
 } from '../../src/index.js';
 import { enableNativeKernels } from '../../src/native/index.js';
+import { arg } from './args.js';
 
 tf.env().set('IS_TEST', false);
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1]! : fallback;
-}
 const rounds = Number(arg('rounds', '5'));
 const steps = Number(arg('steps', '10'));
 const modelName = arg('model', 'cnn');

@@ -27,6 +27,7 @@ import {
   useBackend,
 } from '../../src/index.js';
 import { enableNativeKernels, NATIVE_KERNEL_NAMES } from '../../src/native/index.js';
+import { arg } from './args.js';
 
 tf.env().set('IS_TEST', false);
 
@@ -55,11 +56,6 @@ const FIFTH_SESSION = [
   'MaxPoolGrad',
   'MaxPoolGradTranspose',
 ];
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1]! : fallback;
-}
 
 const modelName = arg('model', 'transformer');
 const optimizerName = arg('optimizer', 'adahessian');

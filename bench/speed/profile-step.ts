@@ -24,13 +24,9 @@ import {
   useBackend,
 } from '../../src/index.js';
 import { enableNativeKernels, nativeKernelStatus } from '../../src/native/index.js';
+import { arg } from './args.js';
 
 tf.env().set('IS_TEST', false);
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1]! : fallback;
-}
 
 const modelName = arg('model', 'transformer');
 const optimizerName = arg('optimizer', 'adahessian');

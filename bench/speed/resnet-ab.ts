@@ -19,13 +19,9 @@ import {
 } from '../../src/index.js';
 import { enableNativeKernels } from '../../src/native/index.js';
 import { ResNetBatchNormalization } from '../../src/models/resnet-batch-norm.js';
+import { arg } from './args.js';
 
 tf.env().set('IS_TEST', false);
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1]! : fallback;
-}
 
 const rounds = Number(arg('rounds', '3'));
 const optimizers = arg('optimizers', 'adam,adahessian').split(',');
