@@ -6,6 +6,7 @@
  * must give the ops' results (the cpu one rounds as each op does, so they are bit for bit).
  */
 import type * as tf from '@tensorflow/tfjs';
+import { perBackend } from './per-backend.js';
 
 export interface FusedAdamWInput {
   w: tf.Tensor;
@@ -34,16 +35,9 @@ export interface FusedAdamWUpdate {
   update(input: FusedAdamWInput): FusedAdamWOutput | null;
 }
 
-const installed = new Map<string, FusedAdamWUpdate>();
+const updates = perBackend<FusedAdamWUpdate>();
 
 /** Installs `update` for `backendName`; returns how to remove it again. */
-export function installFusedAdamWUpdate(backendName: string, update: FusedAdamWUpdate): () => void {
-  installed.set(backendName, update);
-  return () => {
-    if (installed.get(backendName) === update) installed.delete(backendName);
-  };
-}
+export const installFusedAdamWUpdate = updates.install;
 
-export function fusedAdamWUpdateFor(backendName: string): FusedAdamWUpdate | undefined {
-  return installed.get(backendName);
-}
+export const fusedAdamWUpdateFor = updates.get;

@@ -6,6 +6,7 @@
  * implementation must agree with the ops to float32 rounding.
  */
 import type * as tf from '@tensorflow/tfjs';
+import { perBackend } from './per-backend.js';
 import type { AveragingMode } from './spatial-average.js';
 
 export interface FusedUpdateInput {
@@ -41,19 +42,9 @@ export interface FusedAdaHessianUpdate {
   update(input: FusedUpdateInput): FusedUpdateOutput | null;
 }
 
-const installed = new Map<string, FusedAdaHessianUpdate>();
+const updates = perBackend<FusedAdaHessianUpdate>();
 
 /** Installs `update` for `backendName`; returns how to remove it again. */
-export function installFusedAdaHessianUpdate(
-  backendName: string,
-  update: FusedAdaHessianUpdate,
-): () => void {
-  installed.set(backendName, update);
-  return () => {
-    if (installed.get(backendName) === update) installed.delete(backendName);
-  };
-}
+export const installFusedAdaHessianUpdate = updates.install;
 
-export function fusedAdaHessianUpdateFor(backendName: string): FusedAdaHessianUpdate | undefined {
-  return installed.get(backendName);
-}
+export const fusedAdaHessianUpdateFor = updates.get;
