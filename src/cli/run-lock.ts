@@ -4,6 +4,12 @@
  * a lock whose process is gone (killed with SIGKILL, power cut) is stale and is taken over, so
  * it never blocks for good. Taking over renames the stale file away first and checks that what
  * it renamed is still the stale lock, so two runs taking over at once cannot both win.
+ *
+ * A pid alone does not say the owner is alive: after a kill -9 (or a reboot) the pid may be
+ * reused by an unrelated process, and the directory would stay locked for as long as that one
+ * lives. On Linux the lock also records the kernel's boot id and the owner's start time (field
+ * 22 of /proc/<pid>/stat, clock ticks since boot); a live pid whose boot id or start time
+ * differs is another process, and the lock is stale. Elsewhere (no /proc) only the pid counts.
  */
 import {
   closeSync,
@@ -26,6 +32,10 @@ interface LockOwner {
   host: string;
   startedAt: string;
   command: string;
+  /** Linux: /proc/sys/kernel/random/boot_id when the lock was taken (absent elsewhere). */
+  bootId?: string;
+  /** Linux: the owner's start time, field 22 of /proc/<pid>/stat (absent elsewhere). */
+  processStart?: string;
 }
 
 export interface RunLock {
@@ -43,6 +53,48 @@ export function processAlive(pid: number): boolean {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/** This boot's id (Linux), or undefined where the kernel does not expose one. */
+export function currentBootId(): string | undefined {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * When process `pid` started, in clock ticks since boot (field 22 of /proc/<pid>/stat), or
+ * undefined where that cannot be read (not Linux, process gone). The command name (field 2) may
+ * hold spaces and parentheses, so the fields are counted from its closing parenthesis.
+ */
+export function processStartTime(pid: number): string | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const afterName = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return afterName[22 - 3]; // afterName[0] is field 3 (state)
+}
+
+/**
+ * Why the lock's owner is no longer running, or null if it may be: its pid is gone, or (Linux)
+ * the machine has rebooted since, or the pid now belongs to a process started at another time.
+ */
+function whyOwnerGone(owner: LockOwner): string | null {
+  if (!processAlive(owner.pid)) return 'no longer running';
+  const bootId = currentBootId();
+  if (owner.bootId !== undefined && bootId !== undefined && owner.bootId !== bootId) {
+    return 'no longer running: the machine has restarted since';
+  }
+  const start = processStartTime(owner.pid);
+  if (owner.processStart !== undefined && start !== undefined && owner.processStart !== start) {
+    return `no longer running: pid ${owner.pid} now belongs to another process`;
+  }
+  return null;
 }
 
 function readOwner(path: string): { text: string; owner: LockOwner | null } | null {
@@ -77,6 +129,8 @@ export function acquireRunLock(
     host: hostname(),
     startedAt: new Date().toISOString(),
     command: process.argv.slice(2).join(' '),
+    bootId: currentBootId(),
+    processStart: processStartTime(process.pid),
   };
   const text = JSON.stringify(me);
   for (let attempt = 0; attempt < 5; attempt++) {
@@ -100,7 +154,8 @@ export function acquireRunLock(
           `if that run is gone, delete ${path}.`,
       );
     }
-    if (owner !== null && processAlive(owner.pid)) {
+    const gone = owner === null ? null : whyOwnerGone(owner);
+    if (owner !== null && gone === null) {
       throw new CliUsageError(
         `${option} ${dir} is in use by another run (process ${owner.pid}, started ${owner.startedAt}); ` +
           `wait for it to finish, stop it, or choose another directory (if no such run exists, delete ${path}).`,
@@ -113,7 +168,7 @@ export function acquireRunLock(
     if (takeOverStale(path, held.text)) {
       onStale?.(
         owner !== null
-          ? `Removed a stale lock of process ${owner.pid} (no longer running) from ${dir}.`
+          ? `Removed a stale lock of process ${owner.pid} (${gone}) from ${dir}.`
           : `Removed an unreadable stale lock from ${dir}.`,
       );
     }

@@ -10,7 +10,12 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { loadCheckpoint } from '../../src/cli/checkpoint.js';
-import { LOCK_FILE, acquireRunLock } from '../../src/cli/run-lock.js';
+import {
+  LOCK_FILE,
+  acquireRunLock,
+  currentBootId,
+  processStartTime,
+} from '../../src/cli/run-lock.js';
 import { cli, spawnCli, tempDir, TINY } from './helpers.js';
 
 /** The pid of a process that has exited (and so is not running). */
@@ -95,6 +100,56 @@ describe('one run per --out', () => {
     assert.ok(existsSync(join(out, LOCK_FILE)));
     again.release();
   });
+
+  it(
+    'a live pid is the owner only if its start time and boot id match the lock (pid reuse after kill -9)',
+    { skip: process.platform !== 'linux' && 'needs /proc' },
+    async () => {
+      // A live process that did not take the lock stands for an unrelated one that got its pid.
+      const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
+      try {
+        await new Promise((r) => other.once('spawn', r));
+        const pid = other.pid!;
+        const started = processStartTime(pid);
+        assert.match(started ?? '', /^\d+$/, 'field 22 of /proc/<pid>/stat');
+        assert.notEqual(started, processStartTime(process.pid));
+        const lockWith = (fields: object) => {
+          const out = tempDir();
+          writeFileSync(
+            join(out, LOCK_FILE),
+            JSON.stringify({ pid, host: hostname(), startedAt: 'then', command: 'x', ...fields }),
+          );
+          return out;
+        };
+        const acquire = (out: string) => {
+          const notes: string[] = [];
+          acquireRunLock(out, '--out', (m) => notes.push(m)).release();
+          return notes.join('\n');
+        };
+        const bootId = currentBootId();
+        // The same process: refused, naming the pid and what to do.
+        const busy = lockWith({ bootId, processStart: started });
+        assert.throws(
+          () => acquire(busy),
+          new RegExp(`in use by another run \\(process ${pid}, started then\\); wait for it`),
+        );
+        // Same pid, another start time: the owner was killed and its pid reused.
+        assert.match(
+          acquire(lockWith({ bootId, processStart: String(Number(started) - 1) })),
+          new RegExp(`stale lock of process ${pid} \\(no longer running: pid ${pid} now belongs`),
+        );
+        // Another boot: every process of the old one is gone.
+        assert.match(
+          acquire(lockWith({ bootId: 'another-boot', processStart: started })),
+          /\(no longer running: the machine has restarted since\)/,
+        );
+        // A lock written before start times were recorded: the live pid still counts.
+        assert.throws(() => acquire(lockWith({})), /in use by another run/);
+      } finally {
+        other.kill();
+      }
+    },
+  );
 
   it('a finished run is not overwritten without --force; an unfinished one points to --resume', async () => {
     const out = tempDir();
