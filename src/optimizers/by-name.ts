@@ -71,7 +71,7 @@ export function optimizerByName(
     case 'sgd':
       return tf.train.sgd(lr);
     case 'momentum':
-      return tf.train.momentum(lr, options.momentum ?? 0.9);
+      return momentumSgd(lr, options.momentum ?? 0.9);
     case 'adam':
       return tf.train.adam(lr);
     case 'adamw': {
@@ -84,4 +84,20 @@ export function optimizerByName(
     case 'rmsprop':
       return tf.train.rmsprop(lr);
   }
+}
+
+/**
+ * tf.train.momentum whose dispose also frees its learning-rate scalar: TF.js 4.22's
+ * MomentumOptimizer.dispose replaces SGDOptimizer's without calling it, so each momentum
+ * optimizer leaked one tensor (`c`, -learningRate). Disposing it twice is harmless, should a
+ * later TF.js fix this.
+ */
+function momentumSgd(learningRate: number, momentum: number): tf.MomentumOptimizer {
+  const optimizer = tf.train.momentum(learningRate, momentum);
+  const disposeSlots = optimizer.dispose.bind(optimizer);
+  optimizer.dispose = () => {
+    disposeSlots();
+    (optimizer as unknown as { c: tf.Scalar }).c.dispose();
+  };
+  return optimizer;
 }
