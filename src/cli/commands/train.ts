@@ -160,9 +160,19 @@ on text; test loss, final train loss, s/epoch); --json prints {settings, rows, r
   return cmd;
 }
 
+/**
+ * `train --json`'s document: the result without the model, each epoch's metrics with the test
+ * loss in bits per character (nats / ln 2) on text and null otherwise, as the rows of
+ * `--seeds/--optimizers` give it (testBitsPerCharMean).
+ */
 export function trainJson(result: TrainResult): Record<string, unknown> {
   const { model: _model, ...rest } = result;
-  return rest;
+  const text = result.config.dataset === 'text';
+  const metrics = result.metrics.map((m) => ({
+    ...m,
+    testBitsPerChar: text ? m.testLoss / Math.LN2 : null,
+  }));
+  return { ...rest, metrics };
 }
 
 export function trainSummary(result: TrainResult): string {
