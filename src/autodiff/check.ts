@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { allSecondOrderCases, type SecondOrderCase } from './cases/index.js';
+import type { SecondOrderProblem } from './cases/types.js';
 import {
   compareHvpWithFiniteDifferences,
   compareHvpWithFiniteDifferencesAsync,
@@ -56,26 +57,18 @@ export async function checkSecondOrder(
   return results;
 }
 
+/** Runs one case, reading the numbers back synchronously (tests on cpu and wasm). */
 export function runCase(
   c: SecondOrderCase,
   backend: string,
   tolerance: number,
 ): SecondOrderCheckResult {
-  const seen = new Set<string>();
-  const stop = observeSecondOrderKernels((names) => names.forEach((n) => seen.add(n)));
-  const base = { name: c.name, group: c.group, backend };
-  let problem;
-  try {
-    problem = c.build();
-    const { relError } = compareHvpWithFiniteDifferences(problem.lossFn, problem.vars);
-    return { ...base, relError, pass: relError <= tolerance, kernels: [...seen].sort() };
-  } catch (e) {
-    const error = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
-    return { ...base, relError: NaN, pass: false, error, kernels: [...seen].sort() };
-  } finally {
-    stop();
-    problem?.dispose();
-  }
+  return measureCase(
+    c,
+    backend,
+    tolerance,
+    (p) => compareHvpWithFiniteDifferences(p.lossFn, p.vars).relError,
+  );
 }
 
 /**
@@ -87,19 +80,68 @@ export async function runCaseAsync(
   backend: string,
   tolerance: number,
 ): Promise<SecondOrderCheckResult> {
+  return measureCase(
+    c,
+    backend,
+    tolerance,
+    async (p) => (await compareHvpWithFiniteDifferencesAsync(p.lossFn, p.vars)).relError,
+  );
+}
+
+/**
+ * The one body of runCase and runCaseAsync: builds the case, measures its relative error with
+ * `measure` (synchronous or not) while recording the kernels on its second-order path, turns a
+ * throw into a failed result, and disposes the problem afterwards either way.
+ */
+function measureCase(
+  c: SecondOrderCase,
+  backend: string,
+  tolerance: number,
+  measure: (p: SecondOrderProblem) => number,
+): SecondOrderCheckResult;
+function measureCase(
+  c: SecondOrderCase,
+  backend: string,
+  tolerance: number,
+  measure: (p: SecondOrderProblem) => Promise<number>,
+): SecondOrderCheckResult | Promise<SecondOrderCheckResult>;
+function measureCase(
+  c: SecondOrderCase,
+  backend: string,
+  tolerance: number,
+  measure: (p: SecondOrderProblem) => number | Promise<number>,
+): SecondOrderCheckResult | Promise<SecondOrderCheckResult> {
   const seen = new Set<string>();
   const stop = observeSecondOrderKernels((names) => names.forEach((n) => seen.add(n)));
   const base = { name: c.name, group: c.group, backend };
-  let problem;
-  try {
-    problem = c.build();
-    const { relError } = await compareHvpWithFiniteDifferencesAsync(problem.lossFn, problem.vars);
-    return { ...base, relError, pass: relError <= tolerance, kernels: [...seen].sort() };
-  } catch (e) {
+  let problem: SecondOrderProblem | undefined;
+  const measuredResult = (relError: number): SecondOrderCheckResult => ({
+    ...base,
+    relError,
+    pass: relError <= tolerance,
+    kernels: [...seen].sort(),
+  });
+  const failed = (e: unknown): SecondOrderCheckResult => {
     const error = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
     return { ...base, relError: NaN, pass: false, error, kernels: [...seen].sort() };
-  } finally {
+  };
+  const cleanUp = () => {
     stop();
     problem?.dispose();
+  };
+  let measured: number | Promise<number>;
+  try {
+    problem = c.build();
+    measured = measure(problem);
+  } catch (e) {
+    const result = failed(e);
+    cleanUp();
+    return result;
   }
+  if (typeof measured === 'number') {
+    const result = measuredResult(measured);
+    cleanUp();
+    return result;
+  }
+  return measured.then(measuredResult, failed).finally(cleanUp);
 }

@@ -20,7 +20,7 @@ describe('optimizerByName', () => {
       const before = tf.memory().numTensors;
       const optimizer = optimizerByName(name);
       for (let step = 0; step < 2; step++) {
-        tf.dispose(optimizer.minimize(() => tf.sum(tf.square(tf.mul(w, x))), true));
+        optimizer.minimize(() => tf.sum(tf.square(tf.mul(w, x))), true)?.dispose();
         setLearningRate(optimizer, 0.001 * (step + 1));
       }
       optimizer.dispose();
