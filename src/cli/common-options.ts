@@ -1,7 +1,7 @@
 /** Options shared by several commands, declared once so their names and help agree. */
 import { Option, type Command } from 'commander';
 import { MODEL_NAMES } from '../models/index.js';
-import { CLI_BACKENDS } from './backend.js';
+import { CLI_BACKENDS, STEP_GRAPH_CHOICES } from './backend.js';
 import { DATASET_NAMES } from './datasets.js';
 import { positiveInteger, seed } from './options.js';
 
@@ -25,7 +25,13 @@ export function addBackendOption(cmd: Command): Command {
       ).choices(CLI_BACKENDS),
     )
     .option('--native', 'run heavy kernels through ONNX Runtime (needs onnxruntime-node)')
-    .option('--no-native', 'without --backend: run on wasm, without ONNX Runtime');
+    .option('--no-native', 'without --backend: run on wasm, without ONNX Runtime')
+    .addOption(
+      new Option(
+        '--step-graphs <which>',
+        "training steps replayed as one ONNX graph each, on cpu with the native kernels; adahessian: AdaHessian's only, the other optimizers get TF.js's gradients bit for bit (default: all)",
+      ).choices(STEP_GRAPH_CHOICES),
+    );
 }
 
 export function addModelOption(cmd: Command, defaultModel = 'small-cnn'): Command {

@@ -12,7 +12,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isOptimizerName, type OptimizerName } from '../optimizers/index.js';
 import { checkOutputDirectory, writeFileAtomic } from './atomic-file.js';
-import { prepareBackend } from './backend.js';
+import { prepareBackend, type StepGraphChoice } from './backend.js';
 import { CHECKPOINT_FILE, type EpochMetrics } from './checkpoint.js';
 import { runKey } from './commands/sweep.js';
 import { loadDataset, type LoadedDataset } from './datasets.js';
@@ -51,6 +51,7 @@ export interface TrainManyOptions extends TrainSettings {
   force?: boolean;
   checkpointEvery?: number;
   native?: boolean;
+  stepGraphs?: StepGraphChoice;
   signal?: AbortSignal;
 }
 
@@ -87,6 +88,7 @@ export interface TrainManySettings extends Pick<
   trainSize: number;
   testSize: number;
   native: boolean;
+  stepGraphs: StepGraphChoice;
   optimizers: OptimizerWithRate[];
   seeds: number[];
 }
@@ -139,7 +141,12 @@ export async function trainMany(options: TrainManyOptions, io: CliIo): Promise<T
       : null;
   let data: LoadedDataset | undefined;
   try {
-    const path = await prepareBackend(plan.settings.backend, options.native, io);
+    const path = await prepareBackend(
+      plan.settings.backend,
+      options.native,
+      io,
+      options.stepGraphs,
+    );
     plan.settings.backend = path.backend;
     for (const c of configs) c.backend = path.backend;
     if (out !== undefined)
@@ -177,6 +184,7 @@ export async function trainMany(options: TrainManyOptions, io: CliIo): Promise<T
         warmupSteps: first.warmupSteps,
         backend: first.backend,
         native: path.native,
+        stepGraphs: path.stepGraphs,
         optimizers: plan.optimizers,
         seeds: plan.seeds,
       },
@@ -208,7 +216,12 @@ async function oneRun(
   options: TrainManyOptions,
   io: CliIo,
 ): Promise<TrainManyRun | 'interrupted'> {
-  const common = { preloaded: data, signal: options.signal, native: options.native };
+  const common = {
+    preloaded: data,
+    signal: options.signal,
+    native: options.native,
+    stepGraphs: options.stepGraphs,
+  };
   const base = { optimizer: config.optimizer, lr: config.lr, seed: config.seed };
   const where = dir !== undefined ? { dir } : {};
   const finished = dir !== undefined ? finishedMetrics(dir, config.epochs) : null;

@@ -12,7 +12,7 @@ import { softmaxCrossEntropy } from '../losses.js';
 import { NonFiniteError } from '../optimizers/index.js';
 import { allFinite } from '../optimizers/non-finite.js';
 import { setLearningRate } from '../optimizers/learning-rate.js';
-import { prepareBackend } from './backend.js';
+import { prepareBackend, type StepGraphChoice } from './backend.js';
 import { checkOutputDirectory, removeStaleTempFiles, writeFileAtomic } from './atomic-file.js';
 import {
   CHECKPOINT_FILE,
@@ -59,6 +59,8 @@ export interface TrainOptions extends TrainSettings {
   keepModel?: boolean;
   /** Route heavy kernels through ONNX Runtime (--native). */
   native?: boolean;
+  /** Which steps replay as ONNX graphs (--step-graphs; undefined: as they are). */
+  stepGraphs?: StepGraphChoice;
   /** Already-loaded data to train on instead of loading config.dataset (the demo shares it). */
   preloaded?: LoadedDataset;
 }
@@ -75,6 +77,9 @@ export interface TrainResult {
   files: { checkpoint?: string; metricsJson?: string; metricsCsv?: string; model?: string };
   /** Mean milliseconds per training step over the whole run. */
   msPerStep: number;
+  /** The native kernels were on, and which steps replayed as ONNX graphs (--step-graphs). */
+  native: boolean;
+  stepGraphs: StepGraphChoice;
   model?: tf.LayersModel;
 }
 
@@ -157,7 +162,7 @@ async function runTraining(
   if (out !== undefined) removeStaleTempFiles(out);
   const checkpointEvery = options.checkpointEvery ?? checkpoint?.checkpointEvery;
 
-  await prepareBackend(config.backend, options.native);
+  const path = await prepareBackend(config.backend, options.native, undefined, options.stepGraphs);
   const data = options.preloaded ?? loadDataset(config);
   const model = buildModel(config, data.modelOptions);
   const optimizer = buildOptimizer(config);
@@ -352,6 +357,8 @@ async function runTraining(
       interrupted,
       files,
       msPerStep: steps > 0 ? (seconds * 1000) / steps : NaN,
+      native: path.native,
+      stepGraphs: path.stepGraphs,
     };
     if (options.keepModel) result.model = model;
     return result;

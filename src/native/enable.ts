@@ -55,12 +55,19 @@ export interface NativeKernelOptions {
    */
   outputPoolBytes?: number;
   /**
-   * AdaHessian's minimize on the cpu backend computes its loss, gradients and Hessian diagonal
-   * by replaying the step as one ONNX graph once the step's shape has been seen (default true;
-   * falls back to op by op by itself, see src/native/step-graph/step-graph.ts).
+   * Which training steps on the cpu backend run as one replayed ONNX graph once the step's shape
+   * has been seen twice (falling back to op by op by themselves, see
+   * src/native/step-graph/step-graph.ts): 'all' (default; `true` is the same), AdaHessian's
+   * minimize and the gradients of TF.js's own optimizers' minimize (tf.train.adam, sgd,
+   * momentum, ..., AdamW, and so tf.layers' fit); 'adahessian', AdaHessian's minimize only
+   * (TF.js's optimizers then get TF.js's gradients bit for bit); false, none.
    */
-  stepGraphs?: boolean;
+  stepGraphs?: StepGraphMode | boolean;
 }
+
+/** Which steps run as step graphs: see NativeKernelOptions.stepGraphs. */
+export type StepGraphMode = 'all' | 'adahessian';
+export const STEP_GRAPH_MODES: readonly StepGraphMode[] = ['all', 'adahessian'];
 
 const DEFAULT_POOL_BYTES = 256 * 1024 * 1024;
 
@@ -90,8 +97,11 @@ export interface NativeKernelStatus {
    * and a masked product read there by MaxPoolGradTranspose.
    */
   fusedCalls: number;
-  /** Whether AdaHessian's steps are replayed as ONNX graphs (stepGraphsStatus() says more). */
-  stepGraphs: boolean;
+  /**
+   * Which steps are replayed as ONNX graphs: 'all', 'adahessian' (see NativeKernelOptions), or
+   * false (stepGraphsStatus() says more).
+   */
+  stepGraphs: StepGraphMode | false;
 }
 
 export const NATIVE_KERNEL_NAMES: readonly string[] = NATIVE_KERNELS.map((k) => k.kernelName);
@@ -188,9 +198,11 @@ export function enableNativeKernels(options: NativeKernelOptions = {}): NativeKe
     state.restore.push(installFusedAdamWUpdate('cpu', cpuAdamWUpdate));
     state.restore.push(installFusedFirstOrderUpdates());
   }
-  if (backends.includes('cpu') && options.stepGraphs !== false) {
-    // Step graphs (src/native/step-graph/): whole AdaHessian steps as one ONNX Runtime call.
-    status.stepGraphs = enableStepGraphs({ threads }).enabled;
+  const stepGraphs = options.stepGraphs === true ? 'all' : (options.stepGraphs ?? 'all');
+  if (backends.includes('cpu') && stepGraphs !== false) {
+    // Step graphs (src/native/step-graph/): whole training steps as one ONNX Runtime call.
+    const firstOrder = stepGraphs === 'all';
+    status.stepGraphs = enableStepGraphs({ threads, firstOrder }).enabled ? stepGraphs : false;
     state.restore.push(disableStepGraphs);
   }
   installed = state;
@@ -279,6 +291,16 @@ function validateOptions(options: NativeKernelOptions, threads: number, backends
   ) {
     throw new Error(
       `enableNativeKernels: 'outputPoolBytes' must be a non-negative number, got ${options.outputPoolBytes}.`,
+    );
+  }
+  const { stepGraphs } = options;
+  if (
+    stepGraphs != null &&
+    typeof stepGraphs !== 'boolean' &&
+    !STEP_GRAPH_MODES.includes(stepGraphs)
+  ) {
+    throw new Error(
+      `enableNativeKernels: 'stepGraphs' must be 'all', 'adahessian', true or false, got ${JSON.stringify(stepGraphs)}.`,
     );
   }
   for (const name of options.kernels ?? []) {

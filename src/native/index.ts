@@ -4,6 +4,8 @@ export {
   disableNativeKernels,
   nativeKernelStatus,
   NATIVE_KERNEL_NAMES,
+  STEP_GRAPH_MODES,
+  type StepGraphMode,
   type NativeKernelOptions,
   type NativeKernelStatus,
 } from './enable.js';

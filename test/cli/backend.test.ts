@@ -4,7 +4,11 @@ import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { prepareBackend } from '../../src/cli/backend.js';
 import { memoryIo } from '../../src/cli/output.js';
-import { disableNativeKernels, nativeKernelStatus } from '../../src/native/index.js';
+import {
+  disableNativeKernels,
+  nativeKernelStatus,
+  stepGraphsStatus,
+} from '../../src/native/index.js';
 import {
   loadOnnxRuntime,
   ONNX_RUNTIME_NODE_VERSION,
@@ -26,7 +30,7 @@ describe('the CLI backend choice', () => {
     async () => {
       const io = memoryIo();
       const choice = await prepareBackend(undefined, undefined, io);
-      assert.deepEqual(choice, { backend: 'cpu', native: true });
+      assert.deepEqual(choice, { backend: 'cpu', native: true, stepGraphs: 'all' });
       assert.equal(tf.getBackend(), 'cpu');
       assert.equal(nativeKernelStatus().enabled, true);
       assert.equal(io.err(), '');
@@ -39,7 +43,7 @@ describe('the CLI backend choice', () => {
     const io = memoryIo();
     const choice = await prepareBackend(undefined, undefined, io);
     reloadOnnxRuntimeForTesting();
-    assert.deepEqual(choice, { backend: 'wasm', native: false });
+    assert.deepEqual(choice, { backend: 'wasm', native: false, stepGraphs: 'off' });
     assert.equal(tf.getBackend(), 'wasm');
     const lines = io.err().trimEnd().split('\n');
     assert.equal(lines.length, 1);
@@ -59,8 +63,16 @@ describe('the CLI backend choice', () => {
   });
 
   it('--no-native runs on wasm; --backend is taken as given', async () => {
-    assert.deepEqual(await prepareBackend(undefined, false), { backend: 'wasm', native: false });
-    assert.deepEqual(await prepareBackend('cpu'), { backend: 'cpu', native: false });
+    assert.deepEqual(await prepareBackend(undefined, false), {
+      backend: 'wasm',
+      native: false,
+      stepGraphs: 'off',
+    });
+    assert.deepEqual(await prepareBackend('cpu'), {
+      backend: 'cpu',
+      native: false,
+      stepGraphs: 'off',
+    });
     assert.equal(tf.getBackend(), 'cpu');
     assert.equal(nativeKernelStatus().enabled, false);
   });
@@ -69,12 +81,60 @@ describe('the CLI backend choice', () => {
     'turns the native kernels off for --backend cpu --no-native',
     { skip: unavailable },
     async () => {
-      assert.deepEqual(await prepareBackend('cpu', true), { backend: 'cpu', native: true });
-      assert.deepEqual(await prepareBackend('cpu'), { backend: 'cpu', native: true });
-      assert.deepEqual(await prepareBackend('cpu', false), { backend: 'cpu', native: false });
+      const on = { backend: 'cpu', native: true, stepGraphs: 'all' };
+      assert.deepEqual(await prepareBackend('cpu', true), on);
+      assert.deepEqual(await prepareBackend('cpu'), on);
+      assert.deepEqual(await prepareBackend('cpu', false), {
+        ...on,
+        native: false,
+        stepGraphs: 'off',
+      });
       assert.equal(nativeKernelStatus().enabled, false);
     },
   );
+
+  it(
+    '--step-graphs chooses the replayed steps, and a later call without it keeps them',
+    { skip: unavailable },
+    async () => {
+      const io = memoryIo();
+      const choice = await prepareBackend(undefined, undefined, io, 'adahessian');
+      assert.deepEqual(choice, { backend: 'cpu', native: true, stepGraphs: 'adahessian' });
+      assert.equal(stepGraphsStatus().firstOrder, false);
+      // A run of a set (train-many, a resumed run) prepares again without the flag.
+      assert.equal((await prepareBackend('cpu')).stepGraphs, 'adahessian');
+      assert.equal((await prepareBackend('cpu', undefined, io, 'all')).stepGraphs, 'all');
+      assert.equal(stepGraphsStatus().firstOrder, true);
+      assert.equal((await prepareBackend('cpu', true, io, 'off')).stepGraphs, 'off');
+      assert.equal(nativeKernelStatus().stepGraphs, false);
+      assert.equal(nativeKernelStatus().enabled, true, 'the native kernels stay on');
+      assert.equal(io.err(), '');
+      disableNativeKernels();
+    },
+  );
+
+  it('--step-graphs: a bad value and a path without the native kernels are named', async () => {
+    await assert.rejects(
+      prepareBackend(undefined, undefined, undefined, 'some' as never),
+      /--step-graphs 'some' is unknown; expected one of all, adahessian, off\./,
+    );
+    await assert.rejects(
+      prepareBackend(undefined, false, undefined, 'all'),
+      /--step-graphs all: step graphs need the cpu backend with the native kernels, and this command runs without them \(--no-native\)/,
+    );
+    await assert.rejects(prepareBackend('wasm', true, undefined, 'adahessian'), /runs on wasm;/);
+    reloadOnnxRuntimeForTesting('onnxruntime-node-that-is-not-installed');
+    await assert.rejects(
+      prepareBackend(undefined, undefined, memoryIo(), 'all'),
+      /--step-graphs all: .* runs on wasm without them;/,
+    );
+    reloadOnnxRuntimeForTesting();
+    assert.deepEqual(await prepareBackend('wasm', false, undefined, 'off'), {
+      backend: 'wasm',
+      native: false,
+      stepGraphs: 'off',
+    });
+  });
 
   it('the install hint names the onnxruntime-node version package.json lists', () => {
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));

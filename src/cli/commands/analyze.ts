@@ -9,7 +9,7 @@ import {
   type AnalysisSettings,
 } from '../analysis.js';
 import { autoMicroBatchSize } from '../../analysis/index.js';
-import { prepareBackend } from '../backend.js';
+import { prepareBackend, type StepGraphChoice } from '../backend.js';
 import {
   addBackendOption,
   addDataOptions,
@@ -34,6 +34,8 @@ export interface AnalyzeOptions extends AnalysisSettings {
   split?: 'train' | 'test';
   backend?: BackendName;
   native?: boolean;
+  /** --step-graphs (src/cli/backend.ts; analysis itself takes no training steps). */
+  stepGraphs?: StepGraphChoice;
   /** Where analysis.json and the plots go (default out/analysis). */
   out?: string;
   /** Show an error's stack trace instead of one line (e.g. running out of memory). */
@@ -41,7 +43,12 @@ export interface AnalyzeOptions extends AnalysisSettings {
 }
 
 export async function analyze(options: AnalyzeOptions, io: CliIo) {
-  const { backend, native } = await prepareBackend(options.backend, options.native, io);
+  const { backend, native, stepGraphs } = await prepareBackend(
+    options.backend,
+    options.native,
+    io,
+    options.stepGraphs,
+  );
   const { model, metadata, path } = await loadModel(options.model);
   try {
     // Unless told otherwise, analyse on the data the model was trained on.
@@ -73,7 +80,7 @@ export async function analyze(options: AnalyzeOptions, io: CliIo) {
         microBatch,
       });
       const out = options.out ?? join('out', 'analysis');
-      const where = { model: path, dataset, split, backend, native };
+      const where = { model: path, dataset, split, backend, native, stepGraphs };
       const { files } = writeAnalysis(out, outcome, where, 'Hessian');
       return { ...where, ...outcome, files };
     } finally {

@@ -16,7 +16,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendName } from '../../backends.js';
 import { batches } from '../../data/index.js';
 import { softmaxCrossEntropy } from '../../losses.js';
-import { prepareBackend } from '../backend.js';
+import { prepareBackend, type StepGraphChoice } from '../backend.js';
 import {
   addBackendOption,
   addDataOptions,
@@ -76,6 +76,8 @@ export interface BenchOptions {
   hessianEvery?: number[];
   backend?: BackendName;
   native?: boolean;
+  /** --step-graphs (src/cli/backend.ts). */
+  stepGraphs?: StepGraphChoice;
   seed?: number;
 }
 
@@ -101,6 +103,7 @@ export interface BenchResult {
   batchSize: number;
   backend: string;
   native: boolean;
+  stepGraphs: StepGraphChoice;
   stepsPerWindow: number;
   rounds: number;
   rows: BenchRow[];
@@ -141,7 +144,7 @@ export async function bench(options: BenchOptions, io: CliIo): Promise<BenchResu
     backend: options.backend,
   };
   const base = resolveTrainConfig(settings);
-  const path = await prepareBackend(options.backend, options.native, io);
+  const path = await prepareBackend(options.backend, options.native, io, options.stepGraphs);
   base.backend = path.backend;
   // A few distinct batches, cycled, so the timing is of real steps on real data.
   const batchesPerCycle = 4;
@@ -252,6 +255,7 @@ export async function bench(options: BenchOptions, io: CliIo): Promise<BenchResu
       batchSize: base.batchSize,
       backend: base.backend,
       native: path.native,
+      stepGraphs: path.stepGraphs,
       stepsPerWindow: steps,
       rounds,
       rows,
@@ -307,6 +311,7 @@ interface BenchFlags extends OutputFlags {
   hessianEvery?: number[];
   backend?: BackendName;
   native?: boolean;
+  stepGraphs?: StepGraphChoice;
   seed?: number;
   trainSize?: number;
   testSize?: number;

@@ -15,7 +15,7 @@ import {
   type AnalysisSettings,
 } from '../analysis.js';
 import { checkOutputDirectory, writeFileAtomic } from '../atomic-file.js';
-import { prepareBackend, type BackendChoice } from '../backend.js';
+import { prepareBackend, type BackendChoice, type StepGraphChoice } from '../backend.js';
 import {
   addBackendOption,
   addOutputOptions,
@@ -42,6 +42,8 @@ export interface DemoOptions {
   analysisBatch?: number;
   backend?: BackendName;
   native?: boolean;
+  /** --step-graphs (src/cli/backend.ts). */
+  stepGraphs?: StepGraphChoice;
   seed?: number;
   /** Where the report goes (default out/demo). */
   out?: string;
@@ -109,7 +111,7 @@ export async function demo(options: DemoOptions, io: CliIo): Promise<DemoResult>
   const { analysis: analysisOptions, ...rest } = options;
   checkOutputDirectory(options.out ?? DEMO_DEFAULTS.out);
   // No --backend: the fastest path available (cpu + native kernels, else wasm).
-  const path = await prepareBackend(options.backend, options.native, io);
+  const path = await prepareBackend(options.backend, options.native, io, options.stepGraphs);
   const s = { ...DEMO_DEFAULTS, ...definedOnly(rest), ...path };
   const settings: TrainSettings = {
     model: 'small-cnn',
@@ -332,7 +334,7 @@ function writeDemoReport(
       ...analysisSections,
       {
         heading: 'Reproduce',
-        code: `npx adahessian demo --epochs ${s.epochs} --train-size ${s.trainSize} --test-size ${s.testSize} --batch-size ${s.batchSize} --seed ${s.seed} --backend ${s.backend}${s.native ? ' --native' : ''}`,
+        code: `npx adahessian demo --epochs ${s.epochs} --train-size ${s.trainSize} --test-size ${s.testSize} --batch-size ${s.batchSize} --seed ${s.seed} --backend ${s.backend}${s.native ? ` --native --step-graphs ${s.stepGraphs}` : ''}`,
       },
     ],
   });

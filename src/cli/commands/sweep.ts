@@ -14,7 +14,7 @@ import type { BackendName } from '../../backends.js';
 import { DEFAULT_LEARNING_RATES, type OptimizerName } from '../../optimizers/index.js';
 import type { ScheduleName } from '../../optimizers/learning-rate.js';
 import { checkOutputDirectory, writeFileAtomic } from '../atomic-file.js';
-import { prepareBackend } from '../backend.js';
+import { prepareBackend, type StepGraphChoice } from '../backend.js';
 import {
   addBackendOption,
   addDataOptions,
@@ -89,6 +89,8 @@ export interface SweepOptions {
   weightDecay?: number;
   backend?: BackendName;
   native?: boolean;
+  /** --step-graphs (src/cli/backend.ts). */
+  stepGraphs?: StepGraphChoice;
   /** One seed (--seed) or several (--seeds); each cell runs once per seed. */
   seed?: number;
   seeds?: number[];
@@ -226,7 +228,7 @@ export async function sweep(options: SweepOptions, io: CliIo): Promise<SweepResu
   const checked = configs[0]!;
   checkOutputDirectory(out);
   // No --backend: the fastest path available (cpu + native kernels, else wasm).
-  const path = await prepareBackend(options.backend, options.native, io);
+  const path = await prepareBackend(options.backend, options.native, io, options.stepGraphs);
   for (const c of configs) c.backend = path.backend;
   for (const p of plan) p.settings.backend = path.backend;
   const data = loadDataset(checked);
@@ -243,6 +245,7 @@ export async function sweep(options: SweepOptions, io: CliIo): Promise<SweepResu
     warmupSteps: checked.warmupSteps,
     backend: checked.backend,
     native: path.native,
+    stepGraphs: path.stepGraphs,
     optimizers,
     seeds,
     scales: options.lr !== false ? scales : [],

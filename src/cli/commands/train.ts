@@ -12,7 +12,7 @@ import {
   addSeedOption,
   type OutputFlags,
 } from '../common-options.js';
-import { prepareBackend } from '../backend.js';
+import { prepareBackend, type StepGraphChoice } from '../backend.js';
 import type { CliContext } from '../context.js';
 import {
   addScheduleOptions,
@@ -40,6 +40,7 @@ interface TrainFlags extends OutputFlags, TrainSettings {
   checkpointEvery?: number;
   force?: boolean;
   native?: boolean;
+  stepGraphs?: StepGraphChoice;
   optimizers?: OptimizerWithRate[];
   seeds?: number[];
 }
@@ -150,7 +151,10 @@ on text; test loss, final train loss, s/epoch); --json prints {settings, rows, r
     if (flags.resume === undefined) {
       resolveTrainConfig(single); // bad settings fail before a backend loads
       // No --backend: the fastest path available (a resumed run keeps its checkpoint's backend).
-      Object.assign(options, await prepareBackend(flags.backend, flags.native, io));
+      Object.assign(
+        options,
+        await prepareBackend(flags.backend, flags.native, io, flags.stepGraphs),
+      );
     }
     const result = await train(options, io);
     if (result.interrupted) ctx.exitCode = 130;

@@ -1,7 +1,9 @@
 /**
  * enableStepGraphs(): AdaHessian's minimize on the cpu backend takes its loss, gradients and
  * Hessian diagonal from a replayed ONNX graph once a step's shape has been seen twice (see
- * step-graph.ts), and op by op otherwise. Off: everything as before.
+ * step-graph.ts), and op by op otherwise; with `firstOrder`, TF.js's own optimizers' minimize
+ * takes its loss and gradients the same way. Off: everything as before.
+ * enableNativeKernels() calls it (its `stepGraphs` option: 'all' is firstOrder: true).
  */
 import * as tf from '@tensorflow/tfjs';
 import { loadOnnxRuntime, onnxRuntimeUnavailableReason } from '../onnx-runtime.js';
@@ -11,6 +13,8 @@ import type { StepGraphOptions, StepGraphStatus } from './step-graph.js';
 
 export interface StepGraphsStatus {
   enabled: boolean;
+  /** TF.js's own optimizers' gradients replayed too (enableStepGraphs' firstOrder). */
+  firstOrder: boolean;
   reason: string;
   /** Summed over every optimizer's compiled steps since enabling. */
   replays: number;
@@ -24,6 +28,7 @@ export interface StepGraphsStatus {
 }
 
 interface State {
+  firstOrder: boolean;
   owners: WeakMap<object, CompiledSteps>;
   all: Set<CompiledSteps>;
   uninstall: () => void;
@@ -35,9 +40,10 @@ let state: State | null = null;
 export function enableStepGraphs(
   options: StepGraphOptions & {
     /**
-     * Also TF.js's own optimizers (tf.train.adam, sgd, ...): their minimize's gradients from
-     * a replayed graph (default false: they stay bit for bit TF.js's, which the fused updates'
-     * tests pin; replayed, they agree to float32 rounding).
+     * Also TF.js's own optimizers (tf.train.adam, sgd, ..., AdamW): their minimize's gradients
+     * from a replayed graph, agreeing with TF.js's to float32 rounding (default false here:
+     * they stay bit for bit TF.js's; enableNativeKernels() turns it on unless told
+     * stepGraphs: 'adahessian').
      */
     firstOrder?: boolean;
   } = {},
@@ -51,6 +57,7 @@ export function enableStepGraphs(
   const unpatch = options.firstOrder === true ? patchComputeGradients(made.provider) : () => {};
   state = {
     ...made,
+    firstOrder: options.firstOrder === true,
     uninstall: () => {
       unpatch();
       uninstall();
@@ -150,7 +157,7 @@ export function disableStepGraphs(): void {
 
 export function stepGraphsStatus(): StepGraphsStatus {
   if (state == null) return { ...emptyStatus(), reason: 'enableStepGraphs() has not been called.' };
-  return statusOf(state.all);
+  return { ...statusOf(state.all), firstOrder: state.firstOrder };
 }
 
 function statusOf(all: Set<CompiledSteps>): StepGraphsStatus {
@@ -162,6 +169,7 @@ function statusOf(all: Set<CompiledSteps>): StepGraphsStatus {
     parts.reduce((a, p) => a + p[k], 0);
   return {
     enabled: true,
+    firstOrder: false,
     reason: '',
     replays: sum('replays'),
     opByOp: sum('opByOp'),
@@ -180,6 +188,7 @@ function statusOf(all: Set<CompiledSteps>): StepGraphsStatus {
 function emptyStatus(): StepGraphsStatus {
   return {
     enabled: false,
+    firstOrder: false,
     reason: '',
     replays: 0,
     opByOp: 0,

@@ -390,7 +390,7 @@ describe('step graphs (cpu)', { skip: unavailable || false }, () => {
   });
 
   it('is on by default with the native kernels (AdaHessian minimize replays), off with stepGraphs: false', () => {
-    const run = (options: { stepGraphs?: boolean }) => {
+    const run = (options: { stepGraphs?: 'adahessian' | boolean }) => {
       const status = enableNativeKernels({ threads: 1, ...options });
       const setup = transformer();
       const optimizer = adahessian({ seed: 5, learningRate: 0.01 });
@@ -405,7 +405,8 @@ describe('step graphs (cpu)', { skip: unavailable || false }, () => {
       disableNativeKernels();
       return { enabled: status.stepGraphs, replays: graphs.replays };
     };
-    assert.deepEqual(run({}), { enabled: true, replays: 2 });
+    assert.deepEqual(run({}), { enabled: 'all', replays: 2 });
+    assert.deepEqual(run({ stepGraphs: 'adahessian' }), { enabled: 'adahessian', replays: 2 });
     assert.deepEqual(run({ stepGraphs: false }), { enabled: false, replays: 0 });
     assert.equal(stepGraphsStatus().enabled, false, 'disableNativeKernels() turns them off');
   });
