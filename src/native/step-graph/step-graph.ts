@@ -37,10 +37,15 @@
  *      that a new shape gets its own graph). Then one ONNX Runtime call computes the
  *      returned tensors. After three captures in a row without a usable graph, a compiler
  *      stops recording (a model the table cannot take runs plain op by op).
+ *   5. Assigned variables (batch norm's moving statistics; assign.ts). A variable the loss
+ *      function assigns gets its new value as an extra graph output and its old one as a graph
+ *      input; the stub checks that the same variables are assigned the same recorded values,
+ *      and the replay assigns the graph's outputs after running it.
  *
  * Limits: the step's structure must not depend on tensor values (data-dependent control flow
  * that happened to agree over the two captures would replay the captured branch; the forward
- * check catches only what the forward pass does); float32, int32 and bool only; one graph per
+ * check catches only what the forward pass does, and a forward pass that reads a value, e.g.
+ * with dataSync, runs op by op); float32, int32 and bool only; one graph per
  * shape (kept: `maxGraphs`); results equal the op-by-op ones to float32 rounding, not bit for
  * bit (ONNX Runtime sums and fuses in another order).
  */
@@ -57,6 +62,7 @@ import {
 } from './capture.js';
 import { privateEngine } from '../../autodiff/engine.js';
 import { buildStepGraph, type GraphOutput } from './build.js';
+import { assignAll, watchCapturedAssignments, watchStubAssignments } from './assign.js';
 
 export interface StepGraphOptions {
   /** ONNX Runtime intra-op threads for the whole step (default 1). */
@@ -119,6 +125,9 @@ interface Capture<E> {
   probeOf: number[];
   extra: E;
   signature: string;
+  /** How many of `outputs` the step returns; the rest are `assigned`'s new values (assign.ts). */
+  returned: number;
+  assigned: tf.Variable[];
 }
 
 interface CompiledEntry<E> {
@@ -188,7 +197,7 @@ export class StepGraphCompiler<E> {
       if (feeds == null) continue;
       this.status.replays++;
       return {
-        outputs: this.runGraph(entry, feeds, probes),
+        outputs: this.finish(entry, this.runGraph(entry, feeds, probes)),
         extra: entry.capture.extra,
         replayed: true,
       };
@@ -242,11 +251,12 @@ export class StepGraphCompiler<E> {
     const entry = this.adopt(capture);
     if (entry != null) {
       const fromGraph = this.runGraph(entry, feeds, probes);
-      const differs = disagreement(fromGraph, result.outputs);
+      // The assigned variables hold op by op's new values; the graph's replace them.
+      const differs = disagreement(fromGraph, [...result.outputs, ...capture.assigned]);
       if (differs == null) {
         tf.dispose(result.outputs);
         this.fruitless = 0;
-        return { outputs: fromGraph, extra: result.extra, replayed: false };
+        return { outputs: this.finish(entry, fromGraph), extra: result.extra, replayed: false };
       }
       tf.dispose(fromGraph);
       this.drop(entry, `not compiled: the graph's ${differs} (against op by op)`);
@@ -322,26 +332,37 @@ export class StepGraphCompiler<E> {
     this.status.captures++;
     let forward: { start: number; end: number } | null = null;
     let forwardRuns = 0;
-    // A loss function that assigns variables (batch norm's moving statistics) has a side effect
-    // a replayed graph would skip: such a step is refused.
-    const variablesBefore = variableDataIds();
-    const { result, recording, refOf } = record((count) =>
-      body(() => {
-        forwardRuns++;
-        const start = count();
-        const loss = f();
-        forward = { start, end: count() };
-        return loss;
-      }),
-    );
+    let inForward = false;
+    // Variables the loss function assigns (batch norm's moving statistics): assign.ts.
+    const watched = watchCapturedAssignments(() => inForward);
+    let recorded: ReturnType<typeof record<ReturnType<StepBody<E>>>>;
+    try {
+      recorded = record((count) =>
+        body(() => {
+          forwardRuns++;
+          const start = count();
+          inForward = true;
+          try {
+            const loss = f();
+            forward = { start, end: count() };
+            return loss;
+          } finally {
+            inForward = false;
+          }
+        }),
+      );
+    } finally {
+      watched.undo();
+    }
+    const { result, recording, refOf } = recorded;
     try {
       if (forwardRuns !== 1 || forward == null) {
         throw new StepGraphRefusal(`the loss function ran ${forwardRuns} times in one step`);
       }
-      const assigned = assignedVariables(variablesBefore);
-      if (assigned.length > 0) {
+      const outside = watched.outside();
+      if (outside != null) {
         throw new StepGraphRefusal(
-          `the loss function assigns variable ${assigned[0]} (a graph replay would skip that)`,
+          `variable ${outside} is assigned outside the loss function (a replay would skip that)`,
         );
       }
       const fw = forward as { start: number; end: number };
@@ -350,10 +371,25 @@ export class StepGraphCompiler<E> {
         if (ref == null) throw new StepGraphRefusal('a returned tensor was made outside the step');
         return { ref, shape: [...t.shape] };
       });
+      const assigned = watched.assignments.map((a) => a.variable);
+      for (const v of assigned) {
+        const ref = refOf(v);
+        if (ref == null) {
+          throw new StepGraphRefusal(
+            `variable ${v.name} is assigned a tensor made outside the step (a replay would skip that)`,
+          );
+        }
+        outputs.push({ ref, shape: [...v.shape] });
+      }
+      // An assigned variable's old value: freed by the assignment, kept by the watcher.
+      const oldValues = new Map(watched.assignments.map((a) => [a.oldDataId, a.oldValues]));
       const probeIds = new Map(probes.map((p, i) => [p.dataId as object, i]));
       const probeOf = recording.externals.map((ext) => probeIds.get(ext.dataId!) ?? -1);
-      // Probes and variables are inputs, however small (never baked in).
-      const variableIds = new Set(this.variables.map((v) => v.dataId as object));
+      // Probes and variables (those assigned too) are inputs, however small (never baked in).
+      const variableIds = new Set([
+        ...this.variables.map((v) => v.dataId as object),
+        ...oldValues.keys(),
+      ]);
       recording.externals.forEach((ext, i) => {
         if (probeOf[i]! >= 0 || variableIds.has(ext.dataId!)) delete ext.values;
       });
@@ -369,7 +405,8 @@ export class StepGraphCompiler<E> {
       const backend = tf.backend() as unknown as ReadBackend;
       const feeds = new Map<number, unknown>();
       recording.externals.forEach((ext, i) => {
-        if (ext.origin === 'prior' && probeOf[i]! < 0) feeds.set(i, backend.readSync(ext.dataId!));
+        if (ext.origin === 'prior' && probeOf[i]! < 0)
+          feeds.set(i, oldValues.get(ext.dataId!) ?? backend.readSync(ext.dataId!));
       });
       for (const ext of recording.externals) delete ext.dataId;
       const signature = JSON.stringify({
@@ -380,10 +417,20 @@ export class StepGraphCompiler<E> {
         forward: fw,
         probeOf,
         extra: result.extra,
+        assigned: assigned.map((v) => v.name),
       });
       return {
         result,
-        capture: { recording, outputs, forward: fw, probeOf, extra: result.extra, signature },
+        capture: {
+          recording,
+          outputs,
+          forward: fw,
+          probeOf,
+          extra: result.extra,
+          signature,
+          returned: result.outputs.length,
+          assigned,
+        },
         feeds,
       };
     } catch (e) {
@@ -433,7 +480,14 @@ export class StepGraphCompiler<E> {
     return entry;
   }
 
-  /** The step's outputs from the graph, for these prior-external values and probes. */
+  /** The step's returned tensors; the rest of the graph's outputs go into the assigned variables. */
+  private finish(entry: CompiledEntry<E>, fromGraph: tf.Tensor[]): tf.Tensor[] {
+    const { returned, assigned } = entry.capture;
+    assignAll(assigned, fromGraph.slice(returned));
+    return fromGraph.slice(0, returned);
+  }
+
+  /** The step's outputs from the graph (assigned values last), for these inputs and probes. */
   private runGraph(
     entry: CompiledEntry<E>,
     feeds: Map<number, unknown>,
@@ -476,6 +530,14 @@ export class StepGraphCompiler<E> {
     const feeds = new Map<number, unknown>();
     const placeholderOf = new Map<object, number>();
     const externalSeen = new Map<object, number>();
+    // Placeholders hold no values: a loss function that reads one (dataSync) would branch on
+    // garbage, so a read stops the stub (and the step runs op by op).
+    const empty = new Set<object>();
+    const readSync = backend.readSync;
+    backend.readSync = function (this: ReadBackend, dataId: object) {
+      if (empty.has(dataId)) throw new ForwardMismatch("the loss function reads a tensor's value");
+      return readSync.call(this, dataId);
+    };
     let k = start;
     const undo = wrapAllKernels(tf.getBackend(), (config) => (args) => {
       const call = calls[k];
@@ -524,6 +586,7 @@ export class StepGraphCompiler<E> {
         } else {
           // Backend data without values: reference counted like any other, never read.
           dataId = backend.write(undefined, values[v]!.shape, values[v]!.dtype);
+          empty.add(dataId);
         }
         placeholderOf.set(dataId, v);
         return { dataId, shape: [...values[v]!.shape], dtype: values[v]!.dtype };
@@ -537,9 +600,26 @@ export class StepGraphCompiler<E> {
     engine.startTape();
     const tape = engine.state.activeTape!;
     const tapeStart = tape.length;
+    // Seen, not done: the graph's outputs are assigned after it has run (assign.ts).
+    const stubAssigned = watchStubAssignments();
     try {
       tf.tidy(() => {
         f();
+        const { assigned, outputs, returned } = entry.capture;
+        const would = [...stubAssigned.assigned];
+        const same =
+          would.length === assigned.length &&
+          would.every(([v, dataId], k) => {
+            const ref = outputs[returned + k]!.ref;
+            const source =
+              ref.kind === 'value' ? placeholderOf.get(dataId) : externalSeen.get(dataId);
+            return v === assigned[k] && source === ref.index;
+          });
+        if (!same) {
+          throw new ForwardMismatch(
+            `the variables assigned (${would.map(([v]) => v.name).join(', ') || 'none'}) differ from the compiled step's`,
+          );
+        }
       });
     } catch (e) {
       this.note(
@@ -547,6 +627,8 @@ export class StepGraphCompiler<E> {
       );
       return null;
     } finally {
+      backend.readSync = readSync;
+      stubAssigned.undo();
       engine.endTape();
       const removed = tape.splice(tapeStart);
       for (const node of removed) for (const t of node.saved ?? []) t.dispose();
@@ -625,18 +707,3 @@ function typedFor(data: unknown, dtype: StepDtype): Float32Array | Int32Array | 
 }
 
 export { StepGraphRefusal };
-
-/** Every registered variable's current data id, by name. */
-function variableDataIds(): Map<string, object> {
-  const vars = (tf.engine() as unknown as { registeredVariables: Record<string, tf.Variable> })
-    .registeredVariables;
-  return new Map(Object.entries(vars).map(([name, v]) => [name, v.dataId as object]));
-}
-
-/** Names of the variables whose data changed (assigned) since `before`. */
-function assignedVariables(before: Map<string, object>): string[] {
-  const after = variableDataIds();
-  return [...before]
-    .filter(([name, id]) => after.has(name) && after.get(name) !== id)
-    .map(([n]) => n);
-}
