@@ -116,8 +116,18 @@ export function record<T>(body: (callCount: () => number) => T): {
     madeHere.add(dataId);
     return dataId;
   };
+  // Kernels run by another kernel (our cpu Conv2DBackpropFilter runs BatchMatMul on a patch
+  // matrix it writes) are part of the outer call: only outermost calls are recorded.
+  let depth = 0;
   const undo = wrapAllKernels(backendName, (config) => (args) => {
-    const out = config.kernelFunc(args);
+    if (depth > 0) return config.kernelFunc(args);
+    depth++;
+    let out: ReturnType<tf.KernelFunc>;
+    try {
+      out = config.kernelFunc(args);
+    } finally {
+      depth--;
+    }
     if (failure != null) return out;
     try {
       const callIndex = calls.length;

@@ -1,0 +1,285 @@
+/**
+ * Step-graph translations (see translate.ts) of the convolution and pooling kernels: what a
+ * CNN's or ResNet's AdaHessian step records (forward, gradient and Hessian-vector sweep).
+ *
+ * Convolutions and MaxPool/AvgPool reuse the native kernels' own graphs (src/native/kernels/
+ * conv.ts, pool.ts), built for one call and spliced in: the call's inputs are handed to the
+ * native kernel's planner as shape-only tensor infos, and its graph's names are renamed into
+ * the step graph (inputs to the call's inputs, constants to step-graph constants, everything
+ * else under a fresh prefix). So each kernel maps to ONNX as it does on the native path:
+ *   - Conv2D, FusedConv2D, DepthwiseConv2dNative, FusedDepthwiseConv2D: NHWC -> NCHW
+ *     Transpose, Conv ('same' as explicit pads, the far side derived from TF.js's output size;
+ *     a channel bias as Conv's own bias), Transpose back, then the fused activation;
+ *   - Conv2DBackpropInput and the depthwise one: ConvTranspose between the same transposes;
+ *   - Conv2DBackpropFilter: one MatMul per filter tap of shifted strided slices of the padded
+ *     input (depthwise: a Conv with batch and channels swapped);
+ *   - MaxPool, AvgPool: MaxPool / AveragePool (count_include_pad 0) between transposes.
+ * A call whose geometry the native planner declines refuses the step (its message names it).
+ * The transposes sit at every kernel's edges; ONNX Runtime's transpose optimizer pushes them
+ * through the element-wise ops between kernels (bias add, relu and their gradients) and cancels
+ * the pairs that meet, and at level 'all' turns the Convs into its blocked NCHWc layout.
+ *
+ * MaxPoolGrad and its transpose (our second-order kernel, src/kernels/max-pool-grad.ts) have no
+ * ONNX operator and no native graph (they run in JS there). Here ONNX's MaxPool gives each
+ * window's argmax as a second output (flat NCHW indices). TF.js's winner is the first strict
+ * maximum in row-major window order, padding excluded, NaN and -Infinity never (a window of
+ * only those has none). ONNX Runtime starts from the window's first element and takes later
+ * ones only when strictly greater: the same first strict maximum, except that a NaN or
+ * -Infinity first element would win. So NaN is replaced by -Infinity before pooling, and a
+ * window whose maximum is -Infinity (no winner in TF.js) is masked to zero. MaxPoolGrad
+ * scatters dy to the indices (ScatterElements, reduction 'add', so overlapping windows add
+ * up); MaxPoolGradTranspose gathers dxBar from them (GatherElements). The gradients of one
+ * pooling recompute the same winners; ONNX Runtime's common-subexpression elimination merges
+ * the copies.
+ *
+ * AvgPoolGrad (TF.js's cpu kernel: dy spread over each window, divided by the full window size
+ * even where the window covers padding) is a depthwise ConvTranspose with a constant filter of
+ * 1 / (filter height * width): the native depthwise backprop-input graph with that filter.
+ */
+import type * as tf from '@tensorflow/tfjs';
+import type { OnnxAttribute } from '../onnx-model.js';
+import {
+  conv2DBackpropFilterKernel,
+  conv2DBackpropInputKernel,
+  conv2DKernel,
+  depthwiseBackpropFilterKernel,
+  depthwiseBackpropInputKernel,
+  depthwiseConv2DKernel,
+  fusedConv2DKernel,
+  fusedDepthwiseConv2DKernel,
+} from '../kernels/conv.js';
+import { avgPoolKernel, maxPoolKernel } from '../kernels/pool.js';
+import type { NativeKernel } from '../kernels/types.js';
+import { MAX_POOL_GRAD_TRANSPOSE } from '../../kernels/max-pool-grad.js';
+import { StepGraphRefusal } from './capture.js';
+import type { TranslationContext } from './translate.js';
+
+type Rule = (ctx: TranslationContext) => void;
+
+const ints = (value: readonly number[]): OnnxAttribute => ({ kind: 'ints', value });
+const int = (value: number): OnnxAttribute => ({ kind: 'int', value });
+
+const NHWC_TO_NCHW = [0, 3, 1, 2];
+const NCHW_TO_NHWC = [0, 2, 3, 1];
+
+function refuse(ctx: TranslationContext, why: string): never {
+  throw new StepGraphRefusal(`${ctx.call.kernelName}: ${why}`);
+}
+
+/** Shape-only tensor infos for a native planner (it reads shapes and dtypes, never data). */
+function shapeInfos(
+  ctx: TranslationContext,
+  names: readonly string[],
+): { infos: tf.NamedTensorInfoMap; nameOf: Map<tf.TensorInfo, string> } {
+  const infos: tf.NamedTensorInfoMap = {};
+  const nameOf = new Map<tf.TensorInfo, string>();
+  for (const name of names) {
+    const info = { dataId: {}, shape: ctx.inputShape(name), dtype: ctx.inputDtype(name) };
+    infos[name] = info as tf.TensorInfo;
+    nameOf.set(info as tf.TensorInfo, name);
+  }
+  return { infos, nameOf };
+}
+
+/**
+ * Splices the native kernel's graph for this call into the step graph, writing the call's
+ * output; `extraInputs` are step-graph values fed to planner inputs that are not the call's
+ * (AvgPoolGrad's constant filter), by planner input name.
+ */
+function splice(
+  ctx: TranslationContext,
+  kernel: NativeKernel,
+  attrs: tf.NamedAttrMap,
+  extraInputs: Record<string, { name: string; shape: number[] }> = {},
+): void {
+  const { infos, nameOf } = shapeInfos(ctx, ctx.inputNames());
+  const extraOf = new Map<tf.TensorInfo, string>();
+  for (const [key, extra] of Object.entries(extraInputs)) {
+    const info = { dataId: {}, shape: extra.shape, dtype: 'float32' } as tf.TensorInfo;
+    infos[key] = info;
+    extraOf.set(info, extra.name);
+  }
+  const plan = kernel.plan(infos, attrs);
+  if (plan == null)
+    refuse(ctx, `a geometry the native kernel does not take (${JSON.stringify(attrs)})`);
+  const graph = plan.build();
+  if ((graph.tensorInitializers?.length ?? 0) > 0 || graph.outputs.length !== 1) {
+    refuse(ctx, 'an unexpected native graph');
+  }
+  const prefix = `${ctx.temp()}_`;
+  const rename = new Map<string, string>();
+  graph.inputs.forEach((input, k) => {
+    const info = plan.inputs[k]!;
+    const extra = extraOf.get(info);
+    if (extra != null) {
+      rename.set(input.name, extra);
+      return;
+    }
+    const name = nameOf.get(info);
+    if (name == null) refuse(ctx, `native graph input '${input.name}' is none of the call's`);
+    rename.set(input.name, ctx.inputAs(name, plan.inputShapes[k]!));
+  });
+  for (const init of graph.initializers ?? []) {
+    rename.set(
+      init.name,
+      init.float === true ? ctx.vector(init.values, 'float32') : ctx.int64s(init.values),
+    );
+  }
+  const out = ctx.outputShape();
+  const sameShape = plan.outShape.join(',') === out.join(',');
+  const graphOut = graph.outputs[0]!.name;
+  rename.set(graphOut, sameShape ? ctx.output() : `${prefix}${graphOut}`);
+  const nameOfValue = (n: string) => (n === '' ? n : (rename.get(n) ?? `${prefix}${n}`));
+  for (const node of graph.nodes) {
+    ctx.node(
+      node.opType,
+      node.inputs.map(nameOfValue),
+      node.outputs.map(nameOfValue),
+      node.attributes as Record<string, OnnxAttribute> | undefined,
+    );
+  }
+  if (!sameShape) ctx.node('Reshape', [rename.get(graphOut)!, ctx.int64s(out)], [ctx.output()]);
+}
+
+const native =
+  (kernel: NativeKernel): Rule =>
+  (ctx) =>
+    splice(ctx, kernel, ctx.call.attrs as tf.NamedAttrMap);
+
+/**
+ * The argmax of each max-pooling window of the call's `input` (NHWC): `indices` (int64, flat
+ * NCHW, [N, C, oh, ow]) and `none` (bool, the same shape: windows where nothing won).
+ */
+function maxPoolWinners(ctx: TranslationContext): { indices: string; none: string } {
+  const { infos } = shapeInfos(ctx, ['input']);
+  const plan = maxPoolKernel.plan({ x: infos['input']! }, ctx.call.attrs as tf.NamedAttrMap);
+  const pool = plan?.build().nodes.find((n) => n.opType === 'MaxPool');
+  if (pool == null) refuse(ctx, `a geometry the native MaxPool does not take`);
+  const xt = ctx.temp();
+  const real = ctx.temp();
+  const candidates = ctx.temp();
+  const pooled = ctx.temp();
+  const indices = ctx.temp();
+  const none = ctx.temp();
+  const minusInfinity = ctx.scalar(-Infinity, 'float32');
+  ctx.node('Transpose', [ctx.input('input')], [xt], { perm: ints(NHWC_TO_NCHW) });
+  // NaN (and -Infinity) as -Infinity: never a winner unless a window has nothing else.
+  ctx.node('Greater', [xt, minusInfinity], [real]);
+  ctx.node('Where', [real, xt, minusInfinity], [candidates]);
+  ctx.node(
+    'MaxPool',
+    [candidates],
+    [pooled, indices],
+    pool.attributes as Record<string, OnnxAttribute>,
+  );
+  ctx.node('Equal', [pooled, minusInfinity], [none]);
+  return { indices, none };
+}
+
+/** `x` (NHWC) as one flat NCHW vector. */
+function flatNchw(ctx: TranslationContext, x: string): string {
+  const t = ctx.temp();
+  const flat = ctx.temp();
+  ctx.node('Transpose', [x], [t], { perm: ints(NHWC_TO_NCHW) });
+  ctx.node('Reshape', [t, ctx.int64s([-1])], [flat]);
+  return flat;
+}
+
+/** A flat NCHW vector as the NHWC `out` of shape [n, h, w, c]. */
+function toNhwc(ctx: TranslationContext, flat: string, nhwc: number[], out: string): void {
+  const [n, h, w, c] = nhwc as [number, number, number, number];
+  const t = ctx.temp();
+  ctx.node('Reshape', [flat, ctx.int64s([n, c, h, w])], [t]);
+  ctx.node('Transpose', [t], [out], { perm: ints(NCHW_TO_NHWC) });
+}
+
+const maxPoolGrad: Rule = (ctx) => {
+  if (ctx.inputDtype('dy') !== 'float32' || ctx.inputShape('input').length !== 4) {
+    refuse(ctx, 'not a float32 rank-4 input');
+  }
+  const { indices, none } = maxPoolWinners(ctx);
+  const dyt = ctx.temp();
+  const masked = ctx.temp();
+  const dyFlat = ctx.temp();
+  const indexFlat = ctx.temp();
+  const zeros = ctx.temp();
+  const dxFlat = ctx.temp();
+  const inputShape = ctx.inputShape('input');
+  ctx.node('Transpose', [ctx.input('dy')], [dyt], { perm: ints(NHWC_TO_NCHW) });
+  ctx.node('Where', [none, ctx.scalar(0, 'float32'), dyt], [masked]);
+  ctx.node('Reshape', [masked, ctx.int64s([-1])], [dyFlat]);
+  ctx.node('Reshape', [indices, ctx.int64s([-1])], [indexFlat]);
+  const size = inputShape.reduce((a, b) => a * b, 1);
+  ctx.node('Expand', [ctx.scalar(0, 'float32'), ctx.int64s([size])], [zeros]);
+  ctx.node('ScatterElements', [zeros, indexFlat, dyFlat], [dxFlat], {
+    axis: int(0),
+    reduction: { kind: 'string', value: 'add' },
+  });
+  toNhwc(ctx, dxFlat, inputShape, ctx.output());
+};
+
+const maxPoolGradTranspose: Rule = (ctx) => {
+  if (ctx.inputDtype('dxBar') !== 'float32' || ctx.inputShape('input').length !== 4) {
+    refuse(ctx, 'not a float32 rank-4 input');
+  }
+  const { indices, none } = maxPoolWinners(ctx);
+  const indexFlat = ctx.temp();
+  const gathered = ctx.temp();
+  const masked = ctx.temp();
+  ctx.node('Reshape', [indices, ctx.int64s([-1])], [indexFlat]);
+  ctx.node('GatherElements', [flatNchw(ctx, ctx.input('dxBar')), indexFlat], [gathered], {
+    axis: int(0),
+  });
+  const out = ctx.outputShape();
+  const [n, oh, ow, c] = out as [number, number, number, number];
+  const shaped = ctx.temp();
+  ctx.node('Reshape', [gathered, ctx.int64s([n, c, oh, ow])], [shaped]);
+  ctx.node('Where', [none, ctx.scalar(0, 'float32'), shaped], [masked]);
+  ctx.node('Transpose', [masked], [ctx.output()], { perm: ints(NCHW_TO_NHWC) });
+};
+
+const avgPoolGrad: Rule = (ctx) => {
+  const inputShape = ctx.inputShape('input');
+  if (ctx.inputDtype('dy') !== 'float32' || inputShape.length !== 4) {
+    refuse(ctx, 'not a float32 rank-4 input');
+  }
+  const attrs = ctx.call.attrs;
+  const size = attrs['filterSize'] as number | [number, number];
+  const [fh, fw] = typeof size === 'number' ? [size, size] : size;
+  const channels = inputShape[3]!;
+  const filterShape = [fh, fw, channels, 1];
+  const filter = ctx.temp();
+  const weights = new Array<number>(fh * fw * channels).fill(1 / (fh * fw));
+  ctx.node('Reshape', [ctx.vector(weights, 'float32'), ctx.int64s(filterShape)], [filter]);
+  // The planner reads 'dy' and 'filter'; 'input' only gives the shape.
+  splice(
+    ctx,
+    depthwiseBackpropInputKernel,
+    {
+      strides: attrs['strides'],
+      pad: attrs['pad'],
+      dimRoundingMode: attrs['dimRoundingMode'],
+      dataFormat: 'NHWC',
+      dilations: 1,
+      inputShape,
+    } as tf.NamedAttrMap,
+    { filter: { name: filter, shape: filterShape } },
+  );
+};
+
+/** Registered in translate.ts's table. */
+export const CONV_TRANSLATIONS: Readonly<Record<string, Rule>> = {
+  Conv2D: native(conv2DKernel),
+  FusedConv2D: native(fusedConv2DKernel),
+  DepthwiseConv2dNative: native(depthwiseConv2DKernel),
+  FusedDepthwiseConv2D: native(fusedDepthwiseConv2DKernel),
+  Conv2DBackpropInput: native(conv2DBackpropInputKernel),
+  Conv2DBackpropFilter: native(conv2DBackpropFilterKernel),
+  DepthwiseConv2dNativeBackpropInput: native(depthwiseBackpropInputKernel),
+  DepthwiseConv2dNativeBackpropFilter: native(depthwiseBackpropFilterKernel),
+  MaxPool: native(maxPoolKernel),
+  AvgPool: native(avgPoolKernel),
+  MaxPoolGrad: maxPoolGrad,
+  [MAX_POOL_GRAD_TRANSPOSE]: maxPoolGradTranspose,
+  AvgPoolGrad: avgPoolGrad,
+};
