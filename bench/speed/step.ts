@@ -21,7 +21,8 @@
  *   npx tsx bench/speed/step.ts --threads 2           # native and PyTorch on two threads (default 1)
  *   npx tsx bench/speed/step.ts --models transformer,resnet20 --variants cpu+native --threads 1,2 --rounds 3
  *   ADAHESSIAN_FUSED_UPDATE=0 npx tsx bench/speed/step.ts ...  # native kernels without the fused optimizer updates
- *   ADAHESSIAN_STEP_GRAPHS=0 npx tsx bench/speed/step.ts ...   # AdaHessian op by op (no step graphs)
+ *   ADAHESSIAN_STEP_GRAPHS=0 npx tsx bench/speed/step.ts ...   # everything op by op (no step graphs)
+ *   ADAHESSIAN_STEP_GRAPHS=adahessian npx tsx bench/speed/step.ts ...  # step graphs for AdaHessian only
  *   npx tsx bench/speed/step.ts --profile cpu+native  # kernel time breakdown of one step
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -80,8 +81,13 @@ for (const t of threadCounts) {
 }
 /** Native kernels: fused optimizer updates unless ADAHESSIAN_FUSED_UPDATE=0 (for A/B runs). */
 const fusedOptimizerUpdate = process.env['ADAHESSIAN_FUSED_UPDATE'] !== '0';
-/** AdaHessian's steps as captured ONNX graphs (src/native/step-graph) unless ADAHESSIAN_STEP_GRAPHS=0. */
-const stepGraphs = process.env['ADAHESSIAN_STEP_GRAPHS'] !== '0';
+/**
+ * Steps as captured ONNX graphs (src/native/step-graph): all (the default, as enableNativeKernels'),
+ * AdaHessian's only with ADAHESSIAN_STEP_GRAPHS=adahessian, none with 0.
+ */
+const stepGraphsEnv = process.env['ADAHESSIAN_STEP_GRAPHS'];
+const stepGraphs =
+  stepGraphsEnv === '0' ? false : stepGraphsEnv === 'adahessian' ? 'adahessian' : 'all';
 const rounds = Number(arg('rounds') ?? (quick ? 3 : 5));
 const models = listArg('models', MODELS);
 const optimizers = listArg('optimizers', OPTIMIZERS);
@@ -372,7 +378,7 @@ async function main(): Promise<void> {
   }
   console.log(
     `native kernels: ${threadCounts.join(', ')} thread(s), fused optimizer updates ` +
-      `${fusedOptimizerUpdate ? 'on' : 'off'}, step graphs ${stepGraphs ? 'on' : 'off'}; rounds ${rounds}; batch ${models
+      `${fusedOptimizerUpdate ? 'on' : 'off'}, step graphs ${stepGraphs || 'off'}; rounds ${rounds}; batch ${models
         .map((m) => `${m} ${batchOf(m)}`)
         .join(', ')}; load ${await loadNow()}`,
   );

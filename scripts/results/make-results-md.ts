@@ -120,7 +120,19 @@ function block(table: Table): string {
     );
     return lines.join('\n');
   }
-  lines.push('```sh', `${result.command} --json`, '```', '');
+  // The command that reproduces the table now (tables.ts), which may pin what was the default
+  // when it ran (--step-graphs); the file keeps the command as it was typed then.
+  const now = args === null ? result.command : commandLine(args);
+  lines.push('```sh', `${now} --json`, '```', '');
+  if (now !== result.command) {
+    const pinned = now.replace(/ --step-graphs \S+/, '') === result.command;
+    lines.push(
+      pinned
+        ? `Run as \`${result.command}\` before \`--step-graphs\` existed; the flag pins the path that run took then by default.`
+        : `Recorded in the file as \`${result.command}\`.`,
+      '',
+    );
+  }
   const minutes = (result.seconds / 60).toFixed(1);
   lines.push(
     `Wall time ${minutes} min on ${result.machine} (${result.finishedAt.slice(0, 10)}); raw rows: [results/${table.name}.json](results/${table.name}.json).`,
