@@ -128,7 +128,7 @@ function block(table: Table): string {
     const pinned = now.replace(/ --step-graphs \S+/, '') === result.command;
     lines.push(
       pinned
-        ? `Run as \`${result.command}\` before \`--step-graphs\` existed; the flag pins the path that run took then by default.`
+        ? `(results/${table.name}.json records the command without \`--step-graphs\`, which came later: the flag pins the path the run took by default then.)`
         : `Recorded in the file as \`${result.command}\`.`,
       '',
     );
