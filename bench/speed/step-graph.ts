@@ -45,6 +45,8 @@ const rounds = arg('rounds', 3);
 const steps = arg('steps', 3);
 const threads = arg('threads', 1);
 const optimization = arg('optimization', 'all') as 'disabled' | 'basic' | 'extended' | 'all';
+/** --profile PREFIX: only replayed AdaHessian steps, ONNX Runtime's per-node profile summarised. */
+const profilePrefix = arg('profile', '');
 
 await useBackend('cpu');
 const native = enableNativeKernels({ threads });
@@ -72,7 +74,19 @@ function nextLossFn(): { f: () => tf.Scalar; dispose: () => void } {
   };
 }
 
-const graphs = createStepGraphProvider({ threads, optimization });
+let pending = null as (() => void) | null;
+function nextStepFn(): () => tf.Scalar {
+  pending?.();
+  const { f, dispose } = nextLossFn();
+  pending = dispose;
+  return f;
+}
+
+const graphs = createStepGraphProvider({
+  threads,
+  optimization,
+  ...(profilePrefix ? { profilePrefix } : {}),
+});
 const withGraphs = <T>(body: () => T): T => {
   const uninstall = installStepGraphProvider(graphs.provider);
   try {
@@ -87,6 +101,78 @@ const ahOps = adahessian({ hessianEvery: 1, seed: 1, learningRate: 1e-4 });
 const ahGraph = adahessian({ hessianEvery: 1, seed: 1, learningRate: 1e-4 });
 const adamOps = tf.train.adam(1e-4);
 const adamGraph = tf.train.adam(1e-4);
+
+if (profilePrefix) {
+  await profileReplays();
+  process.exit(0);
+}
+
+/**
+ * Where a replayed AdaHessian step's time goes: per step, the stubbed forward pass, ONNX
+ * Runtime (feeds, run) and the rest (probes, the fused update, wrapping outputs); then ONNX
+ * Runtime's own per-node profile of those replays, by op type and the costliest nodes.
+ */
+async function profileReplays(): Promise<void> {
+  const { readFileSync, readdirSync } = await import('node:fs');
+  const { dirname, basename, join } = await import('node:path');
+  const opt = adahessian({ hessianEvery: 1, seed: 1, learningRate: 1e-4 });
+  for (let i = 0; i < 3; i++) withGraphs(() => opt.minimize(nextStepFn(), false, vars));
+  const before = graphs.status();
+  const n = rounds * steps;
+  const totals: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    withGraphs(() => opt.minimize(nextStepFn(), false, vars));
+    totals.push(performance.now() - t);
+  }
+  pending?.();
+  const after = graphs.status();
+  const replays = after.replays - before.replays;
+  const total = totals.reduce((a, b) => a + b, 0) / n;
+  const stub = (after.stubMs - before.stubMs) / replays;
+  const graph = (after.graphMs - before.graphMs) / replays;
+  console.log(
+    `${n} replayed AdaHessian steps (${replays} replays): ${total.toFixed(1)} ms/step = stubbed forward ` +
+      `${stub.toFixed(1)} + ONNX Runtime ${graph.toFixed(1)} + the rest ${(total - stub - graph).toFixed(1)} ` +
+      `(steps ${totals.map((x) => x.toFixed(0)).join(', ')})`,
+  );
+  graphs.all.forEach((s) => s.dispose()); // ends the profiles
+  const dir = dirname(profilePrefix) || '.';
+  const files = readdirSync(dir)
+    .filter((f) => f.startsWith(basename(profilePrefix)) && f.endsWith('.json'))
+    .map((f) => join(dir, f));
+  for (const file of files) {
+    type Event = { cat: string; name: string; dur: number; args?: { op_name?: string } };
+    const events = (JSON.parse(readFileSync(file, 'utf8')) as Event[]).filter(
+      (e) => e.cat === 'Node' && e.name.endsWith('_kernel_time'),
+    );
+    if (events.length === 0) continue;
+    const runs = (JSON.parse(readFileSync(file, 'utf8')) as Event[]).filter(
+      (e) => e.cat === 'Session' && e.name === 'model_run',
+    ).length;
+    const byOp = new Map<string, { ms: number; count: number }>();
+    const byNode = new Map<string, number>();
+    for (const e of events) {
+      const op = e.args?.op_name ?? '?';
+      const o = byOp.get(op) ?? { ms: 0, count: 0 };
+      o.ms += e.dur / 1000 / runs;
+      o.count += 1 / runs;
+      byOp.set(op, o);
+      byNode.set(e.name, (byNode.get(e.name) ?? 0) + e.dur / 1000 / runs);
+    }
+    const sum = [...byOp.values()].reduce((a, o) => a + o.ms, 0);
+    console.log(`${file}: ${runs} runs, ${sum.toFixed(1)} ms of node time per run`);
+    for (const [op, o] of [...byOp].sort((a, b) => b[1].ms - a[1].ms).slice(0, 16)) {
+      console.log(
+        `  ${op.padEnd(22)} ${o.ms.toFixed(1).padStart(7)} ms  ${o.count.toFixed(0)} nodes`,
+      );
+    }
+    console.log('  costliest nodes:');
+    for (const [name, ms] of [...byNode].sort((a, b) => b[1] - a[1]).slice(0, 20)) {
+      console.log(`    ${ms.toFixed(2).padStart(7)} ms  ${name.replace(/_kernel_time$/, '')}`);
+    }
+  }
+}
 
 /** PyTorch's twin (torch_step.py) on the same thread count, at the default sizes only. */
 const isDefault = d === 64 && context === 64 && vocab === 96;
@@ -152,13 +238,6 @@ const torchMs: { optimizer: string; ms: number }[] = [];
 if (torch) {
   configs.push({ name: 'AdaHessian f=1, PyTorch', step: torchStep('adahessian-f1') });
   configs.push({ name: 'first order (Adam), PyTorch', step: torchStep('adam') });
-}
-let pending = null as (() => void) | null;
-function nextStepFn(): () => tf.Scalar {
-  pending?.();
-  const { f, dispose } = nextLossFn();
-  pending = dispose;
-  return f;
 }
 
 console.log(

@@ -6,6 +6,7 @@
  */
 import type { OnnxGraph, OnnxNode, OnnxTensorInitializer, OnnxValueInfo } from '../onnx-model.js';
 import { StepGraphRefusal, type Recording, type StepDtype, type ValueRef } from './capture.js';
+import { simplifyGraph, type SimplifyPass } from './simplify.js';
 import { rawBytes, TRANSLATIONS, type TranslationContext } from './translate.js';
 
 /** A returned tensor: which value it is, in the shape the caller gets. */
@@ -20,9 +21,20 @@ export interface BuiltGraph {
   inputExternals: number[];
   nodeCount: number;
   keptCalls: number;
+  /** Per node of `graph`, the recorded call it translates (-1: the outputs' identities); profiles. */
+  nodeCalls: number[];
 }
 
-export function buildStepGraph(recording: Recording, outputs: GraphOutput[]): BuiltGraph {
+export interface BuildOptions {
+  /** Rewrites of simplify.ts to leave out (default none; only to measure what they buy). */
+  skipRewrites?: readonly SimplifyPass[];
+}
+
+export function buildStepGraph(
+  recording: Recording,
+  outputs: GraphOutput[],
+  options: BuildOptions = {},
+): BuiltGraph {
   const { calls, values, externals } = recording;
   const nodes: OnnxNode[] = [];
   const tensorInitializers: OnnxTensorInitializer[] = [];
@@ -93,7 +105,10 @@ export function buildStepGraph(recording: Recording, outputs: GraphOutput[]): Bu
     return name;
   };
 
+  const nodeCall = new Map<OnnxNode, number>();
+  let translated = 0;
   calls.forEach((call, c) => {
+    for (; translated < nodes.length; translated++) nodeCall.set(nodes[translated]!, c - 1);
     if (!kept[c]) return;
     const rule = TRANSLATIONS[call.kernelName];
     if (rule == null) {
@@ -140,6 +155,8 @@ export function buildStepGraph(recording: Recording, outputs: GraphOutput[]): Bu
     rule(ctx);
   });
 
+  for (; translated < nodes.length; translated++)
+    nodeCall.set(nodes[translated]!, calls.length - 1);
   const inputs: OnnxValueInfo[] = [];
   const inputExternals: number[] = [];
   for (const e of [...neededExternals].sort((a, b) => a - b)) {
@@ -167,7 +184,14 @@ export function buildStepGraph(recording: Recording, outputs: GraphOutput[]): Bu
   externals.forEach((e, i) => shapes.set(`e${i}`, e.shape));
   for (const [key, name] of reshaped)
     shapes.set(name, key.split('|')[1]!.split(',').filter(Boolean).map(Number));
-  const finalNodes = broadcastInsteadOfTile(nodes, shapes, tensorInitializers);
+  const finalNodes = simplifyGraph(nodes, {
+    shapes,
+    initializers: tensorInitializers,
+    outputs: graphOutputs.map((o) => o.name),
+    int64s,
+    derived: (node, from) => nodeCall.set(node, nodeCall.get(from) ?? -1),
+    skip: options.skipRewrites ?? [],
+  });
   const used = new Set(finalNodes.flatMap((n) => n.inputs));
   return {
     graph: {
@@ -180,115 +204,6 @@ export function buildStepGraph(recording: Recording, outputs: GraphOutput[]): Bu
     inputExternals,
     nodeCount: finalNodes.length,
     keptCalls: kept.filter(Boolean).length,
+    nodeCalls: finalNodes.map((n) => nodeCall.get(n) ?? -1),
   };
-}
-
-const UNARY = new Set([
-  'Neg',
-  'Sqrt',
-  'Reciprocal',
-  'Exp',
-  'Log',
-  'Erf',
-  'Abs',
-  'Relu',
-  'Identity',
-]);
-
-/** numpy's broadcast of shapes, or null when they do not broadcast. */
-function broadcastShape(shapes: readonly (readonly number[])[]): number[] | null {
-  const rank = Math.max(...shapes.map((s) => s.length));
-  const out: number[] = [];
-  for (let a = 0; a < rank; a++) {
-    let d = 1;
-    for (const s of shapes) {
-      const k = s[s.length - rank + a] ?? 1;
-      if (k !== 1 && d !== 1 && k !== d) return null;
-      if (k !== 1) d = k;
-    }
-    out.push(d);
-  }
-  return out;
-}
-
-/** Element-wise ops that broadcast their inputs as numpy does. */
-const BROADCASTING = new Set([
-  'Add',
-  'Sub',
-  'Mul',
-  'Div',
-  'Pow',
-  'Max',
-  'Min',
-  'Where',
-  'Equal',
-  'Greater',
-  'Less',
-]);
-
-/**
- * TF.js's gradients of sums and means broadcast with Tile (a full-size copy); where every
- * reader of a Tile's output is an element-wise op whose other operands already have the full
- * shape, the untiled tensor is read instead (numpy broadcasting gives the same values) and the
- * Tile goes.
- */
-function broadcastInsteadOfTile(
-  nodes: OnnxNode[],
-  shapes: Map<string, number[]>,
-  initializers: OnnxTensorInitializer[],
-): OnnxNode[] {
-  const repeats = new Map(initializers.map((i) => [i.name, i]));
-  // Shapes of the rules' intermediates, where element-wise ops make them easy to infer.
-  for (const node of nodes) {
-    const out = node.outputs[0]!;
-    if (shapes.has(out)) continue;
-    const ins = node.inputs.map(
-      (n) => shapes.get(n) ?? (repeats.get(n)?.dims as number[] | undefined),
-    );
-    if (ins.some((x) => x == null)) continue;
-    if (BROADCASTING.has(node.opType)) shapes.set(out, broadcastShape(ins as number[][])!);
-    else if (UNARY.has(node.opType)) shapes.set(out, ins[0]!);
-  }
-  const readers = new Map<string, OnnxNode[]>();
-  for (const node of nodes) {
-    for (const input of node.inputs) readers.set(input, [...(readers.get(input) ?? []), node]);
-  }
-  const dropped = new Set<OnnxNode>();
-  for (const node of nodes) {
-    if (node.opType !== 'Tile' && node.opType !== 'Expand') continue;
-    const [x, repsName] = node.inputs as [string, string];
-    const out = node.outputs[0]!;
-    const xShape = shapes.get(x) ?? (repeats.get(x)?.dims as number[] | undefined);
-    const outShape = shapes.get(out);
-    const reps = repeats.get(repsName);
-    if (xShape == null || outShape == null || reps == null) continue;
-    if (node.opType === 'Tile') {
-      const r = Array.from(
-        new BigInt64Array(reps.raw.buffer, reps.raw.byteOffset, reps.raw.byteLength / 8),
-        Number,
-      );
-      const broadcast = r.every((k, a) => k === 1 || xShape[a] === 1);
-      if (xShape.length !== outShape.length || !broadcast) continue;
-    }
-    const users = readers.get(out) ?? [];
-    // Each reader's result must keep its shape when it reads x instead.
-    const sameResult = (u: OnnxNode) => {
-      const withOut = u.inputs.map((n) => shapes.get(n) ?? repeats.get(n)?.dims);
-      const withX = u.inputs.map((n) =>
-        n === out ? xShape : (shapes.get(n) ?? repeats.get(n)?.dims),
-      );
-      if (withOut.some((x) => x == null)) return false;
-      const a = broadcastShape(withOut as number[][]);
-      const b = broadcastShape(withX as number[][]);
-      return a != null && b != null && a.join(',') === b.join(',');
-    };
-    const ok = users.length > 0 && users.every((u) => BROADCASTING.has(u.opType) && sameResult(u));
-    if (!ok) continue;
-    for (const u of users)
-      (u as unknown as { inputs: string[] }).inputs = u.inputs.map((name) =>
-        name === out ? x : name,
-      );
-    dropped.add(node);
-  }
-  return nodes.filter((n) => !dropped.has(n));
 }

@@ -230,6 +230,11 @@ export const TRANSLATIONS: Readonly<Record<string, Rule>> = {
         ctx.node('Sqrt', [x], [t]);
         return ctx.node('Reciprocal', [t], [out]);
       }
+      if (k === 1.5) {
+        // The rsqrt gradient's x^1.5 (TF.js's Rsqrt grad), one pass each instead of std::pow.
+        ctx.node('Sqrt', [x], [t]);
+        return ctx.node('Mul', [x, t], [out]);
+      }
       if (k === 3) {
         ctx.node('Mul', [x, x], [t]);
         return ctx.node('Mul', [t, x], [out]);
