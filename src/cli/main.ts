@@ -81,7 +81,8 @@ export async function runCli(args: string[], ctx: CliContext = processContext())
     const stderr = ctx.io({}).stderr;
     const debug = program.opts().debug === true;
     if (e instanceof CliUsageError || e instanceof CliRunError || isKnownError(e)) {
-      stderr.write(`error: ${e.message}\n`);
+      // One line, as promised, even where a message quotes a file's lines (a JSON parse error).
+      stderr.write(`error: ${e.message.replace(/\s*\n\s*/g, ' ')}\n`);
       if (debug) stderr.write(`${stackWithCauses(e)}\n`);
       return e instanceof CliUsageError || e instanceof CliRunError ? e.exitCode : 1;
     }

@@ -76,6 +76,9 @@ export async function loadModel(path: string): Promise<LoadedModel> {
   const weightSpecs: tf.io.WeightsManifestEntry[] = [];
   const parts: ArrayBuffer[] = [];
   for (const group of json.weightsManifest) {
+    if (!Array.isArray(group?.weights) || !Array.isArray(group?.paths)) {
+      throw new CliUsageError(`${jsonPath}: a weightsManifest entry lacks its weights or paths.`);
+    }
     weightSpecs.push(...group.weights);
     for (const p of group.paths) {
       const file = join(dir, p);
@@ -86,14 +89,50 @@ export async function loadModel(path: string): Promise<LoadedModel> {
       parts.push(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
     }
   }
-  const model = await tf.loadLayersModel(
-    tf.io.fromMemory({
-      modelTopology: json.modelTopology as tf.io.ModelArtifacts['modelTopology'],
-      weightSpecs,
-      weightData: tf.io.CompositeArrayBuffer.join(parts),
-    }),
-  );
+  const expected = manifestBytes(weightSpecs);
+  const found = parts.reduce((sum, p) => sum + p.byteLength, 0);
+  if (expected !== null && found !== expected) {
+    const files = json.weightsManifest.flatMap((g) => g.paths.map((p) => join(dir, p)));
+    throw new CliUsageError(
+      `${files.join(', ')}: ${found} bytes, but ${jsonPath} describes ${expected} ` +
+        `(truncated, or not the weights of this model).`,
+    );
+  }
+  let model: tf.LayersModel;
+  try {
+    model = await tf.loadLayersModel(
+      tf.io.fromMemory({
+        modelTopology: json.modelTopology as tf.io.ModelArtifacts['modelTopology'],
+        weightSpecs,
+        weightData: tf.io.CompositeArrayBuffer.join(parts),
+      }),
+    );
+  } catch (e) {
+    // A topology or manifest TF.js cannot build (an edited or foreign file): bad input.
+    throw new CliUsageError(`${jsonPath} cannot be loaded: ${(e as Error).message}`, { cause: e });
+  }
   return { model, metadata: json.userDefinedMetadata ?? {}, path: jsonPath };
+}
+
+const BYTES_PER_VALUE: Record<string, number> = {
+  float32: 4,
+  int32: 4,
+  bool: 1,
+  complex64: 8,
+  uint8: 1,
+  uint16: 2,
+  float16: 2,
+};
+
+/** The bytes the manifest's weights take, or null where that is not fixed (string weights). */
+function manifestBytes(specs: tf.io.WeightsManifestEntry[]): number | null {
+  let total = 0;
+  for (const spec of specs) {
+    const bytes = BYTES_PER_VALUE[spec.quantization?.dtype ?? spec.dtype];
+    if (bytes === undefined || !Array.isArray(spec.shape)) return null;
+    total += spec.shape.reduce((n, d) => n * d, 1) * bytes;
+  }
+  return total;
 }
 
 function resolveModelJson(path: string): string {

@@ -9,6 +9,7 @@ import {
   type AnalysisSettings,
 } from '../analysis.js';
 import { autoMicroBatchSize } from '../../analysis/index.js';
+import { checkOutputDirectory } from '../atomic-file.js';
 import { prepareBackend, type StepGraphChoice } from '../backend.js';
 import {
   addBackendOption,
@@ -51,6 +52,10 @@ export async function analyze(options: AnalyzeOptions, io: CliIo) {
   );
   const { model, metadata, path } = await loadModel(options.model);
   try {
+    // Before the analysis (the work), after the model path is known good: a mistyped model
+    // leaves no empty output directory behind.
+    const out = options.out ?? join('out', 'analysis');
+    checkOutputDirectory(out);
     // Unless told otherwise, analyse on the data the model was trained on.
     const trained = (metadata.config ?? {}) as Partial<TrainConfig>;
     const dataset = options.dataset ?? trained.dataset ?? 'fashion-mnist-slice';
@@ -79,7 +84,6 @@ export async function analyze(options: AnalyzeOptions, io: CliIo) {
         ...options,
         microBatch,
       });
-      const out = options.out ?? join('out', 'analysis');
       const where = { model: path, dataset, split, backend, native, stepGraphs };
       const { files } = writeAnalysis(out, outcome, where, 'Hessian');
       return { ...where, ...outcome, files };
