@@ -51,6 +51,7 @@ import {
 import { avgPoolKernel, maxPoolKernel } from '../kernels/pool.js';
 import type { NativeKernel } from '../kernels/types.js';
 import { MAX_POOL_GRAD_TRANSPOSE } from '../../kernels/max-pool-grad.js';
+import { maxPoolInfo } from '../../kernels/max-pool-winners.js';
 import { StepGraphRefusal } from './capture.js';
 import type { TranslationContext } from './translate.js';
 
@@ -147,6 +148,139 @@ const native =
     splice(ctx, kernel, ctx.call.attrs as tf.NamedAttrMap);
 
 /**
+ * Windows that tile the input (stride = filter size, no padding: the CNN's 2x2 pools). Viewed
+ * as [N * oh, fh, ow, fw * C] (a free reshape of NHWC), window position (i, j) of every window
+ * is a slice of contiguous runs of C values, [N * oh, 1, ow, C]: NHWC of the pooled shape, as
+ * dy is. The winner is found by TF.js's own scan over the positions in row-major order: take a
+ * position when strictly greater than the best so far, starting from -Infinity (NaN and
+ * -Infinity never win). Returns the winner's position per window (float32, -1: none), or null
+ * for other geometries.
+ */
+function tiledWinners(ctx: TranslationContext): {
+  winner: string;
+  positions: (x: string) => string[];
+  geometry: { fh: number; fw: number; oh: number; ow: number };
+} | null {
+  const shape = ctx.inputShape('input');
+  let info;
+  try {
+    info = maxPoolInfo(shape, ctx.call.attrs as tf.NamedAttrMap);
+  } catch {
+    return null;
+  }
+  const { filterHeight: fh, filterWidth: fw, outHeight: oh, outWidth: ow } = info;
+  const { top, left, bottom, right } = info.padInfo;
+  if (
+    info.strideHeight !== fh ||
+    info.strideWidth !== fw ||
+    Math.max(top, left, bottom, right) !== 0 ||
+    oh * fh > shape[1]! ||
+    ow * fw > shape[2]!
+  ) {
+    return null;
+  }
+  const [n, h, w, c] = shape as [number, number, number, number];
+  /** An NHWC tensor of the input's shape as its fh * fw window positions. */
+  const positions = (x: string): string[] => {
+    let covered = x;
+    if (oh * fh !== h || ow * fw !== w) {
+      // Trailing rows or columns no window reaches.
+      covered = ctx.temp();
+      ctx.node(
+        'Slice',
+        [x, ctx.int64s([0, 0]), ctx.int64s([oh * fh, ow * fw]), ctx.int64s([1, 2])],
+        [covered],
+      );
+    }
+    const rows = ctx.temp();
+    ctx.node('Reshape', [covered, ctx.int64s([n * oh, fh, ow, fw * c])], [rows]);
+    const out: string[] = [];
+    for (let i = 0; i < fh; i++) {
+      for (let j = 0; j < fw; j++) {
+        const position = ctx.temp();
+        ctx.node(
+          'Slice',
+          [rows, ctx.int64s([i, j * c]), ctx.int64s([i + 1, (j + 1) * c]), ctx.int64s([1, 3])],
+          [position],
+        );
+        out.push(position);
+      }
+    }
+    return out;
+  };
+  let best = ctx.scalar(-Infinity, 'float32');
+  let winner = ctx.scalar(-1, 'float32');
+  const taps = positions(ctx.input('input'));
+  taps.forEach((x, t) => {
+    const taken = ctx.temp();
+    ctx.node('Greater', [x, best], [taken]);
+    if (t < taps.length - 1) {
+      const nextBest = ctx.temp();
+      ctx.node('Where', [taken, x, best], [nextBest]);
+      best = nextBest;
+    }
+    const nextWinner = ctx.temp();
+    ctx.node('Where', [taken, ctx.scalar(t, 'float32'), winner], [nextWinner]);
+    winner = nextWinner;
+  });
+  return { winner, positions, geometry: { fh, fw, oh, ow } };
+}
+
+/** Where the winner is at window position t (bool). */
+function wonAt(ctx: TranslationContext, winner: string, t: number): string {
+  const at = ctx.temp();
+  ctx.node('Equal', [winner, ctx.scalar(t, 'float32')], [at]);
+  return at;
+}
+
+/** MaxPoolGrad on tiling windows: dy at each window's winner, zeros elsewhere. */
+function tiledMaxPoolGrad(ctx: TranslationContext): boolean {
+  const tiles = tiledWinners(ctx);
+  if (tiles == null) return false;
+  const { winner } = tiles;
+  const { fh, fw, oh, ow } = tiles.geometry;
+  const [n, h, w, c] = ctx.inputShape('input') as [number, number, number, number];
+  const dy = ctx.inputAs('dy', [n * oh, 1, ow, c]);
+  const zero = ctx.scalar(0, 'float32');
+  const rows = Array.from({ length: fh }, (_, i) => {
+    const parts = Array.from({ length: fw }, (_, j) => {
+      const part = ctx.temp();
+      ctx.node('Where', [wonAt(ctx, winner, i * fw + j), dy, zero], [part]);
+      return part;
+    });
+    const row = ctx.temp();
+    ctx.node('Concat', parts, [row], { axis: int(3) });
+    return row;
+  });
+  const blocks = ctx.temp();
+  ctx.node('Concat', rows, [blocks], { axis: int(1) });
+  if (oh * fh === h && ow * fw === w) {
+    ctx.node('Reshape', [blocks, ctx.int64s([n, h, w, c])], [ctx.output()]);
+  } else {
+    const image = ctx.temp();
+    ctx.node('Reshape', [blocks, ctx.int64s([n, oh * fh, ow * fw, c])], [image]);
+    const pads = [0, 0, 0, 0, 0, h - oh * fh, w - ow * fw, 0];
+    ctx.node('Pad', [image, ctx.int64s(pads)], [ctx.output()]);
+  }
+  return true;
+}
+
+/** MaxPoolGradTranspose on tiling windows: dxBar at each window's winner (0: none). */
+function tiledMaxPoolGradTranspose(ctx: TranslationContext): boolean {
+  const tiles = tiledWinners(ctx);
+  if (tiles == null) return false;
+  const { winner, positions } = tiles;
+  let picked = ctx.scalar(0, 'float32');
+  positions(ctx.input('dxBar')).forEach((x, t) => {
+    const next = ctx.temp();
+    ctx.node('Where', [wonAt(ctx, winner, t), x, picked], [next]);
+    picked = next;
+  });
+  ctx.node('Reshape', [picked, ctx.int64s(ctx.outputShape())], [ctx.output()]);
+  return true;
+}
+
+/**
  * The argmax of each max-pooling window of the call's `input` (NHWC): `indices` (int64, flat
  * NCHW, [N, C, oh, ow]) and `none` (bool, the same shape: windows where nothing won).
  */
@@ -197,6 +331,7 @@ const maxPoolGrad: Rule = (ctx) => {
   if (ctx.inputDtype('dy') !== 'float32' || ctx.inputShape('input').length !== 4) {
     refuse(ctx, 'not a float32 rank-4 input');
   }
+  if (tiledMaxPoolGrad(ctx)) return;
   const { indices, none } = maxPoolWinners(ctx);
   const dyt = ctx.temp();
   const masked = ctx.temp();
@@ -222,6 +357,7 @@ const maxPoolGradTranspose: Rule = (ctx) => {
   if (ctx.inputDtype('dxBar') !== 'float32' || ctx.inputShape('input').length !== 4) {
     refuse(ctx, 'not a float32 rank-4 input');
   }
+  if (tiledMaxPoolGradTranspose(ctx)) return;
   const { indices, none } = maxPoolWinners(ctx);
   const indexFlat = ctx.temp();
   const gathered = ctx.temp();

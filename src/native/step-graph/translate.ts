@@ -6,6 +6,7 @@
  */
 import type { OnnxAttribute, OnnxNode, OnnxTensorInitializer } from '../onnx-model.js';
 import { StepGraphRefusal, type RecordedCall, type StepDtype } from './capture.js';
+import { CONV_TRANSLATIONS } from './translate-conv.js';
 
 /** What a rule sees: its call's inputs and outputs as ONNX value names, and a node writer. */
 export interface TranslationContext {
@@ -193,6 +194,8 @@ function batchNormParam(ctx: TranslationContext, name: string): string {
 }
 
 export const TRANSLATIONS: Readonly<Record<string, Rule>> = {
+  // Convolutions and pooling (translate-conv.ts).
+  ...CONV_TRANSLATIONS,
   Identity: (ctx) => ctx.node('Identity', [ctx.input('x')], [ctx.output()]),
   Reshape: reshapeToOutput,
   ExpandDims: reshapeToOutput,
@@ -229,11 +232,6 @@ export const TRANSLATIONS: Readonly<Record<string, Rule>> = {
       if (k === -0.5) {
         ctx.node('Sqrt', [x], [t]);
         return ctx.node('Reciprocal', [t], [out]);
-      }
-      if (k === 1.5) {
-        // The rsqrt gradient's x^1.5 (TF.js's Rsqrt grad), one pass each instead of std::pow.
-        ctx.node('Sqrt', [x], [t]);
-        return ctx.node('Mul', [x, t], [out]);
       }
       if (k === 3) {
         ctx.node('Mul', [x, x], [t]);
