@@ -31,6 +31,7 @@ interface State {
   firstOrder: boolean;
   owners: WeakMap<object, CompiledSteps>;
   all: Set<CompiledSteps>;
+  status: () => StepGraphsStatus;
   uninstall: () => void;
 }
 
@@ -113,6 +114,15 @@ export function createStepGraphProvider(options: StepGraphOptions = {}): {
 } {
   const owners = new WeakMap<object, CompiledSteps>();
   const all = new Set<CompiledSteps>();
+  /** The counters of steps whose optimizer is gone (the status keeps counting them). */
+  const retired: StepGraphStatus[] = [];
+  // An optimizer that is gone frees its graphs (ONNX Runtime sessions, ~20 MB for a small
+  // transformer's pair): a sweep makes one optimizer per run, and `all` would keep them all.
+  const gone = new FinalizationRegistry<CompiledSteps>((steps) => {
+    if (!all.delete(steps)) return;
+    retired.push({ ...steps.hutchinson.status }, { ...steps.gradient.status });
+    steps.dispose();
+  });
   const stepsFor = (owner: object, vars: tf.Variable[]): CompiledSteps | null => {
     // Values are read from the cpu backend's arrays; other backends stay op by op.
     if (tf.getBackend() !== 'cpu') return null;
@@ -123,6 +133,7 @@ export function createStepGraphProvider(options: StepGraphOptions = {}): {
       steps = new CompiledSteps(vars, options);
       owners.set(owner, steps);
       all.add(steps);
+      gone.register(owner, steps);
     }
     return steps;
   };
@@ -145,7 +156,8 @@ export function createStepGraphProvider(options: StepGraphOptions = {}): {
       return { loss: r.loss, grads: r.grads, diagonal: null };
     },
   };
-  return { provider, owners, all, status: () => statusOf(all) };
+  const status = () => statusOf([...retired, ...partsOf(all)]);
+  return { provider, owners, all, status };
 }
 
 export function disableStepGraphs(): void {
@@ -157,14 +169,14 @@ export function disableStepGraphs(): void {
 
 export function stepGraphsStatus(): StepGraphsStatus {
   if (state == null) return { ...emptyStatus(), reason: 'enableStepGraphs() has not been called.' };
-  return { ...statusOf(state.all), firstOrder: state.firstOrder };
+  return { ...state.status(), firstOrder: state.firstOrder };
 }
 
-function statusOf(all: Set<CompiledSteps>): StepGraphsStatus {
-  const parts: StepGraphStatus[] = [...all].flatMap((s) => [
-    s.hutchinson.status,
-    s.gradient.status,
-  ]);
+function partsOf(all: Set<CompiledSteps>): StepGraphStatus[] {
+  return [...all].flatMap((s) => [s.hutchinson.status, s.gradient.status]);
+}
+
+function statusOf(parts: StepGraphStatus[]): StepGraphsStatus {
   const sum = (k: 'replays' | 'opByOp' | 'compiled' | 'compileMs' | 'stubMs' | 'graphMs') =>
     parts.reduce((a, p) => a + p[k], 0);
   return {

@@ -3,12 +3,15 @@
  * AdamW's minimize take their loss and gradients from a replayed graph (status counters), and
  * train a small model to op by op's weights and losses to float32 rounding; with stepGraphs:
  * 'adahessian' they stay op by op (bit for bit TF.js's gradients) while AdaHessian still
- * replays; a bad mode is named. No tensors are left over.
+ * replays; a bad mode is named. No tensors are left over. The graphs of an optimizer that is
+ * gone are freed (a sweep makes one optimizer per run), its counts kept.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import * as tf from '@tensorflow/tfjs';
-import { AdamW, buildMlp, softmaxCrossEntropy } from '../../../src/index.js';
+import { adahessian, AdamW, buildMlp, softmaxCrossEntropy } from '../../../src/index.js';
 import { onnxRuntimeUnavailableReason } from '../../../src/native/onnx-runtime.js';
 import {
   disableNativeKernels,
@@ -18,6 +21,10 @@ import {
   type NativeKernelOptions,
 } from '../../../src/native/index.js';
 import { onBackend } from '../../helpers.js';
+import { createStepGraphProvider } from '../../../src/native/step-graph/enable.js';
+import { installStepGraphProvider } from '../../../src/native/step-graph/hook.js';
+
+v8.setFlagsFromString('--expose-gc');
 
 const unavailable = onnxRuntimeUnavailableReason();
 
@@ -134,6 +141,35 @@ describe('first-order step graphs by default', { skip: unavailable || false }, (
       assert.deepEqual(adahessianOnly.losses, plain.losses);
     });
   }
+
+  it('an optimizer that is gone frees its graphs, and the status keeps its counts', async () => {
+    const gc = vm.runInNewContext('gc') as () => void; // exposed below, at import
+    const graphs = createStepGraphProvider();
+    const uninstall = installStepGraphProvider(graphs.provider);
+    const model = buildMlp({ seed: 4, inputShape: [12], hidden: 10, classes: 5 });
+    const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+    const x = tf.randomNormal([6, 12], 0, 1, 'float32', 300);
+    const y = tf.tidy(() => tf.oneHot(tf.randomUniform([6], 0, 5, 'int32', 400), 5));
+    // Each run's optimizer is unreachable once the function returns.
+    const run = () => {
+      const optimizer = adahessian({ seed: 5, learningRate: 0.01 });
+      for (let s = 0; s < 3; s++) {
+        optimizer.minimize(() => softmaxCrossEntropy(y, model.apply(x) as tf.Tensor), false, vars);
+      }
+      optimizer.dispose();
+    };
+    for (let r = 0; r < 4; r++) run();
+    assert.equal(graphs.status().replays, 4);
+    for (let i = 0; i < 20 && graphs.all.size > 0; i++) {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.equal(graphs.all.size, 0, 'every compiled step freed');
+    assert.equal(graphs.status().replays, 4, 'counted still');
+    uninstall();
+    tf.dispose([x, y]);
+    model.dispose();
+  });
 
   it('true is all; a bad mode is named', () => {
     assert.equal(enableNativeKernels({ threads: 1, stepGraphs: true }).stepGraphs, 'all');
