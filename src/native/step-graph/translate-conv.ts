@@ -20,17 +20,21 @@
  * the pairs that meet, and at level 'all' turns the Convs into its blocked NCHWc layout.
  *
  * MaxPoolGrad and its transpose (our second-order kernel, src/kernels/max-pool-grad.ts) have no
- * ONNX operator and no native graph (they run in JS there). Here ONNX's MaxPool gives each
- * window's argmax as a second output (flat NCHW indices). TF.js's winner is the first strict
- * maximum in row-major window order, padding excluded, NaN and -Infinity never (a window of
- * only those has none). ONNX Runtime starts from the window's first element and takes later
- * ones only when strictly greater: the same first strict maximum, except that a NaN or
- * -Infinity first element would win. So NaN is replaced by -Infinity before pooling, and a
- * window whose maximum is -Infinity (no winner in TF.js) is masked to zero. MaxPoolGrad
- * scatters dy to the indices (ScatterElements, reduction 'add', so overlapping windows add
- * up); MaxPoolGradTranspose gathers dxBar from them (GatherElements). The gradients of one
- * pooling recompute the same winners; ONNX Runtime's common-subexpression elimination merges
- * the copies.
+ * ONNX operator and no native graph (they run in JS there). TF.js's winner of a window is its
+ * first strict maximum in row-major order, padding excluded, NaN and -Infinity never (a window
+ * of only those has none).
+ *   - Windows that tile the input (stride = filter, no padding: the CNN's 2x2 pools) take
+ *     TF.js's own scan over the window positions, each a slice of an NHWC view (tiledWinners):
+ *     the cheapest of the variants measured (docs/PERFORMANCE.md, seventh session).
+ *   - Elsewhere ONNX's MaxPool gives each window's argmax as a second output (flat NCHW
+ *     indices). ONNX Runtime starts from the window's first element and takes later ones only
+ *     when strictly greater: the same first strict maximum, except that a NaN or -Infinity
+ *     first element would win. So NaN is replaced by -Infinity before pooling, and a window
+ *     whose maximum is -Infinity (no winner in TF.js) is masked to zero. MaxPoolGrad scatters
+ *     dy to the indices (ScatterElements, reduction 'add': overlapping windows add up);
+ *     MaxPoolGradTranspose gathers dxBar from them (GatherElements).
+ * The gradients of one pooling recompute the same winners; ONNX Runtime's common-subexpression
+ * elimination merges the copies.
  *
  * AvgPoolGrad (TF.js's cpu kernel: dy spread over each window, divided by the full window size
  * even where the window covers padding) is a depthwise ConvTranspose with a constant filter of
