@@ -105,6 +105,8 @@ interface Variant {
   memPattern: boolean;
   arena: boolean;
   skip: SimplifyPass[];
+  /** ONNX Runtime's session.set_denormal_as_zero (flush denormals to zero). */
+  ftz: boolean;
 }
 function variant(spec: string, base: Variant): Variant {
   const v = { ...base, skip: [...base.skip] };
@@ -115,9 +117,12 @@ function variant(spec: string, base: Variant): Variant {
     else if (k === 'opt') v.optimization = x;
     else if (k === 'mempattern') v.memPattern = x === '1';
     else if (k === 'arena') v.arena = x === '1';
+    else if (k === 'ftz') v.ftz = x === '1';
     else if (k === 'skip') v.skip.push(...(x.split('+') as SimplifyPass[]));
     else
-      throw new Error(`--ab: unknown key '${k}' (threads, interop, opt, mempattern, arena, skip)`);
+      throw new Error(
+        `--ab: unknown key '${k}' (threads, interop, opt, mempattern, arena, ftz, skip)`,
+      );
   }
   return v;
 }
@@ -128,6 +133,7 @@ const baseVariant = variant(arg('a', ''), {
   memPattern: true,
   arena: true,
   skip: [],
+  ftz: false,
 });
 
 function session(v: Variant, profile: boolean) {
@@ -143,7 +149,12 @@ function session(v: Variant, profile: boolean) {
     logSeverityLevel: 3,
     enableCpuMemArena: v.arena,
     enableMemPattern: v.memPattern,
-    extra: { session: { intra_op: { allow_spinning: '0' } } },
+    extra: {
+      session: {
+        intra_op: { allow_spinning: '0' },
+        ...(v.ftz ? { set_denormal_as_zero: '1' } : {}),
+      },
+    },
   });
   const feeds: Record<string, object> = {};
   built.inputExternals.forEach((e) => {
