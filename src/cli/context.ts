@@ -8,6 +8,8 @@ export interface CliContext {
   exitCode: number;
   /** Aborted on SIGINT while a command runs (the process entry point wires this). */
   signal?: AbortSignal;
+  /** The name of the command running (set as it starts), e.g. 'train'. */
+  command?: string;
 }
 
 export function processContext(signal?: AbortSignal): CliContext {

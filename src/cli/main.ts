@@ -64,6 +64,9 @@ function configure(cmd: Command, ctx: CliContext): Command {
 export async function runCli(args: string[], ctx: CliContext = processContext()): Promise<number> {
   tf.enableProdMode(); // no "install tfjs-node" banner, no debug checks
   const program = buildProgram(ctx);
+  program.hook('preAction', (_program, action) => {
+    ctx.command = action.name();
+  });
   try {
     await program.parseAsync(args, { from: 'user' });
     return ctx.exitCode;
@@ -114,10 +117,23 @@ function stackWithCauses(e: unknown): string {
   return parts.join('\ncaused by: ');
 }
 
+/**
+ * Commands that stop cleanly on Ctrl-C (after the current step, with a checkpoint). The others
+ * (analyze, bench, demo, sweep) have nothing to save that they have not saved already, each
+ * file atomically (a sweep's finished runs, which `sweep --resume` reuses), so Ctrl-C ends
+ * them at once rather than promising a checkpoint and running on.
+ */
+const STOPS_CLEANLY_ON_CTRL_C = new Set(['train']);
+
 /** The process entry point (bin/adahessian.js): Ctrl-C asks the running command to stop cleanly. */
 export async function main(argv: string[] = process.argv.slice(2)): Promise<void> {
   const controller = new AbortController();
+  const ctx = processContext(controller.signal);
   const onSigint = () => {
+    if (!STOPS_CLEANLY_ON_CTRL_C.has(ctx.command ?? '')) {
+      process.stderr.write('\nStopped (Ctrl-C).\n');
+      process.exit(130);
+    }
     if (controller.signal.aborted) {
       // A second Ctrl-C: stop now. Files are replaced atomically, so none is left half-written;
       // 'exit' listeners still run (the run's lock is released).
@@ -131,7 +147,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
   };
   process.on('SIGINT', onSigint);
   try {
-    process.exitCode = await runCli(argv, processContext(controller.signal));
+    process.exitCode = await runCli(argv, ctx);
   } finally {
     process.off('SIGINT', onSigint);
   }
