@@ -42,6 +42,7 @@ import {
   disableNativeKernels,
   enableNativeKernels,
   nativeKernelStatus,
+  stepGraphsStatus,
 } from '../../src/native/index.js';
 
 tf.env().set('IS_TEST', false); // quiet TF.js's "install tfjs-node" banner
@@ -516,6 +517,10 @@ async function main(): Promise<void> {
         compiledGraphs: s.compiledGraphs,
       })}`,
     );
+    // Whether the timed steps replayed graphs or ran op by op (a refused step says why).
+    const g = stepGraphsStatus();
+    const { replays, opByOp, compiled, lastReason } = g;
+    console.log(`step graphs: ${JSON.stringify({ replays, opByOp, compiled, lastReason })}`);
   }
 }
 
