@@ -299,9 +299,22 @@ function resumedPlan(options: TrainManyOptions): Plan {
   const fromPlan = (['optimizers', 'seeds', 'optimizer', 'lr', 'seed'] as const).filter(
     (k) => options[k] !== undefined,
   );
+  const drop = fromPlan.map((k) => `--${kebab(k)}`).join(', ');
+  if (!holdsRunSet(dir)) {
+    // Here because of --seeds or --optimizers: say what DIR holds rather than name a missing plan.
+    if (!existsSync(dir)) throw new CliUsageError(`--resume ${dir} does not exist.`);
+    if (existsSync(join(dir, CHECKPOINT_FILE))) {
+      throw new CliUsageError(
+        `--resume ${dir} continues the one run checkpointed there, with its settings; drop ${drop}.`,
+      );
+    }
+    throw new CliUsageError(
+      `--resume ${dir}: no ${CHECKPOINT_FILE} or ${TRAIN_RUNS_FILE} there (they are written to the --out directory of 'adahessian train').`,
+    );
+  }
   if (fromPlan.length > 0) {
     throw new CliUsageError(
-      `--resume ${dir} takes the optimizers, rates and seeds from ${join(dir, TRAIN_RUNS_FILE)}; drop ${fromPlan.map((k) => `--${kebab(k)}`).join(', ')}.`,
+      `--resume ${dir} takes the optimizers, rates and seeds from ${join(dir, TRAIN_RUNS_FILE)}; drop ${drop}.`,
     );
   }
   let plan: Plan;

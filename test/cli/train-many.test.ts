@@ -151,4 +151,19 @@ describe('train --seeds --optimizers', () => {
       assert.equal(existsSync(out), false, extra.join(' '));
     }
   });
+
+  it('--resume with --seeds or --optimizers on what is not a set of runs says what is there', async () => {
+    const single = tempDir();
+    assert.equal((await cli(['train', ...TINY, '--epochs', '1', '--out', single])).code, 0);
+    const cases = [
+      [single, /--resume .* continues the one run checkpointed there, with its settings; drop --seeds\.$/], // prettier-ignore
+      [tempDir(), /--resume .*: no checkpoint\.json or train-runs\.json there/],
+      [join(tempDir(), 'never'), /--resume .*never does not exist\.$/],
+    ] as const;
+    for (const [dir, message] of cases) {
+      const r = await cli(['train', '--resume', dir, '--seeds', '1,2', '--quiet']);
+      assert.equal(r.code, 2, r.err);
+      assert.match(r.err.trim(), message);
+    }
+  });
 });
