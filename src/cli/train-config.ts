@@ -121,6 +121,10 @@ export function resolveTrainConfig(settings: TrainSettings): TrainConfig {
       `--dataset '${dataset}' is unknown; expected one of ${DATASET_NAMES.join(', ')}.`,
     );
   }
+  if (settings.seqLength !== undefined && dataset !== 'text') {
+    // Images have no sequences: refused rather than ignored, like AdaHessian's settings below.
+    throw new CliUsageError(`--seq-length applies only to --dataset text.`);
+  }
   if (optimizer !== 'adahessian') {
     for (const key of ADAHESSIAN_ONLY) {
       if (settings[key] !== undefined && settings[key] !== TRAIN_DEFAULTS[key as never]) {

@@ -77,6 +77,11 @@ describe('argument validation', () => {
       message: /entry 'x': expected a positive integer/,
     },
     {
+      name: '--seq-length on images (it would be ignored)',
+      args: ['train', '--seq-length', '32'],
+      message: /^error: --seq-length applies only to --dataset text\.$/m,
+    },
+    {
       name: 'bench optimizer not offered',
       args: ['bench', '--optimizers', 'sgd,lion'],
       message: /'lion' is not one of sgd, adam, adamw, adahessian/,
