@@ -9,6 +9,10 @@
  *   npx tsx bench/speed/step-graph.ts                      # defaults below, 3 rounds of 3 steps
  *   npx tsx bench/speed/step-graph.ts --rounds 5 --steps 2 --optimization basic --threads 2
  *   npx tsx bench/speed/step-graph.ts --d 16 --context 8 --vocab 11 --batch 4   # tiny
+ *   npx tsx bench/speed/step-graph.ts --profile /tmp/sg --rounds 2 --steps 3
+ *       # replayed AdaHessian steps only: their split (stubbed forward, ONNX Runtime, the rest)
+ *       # and ONNX Runtime's per-node profile by op type (bench/speed/step-graph-profile.ts
+ *       # credits it to TF.js kernels and phases instead)
  *
  * At the default sizes, PyTorch's twin (bench/speed/torch_step.py, Debian's python3-torch, the
  * same thread count) runs in the same rounds; --no-torch leaves it out.
@@ -49,7 +53,8 @@ const optimization = arg('optimization', 'all') as 'disabled' | 'basic' | 'exten
 const profilePrefix = arg('profile', '');
 
 await useBackend('cpu');
-const native = enableNativeKernels({ threads });
+// Step graphs off globally: this benchmark installs its own provider around the replayed configs.
+const native = enableNativeKernels({ threads, stepGraphs: false });
 if (!native.enabled) throw new Error(`native kernels unavailable: ${native.reason}`);
 
 const model = buildCharTransformer({
