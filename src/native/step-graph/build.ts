@@ -2,7 +2,8 @@
  * Turns a recording (capture.ts) into one ONNX graph: the recorded values become named
  * intermediates, the tensors made in JS during the step become initializers, and the named
  * inputs (the batch, the variables, the probes) become graph inputs. Calls that none of the
- * returned tensors depends on are left out.
+ * returned tensors depends on are left out. The nodes then go through simplify.ts's rewrites
+ * (same values bit for bit, fewer passes over memory).
  */
 import type { OnnxGraph, OnnxNode, OnnxTensorInitializer, OnnxValueInfo } from '../onnx-model.js';
 import { StepGraphRefusal, type Recording, type StepDtype, type ValueRef } from './capture.js';
