@@ -7,6 +7,7 @@
  *
  *   npx tsx bench/speed/step-graph-profile.ts                 # defaults: d 64, context 64, batch 64
  *   npx tsx bench/speed/step-graph-profile.ts --runs 10 --top 40 --threads 2
+ *   npx tsx bench/speed/step-graph-profile.ts --model small-cnn     # batch 128 of 28x28x1
  *
  * The phases: calls inside the loss function are the forward pass; after it, calls up to the
  * first one that reads a probe are the gradient; from there on, the sweep (and the diagonal).
@@ -15,7 +16,12 @@ import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { buildCharTransformer, softmaxCrossEntropy, useBackend } from '../../src/index.js';
+import {
+  buildCharTransformer,
+  buildSmallCnn,
+  softmaxCrossEntropy,
+  useBackend,
+} from '../../src/index.js';
 import { enableNativeKernels } from '../../src/native/index.js';
 import { loadOnnxRuntime } from '../../src/native/onnx-runtime.js';
 import { encodeOnnxModel } from '../../src/native/onnx-model.js';
@@ -31,7 +37,11 @@ tf.env().set('IS_TEST', false);
 const d = Number(arg('d', '64'));
 const context = Number(arg('context', '64'));
 const vocab = Number(arg('vocab', '96'));
-const batch = Number(arg('batch', '64'));
+const modelName = arg('model', 'transformer');
+if (modelName !== 'transformer' && modelName !== 'small-cnn')
+  throw new Error(`--model: '${modelName}'; expected transformer or small-cnn`);
+const cnn = modelName === 'small-cnn';
+const batch = Number(arg('batch', cnn ? '128' : '64'));
 const runs = Number(arg('runs', '6'));
 const top = Number(arg('top', '30'));
 const threads = Number(arg('threads', '1'));
@@ -41,15 +51,17 @@ await useBackend('cpu');
 const native = enableNativeKernels({ threads, stepGraphs: false });
 if (!native.enabled) throw new Error(`native kernels unavailable: ${native.reason}`);
 
-const model = buildCharTransformer({
-  vocabSize: vocab,
-  contextLength: context,
-  dModel: d,
-  seed: 1,
-});
+const model = cnn
+  ? buildSmallCnn({ seed: 1 })
+  : buildCharTransformer({ vocabSize: vocab, contextLength: context, dModel: d, seed: 1 });
 const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-const ids = tf.randomUniform([batch, context], 0, vocab, 'int32', 1);
-const y = tf.tidy(() => tf.oneHot(tf.randomUniform([batch, context], 0, vocab, 'int32', 2), vocab));
+const ids = cnn
+  ? tf.randomUniform([batch, 28, 28, 1], 0, 1, 'float32', 1)
+  : tf.randomUniform([batch, context], 0, vocab, 'int32', 1);
+const classes = cnn ? 10 : vocab;
+const y = tf.tidy(() =>
+  tf.oneHot(tf.randomUniform(cnn ? [batch] : [batch, context], 0, classes, 'int32', 2), classes),
+);
 const probes = drawProbes(new RademacherGenerator(1), vars, 1);
 
 let forward = { start: 0, end: 0 };
@@ -83,7 +95,7 @@ const phaseOf = (call: number) =>
   call < forward.end ? 'forward' : call < firstProbeRead ? 'gradient' : 'sweep';
 
 console.log(
-  `char transformer d ${d}, context ${context}, vocab ${vocab}, batch ${batch}: ${recording.calls.length} calls ` +
+  `${cnn ? 'small CNN' : `char transformer d ${d}, context ${context}, vocab ${vocab}`}, batch ${batch}: ${recording.calls.length} calls ` +
     `(forward ${forward.end - forward.start}, gradient ${firstProbeRead - forward.end}, sweep ${recording.calls.length - firstProbeRead})`,
 );
 
