@@ -646,9 +646,15 @@ export class StepGraphCompiler<E> {
 }
 
 /**
- * Where the graph's outputs and op by op's differ by more than float32 rounding over a step
- * (each output: 1e-3 of its own largest value, plus 1e-5 of the largest of all, for outputs
- * that are rounding noise around zero), described; null when they agree.
+ * Where the graph's outputs and op by op's differ by more than float32 rounding over a step,
+ * described; null when they agree. Each output: every element within 5e-2 of the output's own
+ * largest value, plus 1e-4 of the largest of all outputs (for outputs that are rounding noise
+ * around zero), and the whole output within 2e-2 in relative L2 norm (plus the same allowance
+ * per element). Not tighter, because a deep batch-norm network is that ill-conditioned in
+ * float32: ResNet-20 at batch 64, op by op with the native kernels against stock TF.js's cpu
+ * kernels (both right), differed by up to 2.2e-2 (gradients) and 4.5e-2 (Hutchinson diagonal)
+ * of an output's largest value, and 1e-2 in L2, over three steps (PERFORMANCE.md, seventh
+ * session). A wrong translation (a wrong axis, sign, operand or padding) differs by far more.
  */
 function disagreement(graph: tf.Tensor[], ops: tf.Tensor[]): string | null {
   const arrays = ops.map((t) => t.dataSync());
@@ -661,12 +667,21 @@ function disagreement(graph: tf.Tensor[], ops: tf.Tensor[]): string | null {
   for (let k = 0; k < graph.length; k++) {
     const a = graph[k]!.dataSync();
     const b = arrays[k]!;
-    const tolerance = 1e-3 * largest[k]! + 1e-5 * overall;
+    const allowance = 1e-4 * overall;
+    const tolerance = 5e-2 * largest[k]! + allowance;
+    let squaredError = 0;
+    let squaredNorm = 0;
     for (let i = 0; i < b.length; i++) {
       const d = Math.abs(a[i]! - b[i]!);
-      if (!(d <= tolerance) && !(Number.isNaN(a[i]!) && Number.isNaN(b[i]!))) {
-        return `output ${k} differs by ${d} at ${i} (tolerance ${tolerance})`;
-      }
+      if (Number.isNaN(a[i]!) && Number.isNaN(b[i]!)) continue;
+      if (!(d <= tolerance)) return `output ${k} differs by ${d} at ${i} (tolerance ${tolerance})`;
+      squaredError += d * d;
+      squaredNorm += b[i]! * b[i]!;
+    }
+    const l2 = Math.sqrt(squaredError);
+    const l2Tolerance = 2e-2 * Math.sqrt(squaredNorm) + allowance * Math.sqrt(b.length);
+    if (!(l2 <= l2Tolerance)) {
+      return `output ${k} differs by ${l2} in L2 norm (tolerance ${l2Tolerance})`;
     }
   }
   return null;
