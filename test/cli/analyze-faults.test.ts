@@ -48,6 +48,18 @@ describe('analyze under bad input', () => {
     assert.equal(readFileSync(file, 'utf8'), 'x');
   });
 
+  it('data the model does not take (text for an image model): one line with both shapes', async () => {
+    const text = join(tempDir(), 'text.txt');
+    writeFileSync(text, 'the cat sat on the mat. '.repeat(40));
+    const r = await cli(['analyze', run, '--dataset', 'text', '--data', text, '--backend', 'cpu',
+      '--quiet', '--out', join(tempDir(), 'analysis')]); // prettier-ignore
+    assert.equal(r.code, 2, r.err);
+    assertOneLine(
+      r.err,
+      /^error: --dataset text does not fit .*model\.json: the model takes examples of shape \[28, 28, 1\], the data gives \[64\]\.\n$/,
+    );
+  });
+
   it('truncated weights: one line naming weights.bin and the sizes', async () => {
     const { dir, path } = damaged('weights.bin', (b) => b.subarray(0, 100));
     const r = await analyze(dir);

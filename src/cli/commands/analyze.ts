@@ -19,7 +19,7 @@ import {
   type OutputFlags,
 } from '../common-options.js';
 import type { CliContext } from '../context.js';
-import { CliRunError } from '../errors.js';
+import { CliRunError, CliUsageError } from '../errors.js';
 import { loadDataset, type DatasetName } from '../datasets.js';
 import { loadModel } from '../model-io.js';
 import { positiveInteger, positiveNumber } from '../options.js';
@@ -70,6 +70,15 @@ export async function analyze(options: AnalyzeOptions, io: CliIo) {
       testSize: split === 'test' ? needed : 1,
     });
     try {
+      // Another dataset than the model's is bad input: one line naming both shapes.
+      const given = (split === 'train' ? data.train : data.test).x.shape.slice(1);
+      const takes = model.inputs[0]!.shape.slice(1);
+      if (takes.length !== given.length || takes.some((d, i) => d !== null && d !== given[i])) {
+        throw new CliUsageError(
+          `--dataset ${dataset} does not fit ${path}: the model takes examples of shape ` +
+            `[${takes.map((d) => d ?? 'any').join(', ')}], the data gives [${given.join(', ')}].`,
+        );
+      }
       const microBatch =
         typeof options.microBatch === 'number' ? options.microBatch : autoMicroBatchSize(model);
       note(
