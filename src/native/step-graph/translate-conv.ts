@@ -198,7 +198,7 @@ function tiledWinners(ctx: TranslationContext): {
     }
     const rows = ctx.temp();
     ctx.node('Reshape', [covered, ctx.int64s([n * oh, fh, ow, fw * c])], [rows]);
-    // Split, not Slice: 15% less CPU for the CNN's first pool's gradients.
+    // Split, not Slice: less CPU in an A/B (docs/PERFORMANCE.md, seventh session).
     const rowNames = Array.from({ length: fh }, () => ctx.temp());
     ctx.node('Split', [rows, ctx.int64s(new Array<number>(fh).fill(1))], rowNames, {
       axis: int(1),
