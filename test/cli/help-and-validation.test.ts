@@ -23,6 +23,7 @@ describe('adahessian --help', () => {
       assert.match(out, new RegExp(`^Usage: adahessian ${c}`, 'm'));
       assert.match(out, /--json/);
       assert.match(out, /--backend <name>/);
+      assert.match(out, /--step-graphs <which>/);
     });
   }
 });
@@ -60,6 +61,17 @@ describe('argument validation', () => {
       args: ['train', '--backend', 'webgl'],
       message:
         /--backend <name>' argument 'webgl' is invalid\. Allowed choices are cpu, wasm, tensorflow/,
+    },
+    {
+      name: 'unknown step-graph mode',
+      args: ['sweep', '--step-graphs', 'adam'],
+      message:
+        /--step-graphs <which>' argument 'adam' is invalid\. Allowed choices are all, adahessian, off/,
+    },
+    {
+      name: 'step graphs without the native kernels',
+      args: ['demo', '--no-native', '--step-graphs', 'all'],
+      message: /--step-graphs all: step graphs need the cpu backend with the native kernels/,
     },
     {
       name: 'unknown model',
