@@ -148,9 +148,18 @@ describe(
         const bias = normal([fShape[3]!], 40 + k);
         const conv = { strides, pad, dataFormat: 'NHWC', dilations, dimRoundingMode: undefined };
         assertAgrees('Conv2D', { x, filter }, conv);
-        for (const activation of ['linear', 'relu']) {
-          assertAgrees('FusedConv2D', { x, filter, bias }, { ...conv, activation });
+        for (const activation of ['linear', 'relu', 'leakyrelu']) {
+          const fused = { ...conv, activation, leakyreluAlpha: 0.3 };
+          assertAgrees('FusedConv2D', { x, filter, bias }, fused);
         }
+        // prelu's weights are a third input, per output channel.
+        const preluActivationWeights = normal([fShape[3]!], 45 + k);
+        assertAgrees(
+          'FusedConv2D',
+          { x, filter, bias, preluActivationWeights },
+          { ...conv, activation: 'prelu' },
+        );
+        preluActivationWeights.dispose();
         if (dilations === 1) {
           // TF.js's gradients take no dilation with strides > 1; its cpu kernels none at all.
           assertAgrees('Conv2DBackpropInput', { dy, filter }, { ...conv, inputShape: xShape });
