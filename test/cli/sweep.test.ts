@@ -5,11 +5,12 @@
  */
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { mean, std, sweep, sweepTables, type SweepResult } from '../../src/cli/commands/sweep.js';
 import { memoryIo } from '../../src/cli/output.js';
+import { LOCK_FILE, acquireRunLock } from '../../src/cli/run-lock.js';
 import { useBackend } from '../../src/index.js';
 import { cli, tempDir } from './helpers.js';
 
@@ -204,5 +205,25 @@ describe('sweep', () => {
       assert.equal(row.testBitsPerCharMean, row.testLossMean! / Math.LN2);
     }
     assert.match(sweepTables(result), /Test bits per character by learning-rate scale/);
+  });
+
+  it('one sweep per --out: a busy directory is refused; the lock goes when a sweep ends, even on an error', async () => {
+    const out = tempDir();
+    const args = ['sweep', '--model', 'mlp', '--train-size', '32', '--test-size', '16',
+      '--epochs', '1', '--optimizers', 'sgd', '--scales', '1', '--no-block', '--backend', 'cpu',
+      '--quiet', '--out', out]; // prettier-ignore
+    const held = acquireRunLock(out, '--out'); // another run (this process) holds it
+    const refused = await cli(args);
+    assert.equal(refused.code, 2, refused.err);
+    assert.match(refused.err, /^error: --out .* is in use by another run \(process \d+, started /);
+    assert.equal(refused.err.trim().split('\n').length, 1);
+    assert.ok(!existsSync(join(out, 'runs')), 'the refused sweep ran');
+    held.release();
+    const ran = await cli(args);
+    assert.equal(ran.code, 0, ran.err);
+    assert.ok(!existsSync(join(out, LOCK_FILE)), 'lock left after the sweep');
+    const failed = await cli([...args, '--dataset', 'cifar10', '--data', tempDir()]);
+    assert.equal(failed.code, 2, failed.err);
+    assert.ok(!existsSync(join(out, LOCK_FILE)), 'lock left after a failed sweep');
   });
 });

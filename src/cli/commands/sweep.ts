@@ -42,6 +42,7 @@ import {
   type OptimizerWithRate,
 } from '../options.js';
 import { note, say, type CliIo } from '../output.js';
+import { acquireRunLock, type RunLock } from '../run-lock.js';
 import { startProgress } from '../progress.js';
 import {
   divergedOutcome,
@@ -147,7 +148,27 @@ interface PlannedRun {
   scale?: number;
 }
 
+/**
+ * One sweep per --out at a time (the lock of run-lock.ts, as for `train --out`): two sweeps on
+ * one directory would run the same cells twice and overwrite each other's sweep.json. The lock
+ * is taken once the settings are checked and the directory made, and released however it ends.
+ */
 export async function sweep(options: SweepOptions, io: CliIo): Promise<SweepResult> {
+  let lock: RunLock | undefined;
+  try {
+    return await sweepInLockedDirectory(options, io, (out) => {
+      lock = acquireRunLock(out, '--out', (message) => note(io, message));
+    });
+  } finally {
+    lock?.release();
+  }
+}
+
+async function sweepInLockedDirectory(
+  options: SweepOptions,
+  io: CliIo,
+  lockDirectory: (out: string) => void,
+): Promise<SweepResult> {
   const optimizers = (options.optimizers ?? DEFAULT_SWEEP_OPTIMIZERS).map((o) =>
     typeof o === 'string' ? { optimizer: o } : o,
   );
@@ -227,6 +248,7 @@ export async function sweep(options: SweepOptions, io: CliIo): Promise<SweepResu
   const configs = plan.map((p) => resolveTrainConfig(p.settings));
   const checked = configs[0]!;
   checkOutputDirectory(out);
+  lockDirectory(out);
   // No --backend: the fastest path available (cpu + native kernels, else wasm).
   const path = await prepareBackend(options.backend, options.native, io, options.stepGraphs);
   for (const c of configs) c.backend = path.backend;
