@@ -43,6 +43,8 @@ export class OutputBufferPool {
   private readonly pending = new Set<Tracked>();
   private readonly free = new Map<number, Float32Array[]>();
   private freeBytes = 0;
+  /** While > 0 (suspend), disposed arrays are left to GC instead of kept. */
+  private suspended = 0;
   /** Arrays handed out again, and arrays kept from the pool because someone saw them. */
   reused = 0;
   seenAndKept = 0;
@@ -165,7 +167,24 @@ export class OutputBufferPool {
     };
   }
 
+  /**
+   * Empties the pool and keeps no array until the returned resume runs: a step graph's
+   * capture and ONNX Runtime run (src/native/step-graph) need that memory more, and arrays
+   * left to GC during the capture's op-by-op step are memory the graph's run can reuse.
+   */
+  suspend(): () => void {
+    this.free.clear();
+    this.freeBytes = 0;
+    this.suspended++;
+    let resumed = false;
+    return () => {
+      if (!resumed) this.suspended--;
+      resumed = true;
+    };
+  }
+
   private put(values: Float32Array): void {
+    if (this.suspended > 0) return;
     if (this.freeBytes + values.byteLength > this.maxBytes) return; // let GC have it
     const list = this.free.get(values.length) ?? [];
     list.push(values);

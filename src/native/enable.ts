@@ -202,7 +202,11 @@ export function enableNativeKernels(options: NativeKernelOptions = {}): NativeKe
   if (backends.includes('cpu') && stepGraphs !== false) {
     // Step graphs (src/native/step-graph/): whole training steps as one ONNX Runtime call.
     const firstOrder = stepGraphs === 'all';
-    status.stepGraphs = enableStepGraphs({ threads, firstOrder }).enabled ? stepGraphs : false;
+    // The output pool keeps nothing while a step is captured or replayed (buffer-pool.ts).
+    const suspendOutputPool = () => state.pool?.suspend() ?? (() => {});
+    status.stepGraphs = enableStepGraphs({ threads, firstOrder, suspendOutputPool }).enabled
+      ? stepGraphs
+      : false;
     state.restore.push(disableStepGraphs);
   }
   installed = state;

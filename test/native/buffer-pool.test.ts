@@ -13,6 +13,7 @@ import {
   nativeKernelStatus,
 } from '../../src/native/index.js';
 import { onnxRuntimeUnavailableReason } from '../../src/native/onnx-runtime.js';
+import { OutputBufferPool } from '../../src/native/buffer-pool.js';
 
 const unavailable = onnxRuntimeUnavailableReason();
 const SHAPE = [16, 12, 12, 8]; // above the element-wise threshold: Add/Mul run natively
@@ -85,5 +86,34 @@ describe('native output reuse (cpu)', { skip: unavailable || false }, () => {
 
   it('a bad pool size is named', () => {
     assert.throws(() => enableNativeKernels({ outputPoolBytes: -1 }), /'outputPoolBytes'/);
+  });
+
+  it('keeps no array while suspended (a step graph runs), and pools again after', () => {
+    disableNativeKernels();
+    const backend = tf.backend();
+    const pool = new OutputBufferPool(2 ** 20);
+    const uninstall = pool.install(backend);
+    /** Disposes a tracked tensor of 100 floats; returns its array. */
+    const disposeTracked = () => {
+      const t = tf.zeros([100]);
+      const record = (backend as unknown as { data: Map<object, { values: Float32Array }> }).data;
+      const values = record.get(t.dataId)!.values;
+      pool.track(backend, t.dataId, values);
+      t.dispose();
+      return values;
+    };
+    const resume = pool.suspend();
+    const whileSuspended = disposeTracked();
+    assert.notEqual(pool.take(100), whileSuspended, 'kept while suspended');
+    resume();
+    const after = disposeTracked();
+    assert.equal(pool.take(100), after, 'pooled again after resume');
+    // A pooled array is dropped by the next suspend.
+    disposeTracked();
+    pool.suspend()();
+    assert.equal(pool.reused, 1);
+    pool.take(100);
+    assert.equal(pool.reused, 1, 'emptied by suspend');
+    uninstall();
   });
 });
