@@ -8,6 +8,7 @@
  *   npx tsx bench/speed/memory.ts --variant cpu --optimizer adahessian --batch 64
  *   npx tsx bench/speed/memory.ts --variant wasm --optimizer adam --model small-cnn
  *   npx tsx bench/speed/memory.ts --variant cpu+native --steps 3
+ *   npx tsx bench/speed/memory.ts --variant cpu+native --steps 4 --step-graph-arena off
  *
  * PyTorch's figure for the same step: python3 bench/speed/torch_memory.py (see PERFORMANCE.md).
  */
@@ -34,9 +35,11 @@ async function main(): Promise<void> {
   await useBackend(variant === 'wasm' ? 'wasm' : 'cpu');
   if (variant === 'cpu+native') {
     const poolMb = arg('pool-mb', '');
-    const status = enableNativeKernels(
-      poolMb === '' ? {} : { outputPoolBytes: Number(poolMb) * 2 ** 20 },
-    );
+    const status = enableNativeKernels({
+      ...(poolMb === '' ? {} : { outputPoolBytes: Number(poolMb) * 2 ** 20 }),
+      // --step-graph-arena off: ONNX Runtime's arena off for step graphs (less memory, slower).
+      stepGraphMemoryArena: arg('step-graph-arena', 'on') !== 'off',
+    });
     if (!status.enabled) throw new Error(status.reason);
   }
   const model =

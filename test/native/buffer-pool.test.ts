@@ -86,6 +86,11 @@ describe('native output reuse (cpu)', { skip: unavailable || false }, () => {
 
   it('a bad pool size is named', () => {
     assert.throws(() => enableNativeKernels({ outputPoolBytes: -1 }), /'outputPoolBytes'/);
+    const arena = 'no' as unknown as boolean;
+    assert.throws(
+      () => enableNativeKernels({ stepGraphMemoryArena: arena }),
+      /'stepGraphMemoryArena' must be true or false, got "no"/,
+    );
   });
 
   it('keeps no array while suspended (a step graph runs), and pools again after', () => {
