@@ -22,6 +22,7 @@
  *   npx tsx bench/speed/step.ts --models transformer,resnet20 --variants cpu+native --threads 1,2 --rounds 3
  *   ADAHESSIAN_FUSED_UPDATE=0 npx tsx bench/speed/step.ts ...  # native kernels without the fused optimizer updates
  *   ADAHESSIAN_STEP_GRAPHS=0 npx tsx bench/speed/step.ts ...   # everything op by op (no step graphs)
+ *   ADAHESSIAN_STEP_GRAPH_ARENA=0 npx tsx bench/speed/step.ts ... # step graphs without ONNX Runtime's arena
  *   ADAHESSIAN_STEP_GRAPHS=adahessian npx tsx bench/speed/step.ts ...  # step graphs for AdaHessian only
  *   npx tsx bench/speed/step.ts --profile cpu+native  # kernel time breakdown of one step
  */
@@ -215,6 +216,7 @@ async function onVariant<T>(
       threads,
       fusedOptimizerUpdate,
       stepGraphs,
+      stepGraphMemoryArena: process.env['ADAHESSIAN_STEP_GRAPH_ARENA'] !== '0',
       // Room for all four models' graphs at once (231 on one thread, within the default 256,
       // so this changes nothing there yet); --cache-size to compare.
       cacheSize: Number(arg('cache-size') ?? 4096),
