@@ -282,7 +282,7 @@ export function benchTable(result: BenchResult): string {
     r.paperXAdam,
   ]);
   const lines = [
-    `Time per step, ${result.model}, batch ${result.batchSize}, ${result.backend}${result.native ? ' + native kernels' : ''} (median of ${result.rounds} rounds)`,
+    `Time per step, ${result.model}, batch ${result.batchSize}, ${result.backend}${result.native ? ` + native kernels, step graphs ${result.stepGraphs}` : ''} (median of ${result.rounds} rounds)`,
     formatTable(
       ['optimizer', 'ms/step', 'x SGD', 'x Adam', 'theory x SGD', 'paper x SGD', 'paper x Adam'],
       rows,

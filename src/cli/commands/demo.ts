@@ -133,7 +133,7 @@ export async function demo(options: DemoOptions, io: CliIo): Promise<DemoResult>
   }
   note(
     io,
-    `demo: small CNN on ${data.train.count} Fashion-MNIST images (${data.test.count} test), ${s.epochs} epochs, batch ${s.batchSize}, seed ${s.seed}, ${s.backend}${s.native ? ' + native kernels' : ''}`,
+    `demo: small CNN on ${data.train.count} Fashion-MNIST images (${data.test.count} test), ${s.epochs} epochs, batch ${s.batchSize}, seed ${s.seed}, ${s.backend}${s.native ? ` + native kernels, step graphs ${s.stepGraphs}` : ''}`,
   );
   const trained: { result: TrainResult; lr: number }[] = [];
   const runs: DemoRun[] = [];
