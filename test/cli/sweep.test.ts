@@ -13,6 +13,8 @@ import { memoryIo } from '../../src/cli/output.js';
 import { LOCK_FILE, acquireRunLock } from '../../src/cli/run-lock.js';
 import { useBackend } from '../../src/index.js';
 import { cli, tempDir } from './helpers.js';
+import { disableNativeKernels } from '../../src/native/index.js';
+import { onnxRuntimeUnavailableReason } from '../../src/native/onnx-runtime.js';
 
 const quiet = () => memoryIo({ quiet: true });
 const TINY = { model: 'mlp', trainSize: 48, testSize: 32, batchSize: 16, backend: 'cpu' } as const;
@@ -131,6 +133,38 @@ describe('sweep', () => {
     const strip = (r: SweepResult) => r.rows.map(({ secondsPerEpochMean: _s, ...rest }) => rest);
     assert.deepEqual(strip(resumed), strip(first), 'the same numbers as the uninterrupted sweep');
   });
+
+  it(
+    '--resume reuses no run made on another kernels path (--step-graphs)',
+    { skip: onnxRuntimeUnavailableReason() || false },
+    async () => {
+      const out = tempDir();
+      const options = {
+        ...TINY,
+        native: true,
+        optimizers: ['adam' as const],
+        scales: [1],
+        block: false,
+        seeds: [4, 5],
+        out,
+      };
+      try {
+        await sweep({ ...options, stepGraphs: 'adahessian' }, quiet());
+        const other = await sweep({ ...options, stepGraphs: 'all', resume: true }, quiet());
+        assert.deepEqual(
+          other.learningRate.map((r) => r.reused ?? false),
+          [false, false],
+        );
+        const same = await sweep({ ...options, stepGraphs: 'all', resume: true }, quiet());
+        assert.deepEqual(
+          same.learningRate.map((r) => r.reused ?? false),
+          [true, true],
+        );
+      } finally {
+        disableNativeKernels();
+      }
+    },
+  );
 
   it('--json prints the table rows; bad lists get one line naming the option', async () => {
     const out = tempDir();

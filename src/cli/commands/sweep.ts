@@ -9,6 +9,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { Command } from 'commander';
 import type { BackendName } from '../../backends.js';
 import { DEFAULT_LEARNING_RATES, type OptimizerName } from '../../optimizers/index.js';
@@ -290,13 +291,15 @@ async function sweepInLockedDirectory(
     for (const [i, planned] of plan.entries()) {
       const config = configs[i]!;
       const file = join(out, 'runs', `${runKey(config)}.json`);
-      const saved = options.resume ? savedRun(file, config) : null;
+      // The kernels' path changes the numbers by float32 rounding (--native, --step-graphs).
+      const kernels = { native: path.native, stepGraphs: path.stepGraphs };
+      const saved = options.resume ? savedRun(file, config, kernels) : null;
       let record: SweepRun;
       if (saved) {
         record = { ...saved, reused: true };
       } else {
         record = await oneRun(planned, config, data, quiet);
-        writeFileAtomic(file, JSON.stringify({ config, run: record }, null, 2));
+        writeFileAtomic(file, JSON.stringify({ config, kernels, run: record }, null, 2));
       }
       runs.push(record);
       progress.update(i + 1, record.testAccuracy != null ? { accuracy: record.testAccuracy } : {});
@@ -381,12 +384,20 @@ export function runKey(c: TrainConfig): string {
   return parts.join('-');
 }
 
-/** The run saved in `file`, when it was made with exactly `config`; otherwise null. */
-function savedRun(file: string, config: TrainConfig): SweepRun | null {
+/**
+ * The run saved in `file`, when it was made with exactly `config` on the same kernels' path
+ * (files saved before the path was recorded are taken as made on it); otherwise null.
+ */
+function savedRun(file: string, config: TrainConfig, kernels: object): SweepRun | null {
   if (!existsSync(file)) return null;
   try {
-    const saved = JSON.parse(readFileSync(file, 'utf8')) as { config: unknown; run: SweepRun };
-    return JSON.stringify(saved.config) === JSON.stringify(config) ? saved.run : null;
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as {
+      config: unknown;
+      kernels?: unknown;
+      run: SweepRun;
+    };
+    const samePath = saved.kernels === undefined || isDeepStrictEqual(saved.kernels, kernels);
+    return samePath && JSON.stringify(saved.config) === JSON.stringify(config) ? saved.run : null;
   } catch {
     return null; // a file from an older version, or damaged: run the cell again
   }
