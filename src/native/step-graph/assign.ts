@@ -21,7 +21,9 @@
  *     the capture's, or the step runs op by op. After the graph has run, each assigned
  *     variable takes its output: at the end of the step rather than inside the forward pass
  *     as op by op does, which gives the same values because the step's graph already reads
- *     any later use of the variable from the recorded value, not from the variable.
+ *     any later use of the variable from the recorded value, not from the variable. (A loss
+ *     function that reads the variable again after assigning it, e.g. a batch-norm layer
+ *     called twice, reads its old data in the stub: a data-flow difference, so op by op.)
  *
  * How often: AdaHessian's step (and a first-order step) runs the loss function once: the
  * gradient and the Hessian-vector sweep differentiate the tape of that one forward pass, they
