@@ -63,6 +63,7 @@ import {
 import { privateEngine } from '../../autodiff/engine.js';
 import { buildStepGraph, type GraphOutput } from './build.js';
 import { assignAll, watchCapturedAssignments, watchStubAssignments } from './assign.js';
+import { aliveAfter, fillData, poison, watchMadeTensors, type Escape } from './escape.js';
 
 export interface StepGraphOptions {
   /** ONNX Runtime intra-op threads for the whole step (default 1). */
@@ -141,9 +142,13 @@ interface Capture<E> {
   probeOf: number[];
   extra: E;
   signature: string;
-  /** How many of `outputs` the step returns; the rest are `assigned`'s new values (assign.ts). */
+  /**
+   * How many of `outputs` the step returns; then `assigned`'s new values (assign.ts), then
+   * the tensors that escape the loss function (escape.ts).
+   */
   returned: number;
   assigned: tf.Variable[];
+  escapes: Escape[];
 }
 
 interface CompiledEntry<E> {
@@ -151,6 +156,7 @@ interface CompiledEntry<E> {
   session: OrtSession;
   inputExternals: number[];
   outputShapes: number[][];
+  outputDtypes: StepDtype[];
   /** Per forward call: its attributes as JSON, for the stub's check. */
   attrsJson: string[];
   /** Replayed only once a second capture matched the one it was built from. */
@@ -217,12 +223,12 @@ export class StepGraphCompiler<E> {
       for (const entry of this.entries) {
         if (!entry.confirmed) continue;
         const t0 = performance.now();
-        const feeds = this.stubForward(entry, f);
+        const stubbed = this.stubForward(entry, f);
         this.status.stubMs += performance.now() - t0;
-        if (feeds == null) continue;
+        if (stubbed == null) continue;
         this.status.replays++;
         return {
-          outputs: this.finish(entry, this.runGraph(entry, feeds, probes)),
+          outputs: this.finish(entry, this.runGraph(entry, stubbed.feeds, probes), stubbed.fills),
           extra: entry.capture.extra,
           replayed: true,
         };
@@ -273,16 +279,29 @@ export class StepGraphCompiler<E> {
       const { outputs, extra } = (known as ReturnType<StepBody<E>> | undefined) ?? body(f);
       return { outputs, extra, replayed: false };
     }
-    const { result, capture, feeds } = captured;
+    const { result, capture, feeds, escaped } = captured;
     const entry = this.adopt(capture);
     if (entry != null) {
       const fromGraph = this.runGraph(entry, feeds, probes);
-      // The assigned variables hold op by op's new values; the graph's replace them.
-      const differs = disagreement(fromGraph, [...result.outputs, ...capture.assigned]);
+      // The assigned variables and the escaped tensors hold op by op's values; the graph's
+      // replace them (a tensor that shares a batch's or variable's data is left as it is).
+      const differs = disagreement(fromGraph, [
+        ...result.outputs,
+        ...capture.assigned,
+        ...escaped.map((e) => e.tensor),
+      ]);
       if (differs == null) {
         tf.dispose(result.outputs);
         this.fruitless = 0;
-        return { outputs: this.finish(entry, fromGraph), extra: result.extra, replayed: false };
+        return {
+          outputs: this.finish(
+            entry,
+            fromGraph,
+            escaped.map((e) => e.fill),
+          ),
+          extra: result.extra,
+          replayed: false,
+        };
       }
       tf.dispose(fromGraph);
       this.drop(entry, `not compiled: the graph's ${differs} (against op by op)`);
@@ -354,6 +373,8 @@ export class StepGraphCompiler<E> {
     result: { outputs: tf.Tensor[]; extra: E };
     capture: Capture<E>;
     feeds: Map<number, unknown>;
+    /** The escaping tensors, and the data to write the graph's values into (null: leave). */
+    escaped: { tensor: tf.Tensor; fill: object | null }[];
   } {
     this.status.captures++;
     let forward: { start: number; end: number } | null = null;
@@ -361,6 +382,9 @@ export class StepGraphCompiler<E> {
     let inForward = false;
     // Variables the loss function assigns (batch norm's moving statistics): assign.ts.
     const watched = watchCapturedAssignments(() => inForward);
+    // Tensors the loss function makes: those alive after the step escape it (escape.ts).
+    const madeInForward = watchMadeTensors(() => inForward);
+    let forwardLoss: tf.Scalar | null = null;
     let recorded: ReturnType<typeof record<ReturnType<StepBody<E>>>>;
     try {
       recorded = record((count) =>
@@ -371,6 +395,7 @@ export class StepGraphCompiler<E> {
           try {
             const loss = f();
             forward = { start, end: count() };
+            forwardLoss = loss;
             return loss;
           } finally {
             inForward = false;
@@ -379,6 +404,7 @@ export class StepGraphCompiler<E> {
       );
     } finally {
       watched.undo();
+      madeInForward.undo();
     }
     const { result, recording, refOf } = recorded;
     try {
@@ -406,6 +432,25 @@ export class StepGraphCompiler<E> {
           );
         }
         outputs.push({ ref, shape: [...v.shape] });
+      }
+      const externalIds = new Set(recording.externals.map((ext) => ext.dataId));
+      const escapes: Escape[] = [];
+      const escaped: { tensor: tf.Tensor; fill: object | null }[] = [];
+      const loss = forwardLoss as tf.Scalar | null;
+      for (const order of aliveAfter(madeInForward.made, [
+        ...result.outputs,
+        ...(loss ? [loss] : []),
+      ])) {
+        const t = madeInForward.made[order]!;
+        const ref = refOf(t);
+        // Made in JS (never a kernel's input or output): real values on a replay too.
+        if (ref == null || ref.kind === 'external') continue;
+        if (t.dtype !== 'float32' && t.dtype !== 'int32' && t.dtype !== 'bool') {
+          throw new StepGraphRefusal(`a tensor kept by the loss function has dtype ${t.dtype}`);
+        }
+        escapes.push({ order, output: outputs.length });
+        outputs.push({ ref, shape: [...t.shape] });
+        escaped.push({ tensor: t, fill: externalIds.has(t.dataId) ? null : t.dataId });
       }
       // An assigned variable's old value: freed by the assignment, kept by the watcher.
       const oldValues = new Map(watched.assignments.map((a) => [a.oldDataId, a.oldValues]));
@@ -444,6 +489,7 @@ export class StepGraphCompiler<E> {
         probeOf,
         extra: result.extra,
         assigned: assigned.map((v) => v.name),
+        escapes,
       });
       return {
         result,
@@ -456,8 +502,10 @@ export class StepGraphCompiler<E> {
           signature,
           returned: result.outputs.length,
           assigned,
+          escapes,
         },
         feeds,
+        escaped,
       };
     } catch (e) {
       // The step itself ran op by op and is right: a refusal hands its values back, so that
@@ -494,6 +542,11 @@ export class StepGraphCompiler<E> {
       confirmed: false,
       inputExternals: built.inputExternals,
       outputShapes: capture.outputs.map((o) => o.shape),
+      outputDtypes: capture.outputs.map((o) =>
+        o.ref.kind === 'value'
+          ? capture.recording.values[o.ref.index]!.dtype
+          : capture.recording.externals[o.ref.index]!.dtype,
+      ),
       attrsJson: capture.recording.calls.slice(start, end).map((c) => JSON.stringify(c.attrs)),
     };
     this.entries.push(entry);
@@ -506,10 +559,23 @@ export class StepGraphCompiler<E> {
     return entry;
   }
 
-  /** The step's returned tensors; the rest of the graph's outputs go into the assigned variables. */
-  private finish(entry: CompiledEntry<E>, fromGraph: tf.Tensor[]): tf.Tensor[] {
-    const { returned, assigned } = entry.capture;
-    assignAll(assigned, fromGraph.slice(returned));
+  /**
+   * The step's returned tensors; the rest of the graph's outputs go into the assigned
+   * variables and into the escaped tensors' data (`fills`, in the capture's escapes' order;
+   * null: leave as it is).
+   */
+  private finish(
+    entry: CompiledEntry<E>,
+    fromGraph: tf.Tensor[],
+    fills: (object | null)[],
+  ): tf.Tensor[] {
+    const { returned, assigned, escapes } = entry.capture;
+    assignAll(assigned, fromGraph.slice(returned, returned + assigned.length));
+    escapes.forEach((escape, k) => {
+      const dataId = fills[k];
+      if (dataId != null) fillData(dataId, fromGraph[escape.output]!);
+    });
+    tf.dispose(fromGraph.slice(returned + assigned.length));
     return fromGraph.slice(0, returned);
   }
 
@@ -535,21 +601,35 @@ export class StepGraphCompiler<E> {
       if (data == null) throw new Error(`step graph: no value for input e${e}`);
       ortFeeds[`e${e}`] = new Tensor(ortType(ext.dtype), typedFor(data, ext.dtype), ext.shape);
     });
-    const results = entry.outputShapes.map((s) => new Float32Array(s.reduce((a, b) => a * b, 1)));
+    const results = entry.outputShapes.map((s, k) =>
+      zerosOf(
+        entry.outputDtypes[k]!,
+        s.reduce((a, b) => a * b, 1),
+      ),
+    );
     const fetches: Record<string, OrtTensor> = {};
     results.forEach(
-      (r, k) => (fetches[`out${k}`] = new Tensor('float32', r, entry.outputShapes[k]!)),
+      (r, k) =>
+        (fetches[`out${k}`] = new Tensor(
+          ortType(entry.outputDtypes[k]!),
+          r,
+          entry.outputShapes[k]!,
+        )),
     );
     entry.session.run(ortFeeds, fetches, {});
     this.status.graphMs += performance.now() - t1;
-    return results.map((r, k) => tf.tensor(r, entry.outputShapes[k]!, 'float32'));
+    return results.map((r, k) => tf.tensor(r, entry.outputShapes[k]!, entry.outputDtypes[k]!));
   }
 
   /**
    * Runs f with every kernel stubbed, checking each call against the capture's forward pass;
-   * returns the prior externals' values (by external index), or null on any difference.
+   * returns the prior externals' values (by external index) and, per escape of the capture,
+   * the placeholder to fill (escape.ts); or null on any difference.
    */
-  private stubForward(entry: CompiledEntry<E>, f: () => tf.Scalar): Map<number, unknown> | null {
+  private stubForward(
+    entry: CompiledEntry<E>,
+    f: () => tf.Scalar,
+  ): { feeds: Map<number, unknown>; fills: (object | null)[] } | null {
     const { calls, values, externals } = entry.capture.recording;
     const { start, end } = entry.capture.forward;
     const backend = tf.backend() as unknown as ReadBackend;
@@ -628,9 +708,17 @@ export class StepGraphCompiler<E> {
     const tapeStart = tape.length;
     // Seen, not done: the graph's outputs are assigned after it has run (assign.ts).
     const stubAssigned = watchStubAssignments();
+    let inForward = false;
+    const made = watchMadeTensors(() => inForward);
+    let fills: (object | null)[];
     try {
       tf.tidy(() => {
-        f();
+        inForward = true;
+        try {
+          f();
+        } finally {
+          inForward = false;
+        }
         const { assigned, outputs, returned } = entry.capture;
         const would = [...stubAssigned.assigned];
         const same =
@@ -647,7 +735,18 @@ export class StepGraphCompiler<E> {
           );
         }
       });
+      if (k !== end) {
+        throw new ForwardMismatch(
+          `it made ${k - start} kernel calls, the compiled one ${end - start}`,
+        );
+      }
+      fills = this.escapedPlaceholders(entry, made.made, empty, placeholderOf);
     } catch (e) {
+      // Placeholders the loss function kept would hold nothing: reading one throws.
+      for (const t of made.made) {
+        if (!t.isDisposed && empty.has(t.dataId))
+          poison(t.dataId, [...t.shape], t.dtype as StepDtype);
+      }
       this.note(
         `op by op: ${e instanceof ForwardMismatch ? 'the forward pass differs from the compiled one' : 'the stubbed forward pass failed'} (${e instanceof Error ? e.message : String(e)})`,
       );
@@ -655,19 +754,48 @@ export class StepGraphCompiler<E> {
     } finally {
       backend.readSync = readSync;
       stubAssigned.undo();
+      made.undo();
       engine.endTape();
       const removed = tape.splice(tapeStart);
       for (const node of removed) for (const t of node.saved ?? []) t.dispose();
       engine.state.activeTape = outerTape;
       undo();
     }
-    if (k !== end) {
-      this.note(
-        `op by op: the forward pass made ${k - start} kernel calls, the compiled one ${end - start}`,
-      );
-      return null;
+    return { feeds, fills };
+  }
+
+  /**
+   * Where the stub's escaping placeholders are, in the capture's escapes' order (null: that
+   * tensor shares real data, a batch's or a variable's); throws if a placeholder is alive that
+   * the capture did not see escape (it could not be filled).
+   */
+  private escapedPlaceholders(
+    entry: CompiledEntry<E>,
+    made: readonly tf.Tensor[],
+    empty: Set<object>,
+    placeholderOf: Map<object, number>,
+  ): (object | null)[] {
+    const { escapes, outputs } = entry.capture;
+    const expected = new Map(escapes.map((e, k) => [e.order, k]));
+    const fills: (object | null)[] = escapes.map(() => null);
+    for (const order of aliveAfter(made, [])) {
+      const t = made[order]!;
+      const k = expected.get(order);
+      const ref = k == null ? null : outputs[escapes[k]!.output]!.ref;
+      if (!empty.has(t.dataId)) {
+        if (k != null && placeholderOf.get(t.dataId) !== ref!.index) {
+          throw new ForwardMismatch('a tensor kept by the loss function differs');
+        }
+        continue;
+      }
+      if (k == null || ref!.kind !== 'value' || placeholderOf.get(t.dataId) !== ref!.index) {
+        throw new ForwardMismatch(
+          `the loss function kept a tensor ([${t.shape}] ${t.dtype}) the compiled step does not return`,
+        );
+      }
+      fills[k] = t.dataId;
     }
-    return feeds;
+    return fills;
   }
 }
 
@@ -738,6 +866,14 @@ function readTensor(t: tf.Tensor): unknown {
 }
 
 const ortType = (dtype: StepDtype) => dtype;
+
+function zerosOf(dtype: StepDtype, size: number): Float32Array | Int32Array | Uint8Array {
+  return dtype === 'float32'
+    ? new Float32Array(size)
+    : dtype === 'int32'
+      ? new Int32Array(size)
+      : new Uint8Array(size);
+}
 
 function typedFor(data: unknown, dtype: StepDtype): Float32Array | Int32Array | Uint8Array {
   if (dtype === 'float32')

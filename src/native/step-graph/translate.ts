@@ -478,6 +478,15 @@ export const TRANSLATIONS: Readonly<Record<string, Rule>> = {
     });
     ctx.node('Reshape', [hot, ctx.int64s(ctx.outputShape())], [ctx.output()]);
   },
+  ArgMax: (ctx) => {
+    // Both take the first of equal largest values (ONNX's select_last_index 0); ONNX gives int64.
+    const shape = ctx.inputShape('x');
+    const axes = axesOf(attr(ctx, 'axis'), shape.length);
+    if (axes.length !== 1) refuse(ctx, `axes [${axes}]`);
+    const index = ctx.temp();
+    ctx.node('ArgMax', [ctx.input('x')], [index], { axis: int(axes[0]!), keepdims: int(0) });
+    ctx.node('Cast', [index], [ctx.output()], { to: int(ONNX_TO.int32) });
+  },
 };
 
 /** The kernels a step graph can contain. */
