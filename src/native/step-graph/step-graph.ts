@@ -740,7 +740,9 @@ export class StepGraphCompiler<E> {
           `it made ${k - start} kernel calls, the compiled one ${end - start}`,
         );
       }
-      fills = this.escapedPlaceholders(entry, made.made, empty, placeholderOf);
+      // The tape's saved clones are freed below, as the gradient code frees them in a capture.
+      const saved = tape.slice(tapeStart).flatMap((node) => node.saved ?? []);
+      fills = this.escapedPlaceholders(entry, made.made, saved, empty, placeholderOf);
     } catch (e) {
       // Placeholders the loss function kept would hold nothing: reading one throws.
       for (const t of made.made) {
@@ -772,13 +774,14 @@ export class StepGraphCompiler<E> {
   private escapedPlaceholders(
     entry: CompiledEntry<E>,
     made: readonly tf.Tensor[],
+    saved: readonly tf.Tensor[],
     empty: Set<object>,
     placeholderOf: Map<object, number>,
   ): (object | null)[] {
     const { escapes, outputs } = entry.capture;
     const expected = new Map(escapes.map((e, k) => [e.order, k]));
     const fills: (object | null)[] = escapes.map(() => null);
-    for (const order of aliveAfter(made, [])) {
+    for (const order of aliveAfter(made, saved)) {
       const t = made[order]!;
       const k = expected.get(order);
       const ref = k == null ? null : outputs[escapes[k]!.output]!.ref;
