@@ -41,6 +41,11 @@
  *      function assigns gets its new value as an extra graph output and its old one as a graph
  *      input; the stub checks that the same variables are assigned the same recorded values,
  *      and the replay assigns the graph's outputs after running it.
+ *   6. Escaping tensors (escape.ts). A tensor the loss function makes that outlives the step
+ *      (kept: train's count of correct predictions) is one more graph output, written into
+ *      the stub's placeholder after the replay; a placeholder left alive that the graph does
+ *      not compute runs the step op by op, and reading it throws. No kept placeholder is ever
+ *      read as if it held values.
  *
  * Limits: the step's structure must not depend on tensor values (data-dependent control flow
  * that happened to agree over the two captures would replay the captured branch; the forward
