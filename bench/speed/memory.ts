@@ -11,7 +11,16 @@
  *   npx tsx bench/speed/memory.ts --variant cpu+native --steps 4 --step-graph-arena off
  *
  * PyTorch's figure for the same step: python3 bench/speed/torch_memory.py (see PERFORMANCE.md).
+ *
+ * Where the memory sits (docs/PERFORMANCE.md, seventh session, "ResNet-20's memory with step
+ * graphs"): RSS after each step, minor page faults per step (memory the allocator gave back
+ * and took again: ONNX Runtime without its arena), and on Linux the resident size of glibc's
+ * main heap ([heap]: where TF.js's op-by-op arrays live, kept after they are freed) and of the
+ * largest other anonymous mapping (ONNX Runtime's arena, when a step graph ran with it).
+ * glibc's malloc is tuned only by environment variables read at start, e.g.
+ *   MALLOC_TRIM_THRESHOLD_=1073741824 MALLOC_MMAP_THRESHOLD_=33554432 npx tsx bench/speed/memory.ts ...
  */
+import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import {
   adahessian,
@@ -51,10 +60,13 @@ async function main(): Promise<void> {
   const x = tf.randomNormal([batch, 28, 28, 1], 0, 1, 'float32', 1);
   const y = tf.oneHot(tf.randomUniform([batch], 0, 10, 'int32', 2), 10).toFloat();
   const times: number[] = [];
+  const rssAfterStepMB: number[] = [];
+  const minorFaultsPerStep: number[] = [];
   let peakTensorBytes = 0;
   let baseline = 0;
   for (let i = 0; i < steps; i++) {
     const start = performance.now();
+    const faultsBefore = process.resourceUsage().minorPageFault;
     const step = () => {
       const cost = optimizer.minimize(
         () => softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor),
@@ -69,6 +81,8 @@ async function main(): Promise<void> {
     if (variant === 'wasm') step();
     else peakTensorBytes = Math.max(peakTensorBytes, (await tf.profile(step)).peakBytes);
     times.push(performance.now() - start);
+    minorFaultsPerStep.push(process.resourceUsage().minorPageFault - faultsBefore);
+    rssAfterStepMB.push(Math.round(process.memoryUsage().rss / 2 ** 20));
     if (i === 0) baseline = tf.memory().numTensors;
   }
   const backend = tf.backend() as unknown as { wasm?: { HEAPU8: Uint8Array } };
@@ -80,12 +94,41 @@ async function main(): Promise<void> {
       batch,
       msPerStep: times.map((t) => Math.round(t)),
       peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
+      rssAfterStepMB,
+      minorFaultsPerStep,
+      ...residentMappings(),
       peakTensorMB: variant === 'wasm' ? undefined : Math.round(peakTensorBytes / 2 ** 20),
       tensorsAfterFirstStep: baseline,
       tensorsAtEnd: tf.memory().numTensors,
       wasmHeapMB: backend.wasm ? Math.round(backend.wasm.HEAPU8.length / 2 ** 20) : undefined,
     }),
   );
+}
+
+/** Resident MB of glibc's main heap and of the largest other anonymous mapping (Linux only). */
+function residentMappings(): { mallocHeapMB?: number; largestAnonymousMB?: number } {
+  let smaps: string;
+  try {
+    smaps = readFileSync('/proc/self/smaps', 'utf8');
+  } catch {
+    return {};
+  }
+  let mallocHeap = 0;
+  let largestAnonymous = 0;
+  let name = '';
+  for (const line of smaps.split('\n')) {
+    const header = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (header != null) name = header[1]!;
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss == null) continue;
+    const kb = Number(rss[1]);
+    if (name === '[heap]') mallocHeap += kb;
+    else if (name === '') largestAnonymous = Math.max(largestAnonymous, kb);
+  }
+  return {
+    mallocHeapMB: Math.round(mallocHeap / 1024),
+    largestAnonymousMB: Math.round(largestAnonymous / 1024),
+  };
 }
 
 main().catch((e: unknown) => {
