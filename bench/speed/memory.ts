@@ -46,8 +46,11 @@ async function main(): Promise<void> {
     const poolMb = arg('pool-mb', '');
     const status = enableNativeKernels({
       ...(poolMb === '' ? {} : { outputPoolBytes: Number(poolMb) * 2 ** 20 }),
-      // --step-graph-arena off: ONNX Runtime's arena off for step graphs (less memory, slower).
-      stepGraphMemoryArena: arg('step-graph-arena', 'on') !== 'off',
+      // --step-graph-arena on|off: ONNX Runtime's arena for step graphs; without the flag,
+      // enableNativeKernels' default (off when glibc keeps freed memory: malloc-tuning.ts).
+      ...(arg('step-graph-arena', '') === ''
+        ? {}
+        : { stepGraphMemoryArena: arg('step-graph-arena', '') !== 'off' }),
     });
     if (!status.enabled) throw new Error(status.reason);
   }

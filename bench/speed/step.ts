@@ -216,7 +216,10 @@ async function onVariant<T>(
       threads,
       fusedOptimizerUpdate,
       stepGraphs,
-      stepGraphMemoryArena: process.env['ADAHESSIAN_STEP_GRAPH_ARENA'] !== '0',
+      // Unset: enableNativeKernels' default (src/native/malloc-tuning.ts).
+      ...(process.env['ADAHESSIAN_STEP_GRAPH_ARENA'] == null
+        ? {}
+        : { stepGraphMemoryArena: process.env['ADAHESSIAN_STEP_GRAPH_ARENA'] !== '0' }),
       // Room for all four models' graphs at once (231 on one thread, within the default 256,
       // so this changes nothing there yet); --cache-size to compare.
       cacheSize: Number(arg('cache-size') ?? 4096),

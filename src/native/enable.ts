@@ -23,6 +23,7 @@ import { reluProbe, useReluOp } from './kernels/elementwise.js';
 import { RELU_GRAD } from '../kernels/relu-grad.js';
 import { loadOnnxRuntime, onnxRuntimeUnavailableReason, SessionCache } from './onnx-runtime.js';
 import { disableStepGraphs, enableStepGraphs } from './step-graph/enable.js';
+import { mallocKeepsFreedMemory } from './malloc-tuning.js';
 
 export interface NativeKernelOptions {
   /** Backends whose kernels are wrapped (default ['cpu']; 'wasm' works too, with copies). */
@@ -64,8 +65,10 @@ export interface NativeKernelOptions {
    */
   stepGraphs?: StepGraphMode | boolean;
   /**
-   * ONNX Runtime's memory arena for step graphs (default true): false trades speed for memory
-   * (ResNet-20's AdaHessian step ~40 % slower, ~300 MB less peak RSS; see StepGraphOptions).
+   * ONNX Runtime's memory arena for step graphs. Default: on, unless glibc was told at start to
+   * keep freed memory (malloc-tuning.ts: MALLOC_TRIM_THRESHOLD_ and MALLOC_MMAP_THRESHOLD_), where
+   * off is as fast and takes less. Off otherwise trades speed for memory (ResNet-20's AdaHessian
+   * step 15-45 % slower, ~300 MB less peak RSS; see StepGraphOptions).
    */
   stepGraphMemoryArena?: boolean;
 }
@@ -209,7 +212,7 @@ export function enableNativeKernels(options: NativeKernelOptions = {}): NativeKe
     const firstOrder = stepGraphs === 'all';
     // The output pool keeps nothing while a step is captured or replayed (buffer-pool.ts).
     const suspendOutputPool = () => state.pool?.suspend() ?? (() => {});
-    const memoryArena = options.stepGraphMemoryArena ?? true;
+    const memoryArena = options.stepGraphMemoryArena ?? !mallocKeepsFreedMemory();
     status.stepGraphs = enableStepGraphs({ threads, firstOrder, suspendOutputPool, memoryArena })
       .enabled
       ? stepGraphs
