@@ -29,6 +29,12 @@ export interface BuiltGraph {
 export interface BuildOptions {
   /** Rewrites of simplify.ts to leave out (default none; only to measure what they buy). */
   skipRewrites?: readonly SimplifyPass[];
+  /**
+   * ONNX Runtime intra-op threads the graph will run with (default 1): above one, kernels whose
+   * ONNX Runtime implementation races get another translation (translate.ts, TranslationContext
+   * `threads`).
+   */
+  threads?: number;
 }
 
 export function buildStepGraph(
@@ -123,6 +129,7 @@ export function buildStepGraph(
     };
     const ctx: TranslationContext = {
       call,
+      threads: options.threads ?? 1,
       input: (name) => nameIn(inputOf(name).ref, inputOf(name).shape),
       hasInput: (name) => byName.has(name),
       inputAs: (name, shape) => nameIn(inputOf(name).ref, [...shape]),

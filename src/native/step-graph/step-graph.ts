@@ -523,7 +523,9 @@ export class StepGraphCompiler<E> {
 
   private compile(capture: Capture<E>): CompiledEntry<E> {
     const t0 = performance.now();
-    const built = buildStepGraph(capture.recording, capture.outputs);
+    const built = buildStepGraph(capture.recording, capture.outputs, {
+      threads: this.options.threads ?? 1,
+    });
     const runtime = loadOnnxRuntime()!;
     const bytes = encodeOnnxModel(built.graph);
     const session = new runtime.binding.binding.InferenceSession() as unknown as OrtSession;

@@ -11,6 +11,8 @@ import { CONV_TRANSLATIONS } from './translate-conv.js';
 /** What a rule sees: its call's inputs and outputs as ONNX value names, and a node writer. */
 export interface TranslationContext {
   readonly call: RecordedCall;
+  /** ONNX Runtime intra-op threads the graph will run with (see UnsortedSegmentSum). */
+  readonly threads: number;
   /** The ONNX name of the kernel input called `name` (shaped as the kernel saw it). */
   input(name: string): string;
   hasInput(name: string): boolean;
@@ -411,6 +413,26 @@ export const TRANSLATIONS: Readonly<Record<string, Rule>> = {
     const idx = ctx.temp();
     const zeros = ctx.temp();
     ctx.node('Cast', [ids], [ids64], { to: int(7) });
+    if (ctx.threads > 1) {
+      // ONNX Runtime's ScatterND 'add' loses updates to repeated ids when it runs on more than
+      // one thread (microsoft/onnxruntime#18048; the step's check caught it on the transformer's
+      // embedding gradient). So on several threads: onehot(ids)^T x, one product (ids outside
+      // [0, numSegments) give a zero row: dropped, as TF.js drops them). On one thread the
+      // scatter stays: it is what the results commands ran, and its sums are sequential.
+      const out = ctx.outputShape();
+      const segments = out[0]!;
+      const rest = out.slice(1).reduce((a, b) => a * b, 1);
+      const hot = ctx.temp();
+      const summed = ctx.temp();
+      const dtype = ctx.outputDtype();
+      if (dtype !== 'float32') refuse(ctx, `${dtype} segment sums on ${ctx.threads} threads`);
+      ctx.node('OneHot', [ids64, ctx.int64s([segments]), ctx.vector([0, 1], dtype)], [hot], {
+        axis: int(-1),
+      });
+      ctx.node('Gemm', [hot, ctx.inputAs('x', [n[0]!, rest])], [summed], { transA: int(1) });
+      ctx.node('Reshape', [summed, ctx.int64s(out)], [ctx.output()]);
+      return;
+    }
     ctx.node('Reshape', [ids64, ctx.int64s([n[0]!, 1])], [idx]);
     ctx.node('Expand', [ctx.scalar(0, ctx.outputDtype()), ctx.int64s(ctx.outputShape())], [zeros]);
     ctx.node('ScatterND', [zeros, idx, ctx.input('x')], [ctx.output()], {
