@@ -9,8 +9,7 @@ import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { adahessian, buildSmallCnn, softmaxCrossEntropy } from '../../../src/index.js';
-import { encodeOnnxModel } from '../../../src/native/onnx-model.js';
-import { loadOnnxRuntime, onnxRuntimeUnavailableReason } from '../../../src/native/onnx-runtime.js';
+import { onnxRuntimeUnavailableReason } from '../../../src/native/onnx-runtime.js';
 import { record } from '../../../src/native/step-graph/capture.js';
 import { buildStepGraph } from '../../../src/native/step-graph/build.js';
 import { STEP_GRAPH_KERNELS, TRANSLATIONS } from '../../../src/native/step-graph/translate.js';
@@ -22,16 +21,10 @@ import { createStepGraphProvider } from '../../../src/native/step-graph/enable.j
 import { installStepGraphProvider } from '../../../src/native/step-graph/hook.js';
 import { MAX_POOL_GRAD_TRANSPOSE } from '../../../src/kernels/max-pool-grad.js';
 import { onBackend } from '../../helpers.js';
+import { runBuiltGraph } from './run-graph.js';
 
 const unavailable = onnxRuntimeUnavailableReason();
 if (unavailable !== '') console.log(`# step-graph conv test skipped: ${unavailable}`);
-
-type OrtTensor = { readonly data: unknown };
-type OrtSession = {
-  loadModel(buffer: ArrayBuffer, byteOffset: number, byteLength: number, options: object): void;
-  run(feeds: Record<string, OrtTensor>, fetches: Record<string, OrtTensor>, options: object): void;
-  dispose(): void;
-};
 
 /**
  * `kernel` run once on the cpu backend (TF.js's kernel: the native kernels are off here) and
@@ -48,26 +41,7 @@ function kernelAndGraph(
   // Our Conv2DBackpropFilter runs BatchMatMul inside itself: recorded, then left out.
   assert.equal(recording.calls.at(-1)!.kernelName, kernel);
   const built = buildStepGraph(recording, [{ ref: refOf(result)!, shape: [...result.shape] }]);
-  const runtime = loadOnnxRuntime()!;
-  const bytes = encodeOnnxModel(built.graph);
-  const session = new runtime.binding.binding.InferenceSession() as unknown as OrtSession;
-  session.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, {
-    intraOpNumThreads: 1,
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
-    logSeverityLevel: 3,
-  });
-  const Tensor = runtime.Tensor as unknown as new (t: string, d: unknown, s: number[]) => OrtTensor;
-  const byDataId = new Map(Object.values(inputs).map((t) => [t.dataId as object, t]));
-  const feeds: Record<string, OrtTensor> = {};
-  for (const e of built.inputExternals) {
-    const ext = recording.externals[e]!;
-    feeds[`e${e}`] = new Tensor('float32', byDataId.get(ext.dataId!)!.dataSync(), ext.shape);
-  }
-  const got = new Float32Array(result.size);
-  session.run(feeds, { out0: new Tensor('float32', got, [...result.shape]) }, {});
-  session.dispose();
+  const got = runBuiltGraph(built, recording)[0]![0]!;
   const want = result.dataSync() as Float32Array;
   const shape = [...result.shape];
   result.dispose();

@@ -9,11 +9,11 @@ import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { onBackend } from '../../helpers.js';
-import { encodeOnnxModel } from '../../../src/native/onnx-model.js';
-import { loadOnnxRuntime, onnxRuntimeUnavailableReason } from '../../../src/native/onnx-runtime.js';
+import { onnxRuntimeUnavailableReason } from '../../../src/native/onnx-runtime.js';
 import { record } from '../../../src/native/step-graph/capture.js';
 import { buildStepGraph, type BuiltGraph } from '../../../src/native/step-graph/build.js';
 import { reshapedSmall } from '../../../src/native/step-graph/simplify.js';
+import { runBuiltGraph } from './run-graph.js';
 import { gradAndHvpMany } from '../../../src/autodiff/hvp.js';
 
 const unavailable = onnxRuntimeUnavailableReason();
@@ -90,39 +90,7 @@ describe('sinkBroadcasts (cpu)', { skip: unavailable || false }, () => {
   });
 });
 
-type Session = {
-  loadModel(b: ArrayBuffer, o: number, l: number, options: object): void;
-  run(feeds: object, fetches: object, options: object): void;
-  dispose(): void;
-};
-
 /** The graph's outputs in ONNX Runtime, on the recording's own inputs. */
 function run(built: BuiltGraph, recording: ReturnType<typeof record>['recording']): Float32Array[] {
-  const runtime = loadOnnxRuntime()!;
-  const Tensor = runtime.Tensor as unknown as new (t: string, d: unknown, s: number[]) => object;
-  const bytes = encodeOnnxModel(built.graph);
-  const session = new runtime.binding.binding.InferenceSession() as unknown as Session;
-  session.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, {
-    intraOpNumThreads: 1,
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
-    logSeverityLevel: 3,
-  });
-  const backend = tf.backend() as unknown as { readSync(id: object): unknown };
-  const feeds: Record<string, object> = {};
-  for (const e of built.inputExternals) {
-    const ext = recording.externals[e]!;
-    feeds[`e${e}`] = new Tensor(ext.dtype, backend.readSync(ext.dataId!), ext.shape);
-  }
-  const results = built.graph.outputs.map(
-    (o) => new Float32Array(o.shape.reduce((p, d) => p * d, 1)),
-  );
-  const fetches: Record<string, object> = {};
-  built.graph.outputs.forEach(
-    (o, k) => (fetches[o.name] = new Tensor('float32', results[k], [...o.shape])),
-  );
-  session.run(feeds, fetches, {});
-  session.dispose();
-  return results;
+  return runBuiltGraph(built, recording)[0]!;
 }

@@ -10,20 +10,13 @@
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { encodeOnnxModel } from '../../../src/native/onnx-model.js';
-import { loadOnnxRuntime, onnxRuntimeUnavailableReason } from '../../../src/native/onnx-runtime.js';
+import { onnxRuntimeUnavailableReason } from '../../../src/native/onnx-runtime.js';
 import { record } from '../../../src/native/step-graph/capture.js';
 import { buildStepGraph } from '../../../src/native/step-graph/build.js';
 import { onBackend } from '../../helpers.js';
+import { runBuiltGraph } from './run-graph.js';
 
 const unavailable = onnxRuntimeUnavailableReason();
-
-type OrtTensor = { readonly data: unknown };
-type OrtSession = {
-  loadModel(buffer: ArrayBuffer, byteOffset: number, byteLength: number, options: object): void;
-  run(feeds: Record<string, OrtTensor>, fetches: Record<string, OrtTensor>, options: object): void;
-  dispose(): void;
-};
 
 /** The largest difference from TF.js's segment sum over `runs` runs of a graph built for `threads`. */
 function worstOverRuns(threads: number, runs: number): { err: number; scale: number } {
@@ -33,36 +26,16 @@ function worstOverRuns(threads: number, runs: number): { err: number; scale: num
   const built = buildStepGraph(recording, [{ ref: refOf(result)!, shape: [...result.shape] }], {
     threads,
   });
-  const runtime = loadOnnxRuntime()!;
-  const bytes = encodeOnnxModel(built.graph);
-  const session = new runtime.binding.binding.InferenceSession() as unknown as OrtSession;
-  session.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, {
-    intraOpNumThreads: 2,
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
-    logSeverityLevel: 3,
-  });
-  const Tensor = runtime.Tensor as unknown as new (t: string, d: unknown, s: number[]) => OrtTensor;
-  const byDataId = new Map([x, ids].map((t) => [t.dataId as object, t]));
-  const feeds: Record<string, OrtTensor> = {};
-  for (const e of built.inputExternals) {
-    const ext = recording.externals[e]!;
-    const t = byDataId.get(ext.dataId!)!;
-    feeds[`e${e}`] = new Tensor(t.dtype, t.dataSync(), ext.shape);
-  }
   const want = result.dataSync();
   let err = 0;
   let scale = 0;
-  for (let r = 0; r < runs; r++) {
-    const got = new Float32Array(result.size);
-    session.run(feeds, { out0: new Tensor('float32', got, [...result.shape]) }, {});
+  // Run on two ONNX Runtime threads, whatever the graph was built for.
+  for (const [got] of runBuiltGraph(built, recording, { threads: 2, runs })) {
     for (let i = 0; i < want.length; i++) {
       scale = Math.max(scale, Math.abs(want[i]!));
-      err = Math.max(err, Math.abs(got[i]! - want[i]!));
+      err = Math.max(err, Math.abs(got![i]! - want[i]!));
     }
   }
-  session.dispose();
   tf.dispose([x, ids, result]);
   return { err, scale };
 }

@@ -1,0 +1,58 @@
+/**
+ * Runs a built step graph once in ONNX Runtime on its recording's own inputs (still alive in
+ * TF.js), as the step-graph tests compare it against TF.js: one helper instead of a session per
+ * test file.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { encodeOnnxModel } from '../../../src/native/onnx-model.js';
+import { loadOnnxRuntime } from '../../../src/native/onnx-runtime.js';
+import type { Recording } from '../../../src/native/step-graph/capture.js';
+import type { BuiltGraph } from '../../../src/native/step-graph/build.js';
+
+type OrtSession = {
+  loadModel(buffer: ArrayBuffer, byteOffset: number, byteLength: number, options: object): void;
+  run(feeds: object, fetches: object, options: object): void;
+  dispose(): void;
+};
+
+/** The graph's float32 outputs, `runs` times over (one array per output per run). */
+export function runBuiltGraph(
+  built: BuiltGraph,
+  recording: Recording,
+  options: { threads?: number; runs?: number } = {},
+): Float32Array[][] {
+  const runtime = loadOnnxRuntime()!;
+  const Tensor = runtime.Tensor as unknown as new (t: string, d: unknown, s: number[]) => object;
+  const bytes = encodeOnnxModel(built.graph);
+  const session = new runtime.binding.binding.InferenceSession() as unknown as OrtSession;
+  session.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, {
+    intraOpNumThreads: options.threads ?? 1,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+    logSeverityLevel: 3,
+  });
+  const backend = tf.backend() as unknown as { readSync(id: object): unknown };
+  const feeds: Record<string, object> = {};
+  for (const e of built.inputExternals) {
+    const ext = recording.externals[e]!;
+    feeds[`e${e}`] = new Tensor(ext.dtype, backend.readSync(ext.dataId!), ext.shape);
+  }
+  const runs: Float32Array[][] = [];
+  try {
+    for (let r = 0; r < (options.runs ?? 1); r++) {
+      const results = built.graph.outputs.map(
+        (o) => new Float32Array(o.shape.reduce((p, d) => p * d, 1)),
+      );
+      const fetches: Record<string, object> = {};
+      built.graph.outputs.forEach(
+        (o, k) => (fetches[o.name] = new Tensor('float32', results[k], [...o.shape])),
+      );
+      session.run(feeds, fetches, {});
+      runs.push(results);
+    }
+  } finally {
+    session.dispose();
+  }
+  return runs;
+}
