@@ -410,8 +410,6 @@ export const TRANSLATIONS: Readonly<Record<string, Rule>> = {
     const n = ctx.inputShape('segmentIds');
     if (n.length !== 1) refuse(ctx, `segment ids of rank ${n.length}`);
     const ids64 = ctx.temp();
-    const idx = ctx.temp();
-    const zeros = ctx.temp();
     ctx.node('Cast', [ids], [ids64], { to: int(7) });
     if (ctx.threads > 1) {
       // ONNX Runtime's ScatterND 'add' loses updates to repeated ids when it runs on more than
@@ -433,6 +431,8 @@ export const TRANSLATIONS: Readonly<Record<string, Rule>> = {
       ctx.node('Reshape', [summed, ctx.int64s(out)], [ctx.output()]);
       return;
     }
+    const idx = ctx.temp();
+    const zeros = ctx.temp();
     ctx.node('Reshape', [ids64, ctx.int64s([n[0]!, 1])], [idx]);
     ctx.node('Expand', [ctx.scalar(0, ctx.outputDtype()), ctx.int64s(ctx.outputShape())], [zeros]);
     ctx.node('ScatterND', [zeros, idx, ctx.input('x')], [ctx.output()], {
