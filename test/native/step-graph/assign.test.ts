@@ -19,6 +19,7 @@ import { installStepGraphProvider } from '../../../src/native/step-graph/hook.js
 import { StepGraphCompiler } from '../../../src/native/step-graph/step-graph.js';
 import { ResNetBatchNormalization } from '../../../src/models/resnet-batch-norm.js';
 import { onBackend } from '../../helpers.js';
+import { assertClose } from './helpers.js';
 
 const unavailable = onnxRuntimeUnavailableReason();
 if (unavailable !== '') console.log(`# step-graph assign test skipped: ${unavailable}`);
@@ -63,22 +64,6 @@ function bnModel(stock = false) {
     return { tensors: [x, y], f };
   };
   return { model, vars, moving, batchAt };
-}
-
-/** max |a - b| over a group of tensors, against the group's largest |b|. */
-function assertClose(got: tf.Tensor[], want: tf.Tensor[], rel: number, what: string): void {
-  let scale = 0;
-  let err = 0;
-  got.forEach((g, i) => {
-    const a = g.dataSync();
-    const b = want[i]!.dataSync();
-    assert.deepEqual(g.shape, want[i]!.shape, `${what} ${i}: shape`);
-    for (let k = 0; k < b.length; k++) {
-      scale = Math.max(scale, Math.abs(b[k]!));
-      err = Math.max(err, Math.abs(a[k]! - b[k]!));
-    }
-  });
-  assert.ok(err <= rel * scale, `${what}: max difference ${err} against a scale of ${scale}`);
 }
 
 describe('step graphs that assign variables (cpu)', { skip: unavailable || false }, () => {

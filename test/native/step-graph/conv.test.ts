@@ -21,7 +21,7 @@ import { createStepGraphProvider } from '../../../src/native/step-graph/enable.j
 import { installStepGraphProvider } from '../../../src/native/step-graph/hook.js';
 import { MAX_POOL_GRAD_TRANSPOSE } from '../../../src/kernels/max-pool-grad.js';
 import { onBackend } from '../../helpers.js';
-import { runBuiltGraph } from './run-graph.js';
+import { runBuiltGraph } from './helpers.js';
 
 const unavailable = onnxRuntimeUnavailableReason();
 if (unavailable !== '') console.log(`# step-graph conv test skipped: ${unavailable}`);

@@ -13,7 +13,7 @@ import { onnxRuntimeUnavailableReason } from '../../../src/native/onnx-runtime.j
 import { record } from '../../../src/native/step-graph/capture.js';
 import { buildStepGraph, type BuiltGraph } from '../../../src/native/step-graph/build.js';
 import { reshapedSmall } from '../../../src/native/step-graph/simplify.js';
-import { runBuiltGraph } from './run-graph.js';
+import { runBuiltGraph } from './helpers.js';
 import { gradAndHvpMany } from '../../../src/autodiff/hvp.js';
 
 const unavailable = onnxRuntimeUnavailableReason();

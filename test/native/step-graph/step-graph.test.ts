@@ -21,6 +21,7 @@ import { CompiledSteps } from '../../../src/native/step-graph/hutchinson-step.js
 import { createStepGraphProvider } from '../../../src/native/step-graph/enable.js';
 import { installStepGraphProvider } from '../../../src/native/step-graph/hook.js';
 import { onBackend } from '../../helpers.js';
+import { assertClose } from './helpers.js';
 import { disableNativeKernels, enableNativeKernels } from '../../../src/native/index.js';
 import {
   disableStepGraphs,
@@ -62,22 +63,6 @@ function mlp() {
     return { tensors: [x, y], f: () => softmaxCrossEntropy(y, model.apply(x) as tf.Tensor) };
   };
   return { model, vars, batchAt };
-}
-
-/** max |a - b| over a group of tensors, against the group's largest |b|. */
-function assertClose(got: tf.Tensor[], want: tf.Tensor[], rel: number, what: string): void {
-  let scale = 0;
-  let err = 0;
-  got.forEach((g, i) => {
-    const a = g.dataSync();
-    const b = want[i]!.dataSync();
-    assert.deepEqual(g.shape, want[i]!.shape, `${what} ${i}: shape`);
-    for (let k = 0; k < b.length; k++) {
-      scale = Math.max(scale, Math.abs(b[k]!));
-      err = Math.max(err, Math.abs(a[k]! - b[k]!));
-    }
-  });
-  assert.ok(err <= rel * scale, `${what}: max difference ${err} against a scale of ${scale}`);
 }
 
 /** Runs `steps` Hutchinson steps through `compiled` and op by op, comparing each. */

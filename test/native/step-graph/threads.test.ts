@@ -14,7 +14,7 @@ import { onnxRuntimeUnavailableReason } from '../../../src/native/onnx-runtime.j
 import { record } from '../../../src/native/step-graph/capture.js';
 import { buildStepGraph } from '../../../src/native/step-graph/build.js';
 import { onBackend } from '../../helpers.js';
-import { runBuiltGraph } from './run-graph.js';
+import { runBuiltGraph } from './helpers.js';
 
 const unavailable = onnxRuntimeUnavailableReason();
 

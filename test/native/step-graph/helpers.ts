@@ -1,8 +1,8 @@
 /**
- * Runs a built step graph once in ONNX Runtime on its recording's own inputs (still alive in
- * TF.js), as the step-graph tests compare it against TF.js: one helper instead of a session per
- * test file.
+ * What the step-graph tests share: running a built graph in ONNX Runtime on its recording's own
+ * inputs (still alive in TF.js), and comparing groups of tensors to float32 rounding.
  */
+import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { encodeOnnxModel } from '../../../src/native/onnx-model.js';
 import { loadOnnxRuntime } from '../../../src/native/onnx-runtime.js';
@@ -55,4 +55,20 @@ export function runBuiltGraph(
     session.dispose();
   }
   return runs;
+}
+
+/** max |a - b| over a group of tensors, against the group's largest |b|. */
+export function assertClose(got: tf.Tensor[], want: tf.Tensor[], rel: number, what: string): void {
+  let scale = 0;
+  let err = 0;
+  got.forEach((g, i) => {
+    const a = g.dataSync();
+    const b = want[i]!.dataSync();
+    assert.deepEqual(g.shape, want[i]!.shape, `${what} ${i}: shape`);
+    for (let k = 0; k < b.length; k++) {
+      scale = Math.max(scale, Math.abs(b[k]!));
+      err = Math.max(err, Math.abs(a[k]! - b[k]!));
+    }
+  });
+  assert.ok(err <= rel * scale, `${what}: max difference ${err} against a scale of ${scale}`);
 }
