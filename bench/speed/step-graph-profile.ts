@@ -8,6 +8,7 @@
  *   npx tsx bench/speed/step-graph-profile.ts                 # defaults: d 64, context 64, batch 64
  *   npx tsx bench/speed/step-graph-profile.ts --runs 10 --top 40 --threads 2
  *   npx tsx bench/speed/step-graph-profile.ts --model small-cnn     # batch 128 of 28x28x1
+ *   npx tsx bench/speed/step-graph-profile.ts --first-order   # loss and gradients only (Adam's graph)
  *
  * The phases: calls inside the loss function are the forward pass; after it, calls up to the
  * first one that reads a probe are the gradient; from there on, the sweep (and the diagonal).
@@ -46,6 +47,8 @@ const runs = Number(arg('runs', '6'));
 const top = Number(arg('top', '30'));
 const threads = Number(arg('threads', '1'));
 const optimization = arg('optimization', 'all');
+// The first-order step (what TF.js's optimizers replay): loss and gradients, no sweep.
+const firstOrder = process.argv.includes('--first-order');
 
 await useBackend('cpu');
 const native = enableNativeKernels({ threads, stepGraphs: false });
@@ -66,6 +69,15 @@ const probes = drawProbes(new RademacherGenerator(1), vars, 1);
 
 let forward = { start: 0, end: 0 };
 const { result, recording, refOf } = record((count) => {
+  if (firstOrder) {
+    const { value, grads } = tf.variableGrads(() => {
+      const start = count();
+      const loss = softmaxCrossEntropy(y, model.apply(ids) as tf.Tensor) as tf.Scalar;
+      forward = { start, end: count() };
+      return loss;
+    }, vars);
+    return [value, ...vars.map((v) => grads[v.name]!)];
+  }
   const est = hutchinsonDiagonal(
     () => {
       const start = count();
@@ -82,7 +94,7 @@ const outputs = result.map((t) => ({ ref: refOf(t)!, shape: [...t.shape] }));
 // As step-graph.ts: variables and probes are inputs, however small.
 const inputIds = new Set([...vars, ...probes.flat()].map((t) => t.dataId as object));
 for (const ext of recording.externals) if (inputIds.has(ext.dataId!)) delete ext.values;
-const firstProbeRead = recording.calls.findIndex(
+const probeRead = recording.calls.findIndex(
   (c, i) =>
     i >= forward.end &&
     c.inputs.some(
@@ -91,6 +103,7 @@ const firstProbeRead = recording.calls.findIndex(
         probes.flat().some((p) => p.dataId === recording.externals[inp.ref.index]!.dataId),
     ),
 );
+const firstProbeRead = probeRead < 0 ? recording.calls.length : probeRead;
 const phaseOf = (call: number) =>
   call < forward.end ? 'forward' : call < firstProbeRead ? 'gradient' : 'sweep';
 
@@ -119,6 +132,8 @@ interface Variant {
   skip: SimplifyPass[];
   /** ONNX Runtime's session.set_denormal_as_zero (flush denormals to zero). */
   ftz: boolean;
+  /** Convolutions as ONNX Runtime's NCHWc Convs (translate-conv.ts; nchwc=0: plain Conv). */
+  nchwc: boolean;
 }
 function variant(spec: string, base: Variant): Variant {
   const v = { ...base, skip: [...base.skip] };
@@ -130,10 +145,11 @@ function variant(spec: string, base: Variant): Variant {
     else if (k === 'mempattern') v.memPattern = x === '1';
     else if (k === 'arena') v.arena = x === '1';
     else if (k === 'ftz') v.ftz = x === '1';
+    else if (k === 'nchwc') v.nchwc = x === '1';
     else if (k === 'skip') v.skip.push(...(x.split('+') as SimplifyPass[]));
     else
       throw new Error(
-        `--ab: unknown key '${k}' (threads, interop, opt, mempattern, arena, ftz, skip)`,
+        `--ab: unknown key '${k}' (threads, interop, opt, mempattern, arena, ftz, nchwc, skip)`,
       );
   }
   return v;
@@ -146,10 +162,15 @@ const baseVariant = variant(arg('a', ''), {
   arena: true,
   skip: [],
   ftz: false,
+  nchwc: process.env['ADAHESSIAN_NCHWC'] !== '0',
 });
 
 function session(v: Variant, profile: boolean) {
+  const saved = process.env['ADAHESSIAN_NCHWC'];
+  if (!v.nchwc) process.env['ADAHESSIAN_NCHWC'] = '0';
   const built = buildStepGraph(recording, outputs, { skipRewrites: v.skip });
+  if (saved === undefined) delete process.env['ADAHESSIAN_NCHWC'];
+  else process.env['ADAHESSIAN_NCHWC'] = saved;
   const bytes = encodeOnnxModel(built.graph);
   const s = new runtime.binding.binding.InferenceSession() as unknown as Session;
   s.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, {

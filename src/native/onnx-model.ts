@@ -78,6 +78,13 @@ export function encodeOnnxModel(graph: OnnxGraph): Uint8Array {
   opset.stringField(1, '');
   opset.varintField(2, OPSET);
   w.messageField(8, opset.bytes());
+  // Operators of other domains (ONNX Runtime's com.microsoft.nchwc) are at their version 1.
+  for (const domain of new Set(graph.nodes.flatMap((n) => (n.domain ? [n.domain] : [])))) {
+    const other = new ProtoWriter();
+    other.stringField(1, domain);
+    other.varintField(2, 1);
+    w.messageField(8, other.bytes());
+  }
   return w.bytes();
 }
 

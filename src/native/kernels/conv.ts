@@ -21,7 +21,7 @@ const NCHW_TO_NHWC = [0, 2, 3, 1];
 /** [kh, kw, in, out] -> [out, in, kh, kw] (Conv) or [in, out, kh, kw] viewed by ConvTranspose. */
 const HWIO_TO_OIHW = [3, 2, 0, 1];
 
-function convInfo(
+export function convInfo(
   xShape: number[],
   filterShape: number[],
   attrs: tf.NamedAttrMap,

@@ -145,8 +145,14 @@ export function buildStepGraph(
       outputShape: (i = 0) => values[call.outputs[i]!]!.shape,
       outputDtype: (i = 0) => values[call.outputs[i]!]!.dtype,
       temp: () => `t${temps++}`,
-      node: (opType, inputs, outs, attributes) =>
-        nodes.push({ opType, inputs, outputs: outs, ...(attributes ? { attributes } : {}) }),
+      node: (opType, inputs, outs, attributes, domain) =>
+        nodes.push({
+          opType,
+          inputs,
+          outputs: outs,
+          ...(attributes ? { attributes } : {}),
+          ...(domain ? { domain } : {}),
+        }),
       int64s,
       scalar: (value, dtype) => tensorConstant([value], dtype, []),
       vector: (vals, dtype) => tensorConstant(vals, dtype, [vals.length]),
@@ -188,8 +194,9 @@ export function buildStepGraph(
     return { name: `out${k}`, shape: o.shape, dtype };
   });
   const shapes = new Map<string, number[]>();
-  values.forEach((v, i) => shapes.set(`v${i}`, v.shape));
-  externals.forEach((e, i) => shapes.set(`e${i}`, e.shape));
+  const dtypes = new Map<string, string>();
+  values.forEach((v, i) => (shapes.set(`v${i}`, v.shape), dtypes.set(`v${i}`, v.dtype)));
+  externals.forEach((e, i) => (shapes.set(`e${i}`, e.shape), dtypes.set(`e${i}`, e.dtype)));
   for (const [key, name] of reshaped)
     shapes.set(name, key.split('|')[1]!.split(',').filter(Boolean).map(Number));
   const finalNodes = simplifyGraph(nodes, {
@@ -199,6 +206,7 @@ export function buildStepGraph(
     int64s,
     derived: (node, from) => nodeCall.set(node, nodeCall.get(from) ?? -1),
     skip: options.skipRewrites ?? [],
+    dtypes,
   });
   const used = new Set(finalNodes.flatMap((n) => n.inputs));
   return {

@@ -17,7 +17,13 @@
  * A call whose geometry the native planner declines refuses the step (its message names it).
  * The transposes sit at every kernel's edges; ONNX Runtime's transpose optimizer pushes them
  * through the element-wise ops between kernels (bias add, relu and their gradients) and cancels
- * the pairs that meet, and at level 'all' turns the Convs into its blocked NCHWc layout.
+ * the pairs that meet. Its NCHWc rewrite (MLAS's blocked layout, its fastest convolutions) only
+ * takes Convs whose weights are constants, and ours are graph inputs. So where ONNX Runtime
+ * has the NCHWc kernels, Conv2D and the stride-1 Conv2DBackpropInput are written as its
+ * com.microsoft.nchwc Conv directly (nchwcConv below): the filter reordered into MLAS's blocks
+ * by a Reshape and a Transpose in the graph, the NHWC input blocked by ReorderInput and the
+ * output written back as NHWC by ReorderOutput (no transposes); the backprop input as the
+ * convolution of dy with the spatially flipped filter, in and out channels swapped.
  *
  * MaxPoolGrad and its transpose (our second-order kernel, src/kernels/max-pool-grad.ts) have no
  * ONNX operator and no native graph (they run in JS there). TF.js's winner of a window is its
@@ -41,8 +47,10 @@
  * 1 / (filter height * width): the native depthwise backprop-input graph with that filter.
  */
 import type * as tf from '@tensorflow/tfjs';
-import type { OnnxAttribute } from '../onnx-model.js';
+import { encodeOnnxModel, type OnnxAttribute } from '../onnx-model.js';
+import { loadOnnxRuntime } from '../onnx-runtime.js';
 import {
+  convInfo,
   conv2DBackpropFilterKernel,
   conv2DBackpropInputKernel,
   conv2DKernel,
@@ -145,6 +153,228 @@ function splice(
   }
   if (!sameShape) ctx.node('Reshape', [rename.get(graphOut)!, ctx.int64s(out)], [ctx.output()]);
 }
+
+const NCHWC = 'com.microsoft.nchwc';
+let nchwcBlock: number | undefined;
+
+/**
+ * MLAS's NCHWc channel block (8 with AVX2, 16 with AVX-512), or 0 where ONNX Runtime has no
+ * NCHWc kernels or ADAHESSIAN_NCHWC=0 (benchmarks' A/B). Probed once: ReorderInput pads 4
+ * channels up to one block.
+ */
+export function nchwcBlockSize(): number {
+  if (process.env['ADAHESSIAN_NCHWC'] === '0') return 0;
+  if (nchwcBlock !== undefined) return nchwcBlock;
+  nchwcBlock = 0;
+  const runtime = loadOnnxRuntime();
+  if (runtime == null) return nchwcBlock;
+  const shape = [1, 4, 1, 1];
+  const bytes = encodeOnnxModel({
+    nodes: [{ opType: 'ReorderInput', domain: NCHWC, inputs: ['x'], outputs: ['y'] }],
+    inputs: [{ name: 'x', shape }],
+    outputs: [{ name: 'y', shape }],
+  });
+  type ProbeSession = {
+    loadModel(b: ArrayBuffer, offset: number, length: number, options: object): void;
+    run(feeds: object, fetches: object, options: object): Record<string, { dims: number[] }>;
+    dispose(): void;
+  };
+  try {
+    const session = new runtime.binding.binding.InferenceSession() as unknown as ProbeSession;
+    session.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, {
+      intraOpNumThreads: 1,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: 'disabled',
+      logSeverityLevel: 3,
+    });
+    try {
+      const x = new runtime.Tensor('float32', new Float32Array(4), shape);
+      const block = session.run({ x }, { y: null }, {})['y']!.dims[1]!;
+      if (block >= 4 && block % 4 === 0) nchwcBlock = block;
+    } finally {
+      session.dispose();
+    }
+  } catch {
+    // No NCHWc kernels in this build of ONNX Runtime: the plain Conv path.
+  }
+  return nchwcBlock;
+}
+
+/**
+ * A TF.js [kh, kw, a, b] filter in MLAS's NCHWc filter layout, as ONNX's [O, I, kh, kw] shape:
+ * O = b, I = a (a forward conv), or O = a, I = b when `swapped` (the backprop input's conv).
+ * Inputs of a whole number of blocks take OIHWBiBo ([O/B, I/B, kh, kw, Bi, Bo]); fewer input
+ * channels than a block take OIHWBo ([O/B, I, kh, kw, Bo]) and an unblocked NCHW input.
+ */
+function nchwcFilter(
+  ctx: TranslationContext,
+  filter: string,
+  shape: number[],
+  swapped: boolean,
+  block: number,
+): string {
+  const [kh, kw, a, b] = shape as [number, number, number, number];
+  const [o, i] = swapped ? [a, b] : [b, a];
+  const blockedIn = i % block === 0;
+  let view: number[];
+  let perm: number[];
+  if (blockedIn) {
+    view = [kh, kw, a / block, block, b / block, block];
+    perm = swapped ? [2, 4, 0, 1, 5, 3] : [4, 2, 0, 1, 3, 5];
+  } else if (swapped) {
+    view = [kh, kw, a / block, block, b];
+    perm = [2, 4, 0, 1, 3];
+  } else {
+    view = [kh, kw, a, b / block, block];
+    perm = [3, 2, 0, 1, 4];
+  }
+  const viewed = ctx.temp();
+  const blocked = ctx.temp();
+  const out = ctx.temp();
+  ctx.node('Reshape', [filter, ctx.int64s(view)], [viewed]);
+  ctx.node('Transpose', [viewed], [blocked], { perm: ints(perm) });
+  ctx.node('Reshape', [blocked, ctx.int64s([o, i, kh, kw])], [out]);
+  return out;
+}
+
+/**
+ * The NCHWc convolution of NHWC x ([n, h, w, i]) with a filter already in MLAS's layout,
+ * (the call's input `xName`) written as NHWC to the call's output; false (nothing written) where the channels do not
+ * fit the blocks: MLAS needs whole output blocks, and whole input blocks or fewer than one.
+ */
+function nchwcConv(
+  ctx: TranslationContext,
+  xName: 'x' | 'dy',
+  filterOf: (block: number) => string,
+  outChannels: number,
+  attributes: { pads: number[]; strides: number[]; dilations: number[]; kernel: number[] },
+): boolean {
+  const block = nchwcBlockSize();
+  const x = ctx.input(xName);
+  const inChannels = ctx.inputShape(xName).at(-1)!;
+  if (block === 0 || outChannels % block !== 0) return false;
+  if (inChannels % block !== 0 && inChannels >= block) return false;
+  const input = ctx.temp();
+  if (inChannels % block === 0) {
+    ctx.node('ReorderInput', [x], [input], { channels_last: int(1) }, NCHWC);
+  } else {
+    ctx.node('Transpose', [x], [input], { perm: ints(NHWC_TO_NCHW) });
+  }
+  const y = ctx.temp();
+  ctx.node(
+    'Conv',
+    [input, filterOf(block)],
+    [y],
+    {
+      pads: ints(attributes.pads),
+      strides: ints(attributes.strides),
+      dilations: ints(attributes.dilations),
+      kernel_shape: ints(attributes.kernel),
+    },
+    NCHWC,
+  );
+  ctx.node(
+    'ReorderOutput',
+    [y],
+    [ctx.output()],
+    { channels: int(outChannels), channels_last: int(1) },
+    NCHWC,
+  );
+  return true;
+}
+
+type ConvInfo = NonNullable<ReturnType<typeof convInfo>>;
+const convPads = (i: ConvInfo) => [
+  i.padInfo.top,
+  i.padInfo.left,
+  i.padInfo.bottom,
+  i.padInfo.right,
+];
+
+/** Conv2D as an NCHWc Conv where it fits, else the native kernel's graph. */
+const conv2D: Rule = (ctx) => {
+  const xShape = ctx.inputShape('x');
+  const filterShape = ctx.inputShape('filter');
+  const attrs = ctx.call.attrs as tf.NamedAttrMap;
+  const info =
+    ctx.inputDtype('x') === 'float32' && ctx.inputDtype('filter') === 'float32'
+      ? convInfo(xShape, filterShape, attrs, false, attrs['dilations'] as [number, number])
+      : null;
+  const fits =
+    info != null &&
+    ctx.outputShape().join(',') ===
+      [info.batchSize, info.outHeight, info.outWidth, info.outChannels].join(',') &&
+    nchwcConv(
+      ctx,
+      'x',
+      (block) => nchwcFilter(ctx, ctx.input('filter'), filterShape, false, block),
+      info.outChannels,
+      {
+        pads: convPads(info),
+        strides: [info.strideHeight, info.strideWidth],
+        dilations: [info.dilationHeight, info.dilationWidth],
+        kernel: [filterShape[0]!, filterShape[1]!],
+      },
+    );
+  if (!fits) splice(ctx, conv2DKernel, attrs);
+};
+
+/**
+ * Conv2DBackpropInput with stride and dilation 1 as an NCHWc Conv: dx is dy convolved with the
+ * filter flipped in both spatial axes, in and out channels swapped, padded by kernel - 1 -
+ * the forward padding on each side. Elsewhere (strided: ResNet-20's downsampling convs) the
+ * native kernel's ConvTranspose.
+ */
+const conv2DBackpropInput: Rule = (ctx) => {
+  const filterShape = ctx.inputShape('filter');
+  const attrs = ctx.call.attrs as tf.NamedAttrMap;
+  const inputShape = attrs['inputShape'] as number[];
+  const [kh, kw] = filterShape as [number, number];
+  const info =
+    ctx.inputDtype('dy') === 'float32' && ctx.inputDtype('filter') === 'float32'
+      ? convInfo(inputShape, filterShape, attrs, false, attrs['dilations'] as [number, number])
+      : null;
+  const pads =
+    info == null
+      ? []
+      : [kh - 1 - info.padInfo.top, kw - 1 - info.padInfo.left].concat([
+          kh - 1 - info.padInfo.bottom,
+          kw - 1 - info.padInfo.right,
+        ]);
+  const fits =
+    info != null &&
+    info.strideHeight === 1 &&
+    info.strideWidth === 1 &&
+    info.dilationHeight === 1 &&
+    info.dilationWidth === 1 &&
+    Math.min(...pads) >= 0 &&
+    // The convolution's output is dy's size + pads - kernel + 1: the forward input's.
+    info.outHeight + pads[0]! + pads[2]! - kh + 1 === inputShape[1] &&
+    info.outWidth + pads[1]! + pads[3]! - kw + 1 === inputShape[2] &&
+    ctx.outputShape().join(',') === inputShape.join(',') &&
+    nchwcConv(
+      ctx,
+      'dy',
+      (block) => {
+        const flipped = ctx.temp();
+        ctx.node(
+          'Slice',
+          [
+            ctx.input('filter'),
+            ctx.int64s([-1, -1]),
+            ctx.int64s([-kh - 1, -kw - 1]), // past the first row and column
+            ctx.int64s([0, 1]),
+            ctx.int64s([-1, -1]),
+          ],
+          [flipped],
+        );
+        return nchwcFilter(ctx, flipped, filterShape, true, block);
+      },
+      inputShape[3]!,
+      { pads, strides: [1, 1], dilations: [1, 1], kernel: [kh, kw] },
+    );
+  if (!fits) splice(ctx, conv2DBackpropInputKernel, attrs);
+};
 
 const native =
   (kernel: NativeKernel): Rule =>
@@ -414,11 +644,11 @@ const avgPoolGrad: Rule = (ctx) => {
 
 /** Registered in translate.ts's table. */
 export const CONV_TRANSLATIONS: Readonly<Record<string, Rule>> = {
-  Conv2D: native(conv2DKernel),
+  Conv2D: conv2D,
   FusedConv2D: native(fusedConv2DKernel),
   DepthwiseConv2dNative: native(depthwiseConv2DKernel),
   FusedDepthwiseConv2D: native(fusedDepthwiseConv2DKernel),
-  Conv2DBackpropInput: native(conv2DBackpropInputKernel),
+  Conv2DBackpropInput: conv2DBackpropInput,
   Conv2DBackpropFilter: native(conv2DBackpropFilterKernel),
   DepthwiseConv2dNativeBackpropInput: native(depthwiseBackpropInputKernel),
   DepthwiseConv2dNativeBackpropFilter: native(depthwiseBackpropFilterKernel),

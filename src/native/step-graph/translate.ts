@@ -34,6 +34,8 @@ export interface TranslationContext {
     inputs: string[],
     outputs: string[],
     attributes?: Record<string, OnnxAttribute>,
+    /** An operator domain other than ONNX's (translate-conv.ts's com.microsoft.nchwc). */
+    domain?: string,
   ): void;
   /** A constant int64 1-D tensor (shapes, axes, repeats). */
   int64s(values: readonly number[]): string;

@@ -16,6 +16,7 @@ import { STEP_GRAPH_KERNELS, TRANSLATIONS } from '../../../src/native/step-graph
 import {
   CONV_TRANSLATIONS,
   GENERAL_MAX_POOL_GRAD,
+  nchwcBlockSize,
 } from '../../../src/native/step-graph/translate-conv.js';
 import { createStepGraphProvider } from '../../../src/native/step-graph/enable.js';
 import { installStepGraphProvider } from '../../../src/native/step-graph/hook.js';
@@ -140,6 +141,51 @@ describe(
           assertAgrees('Conv2DBackpropFilter', { x, dy }, { ...conv, filterShape: fShape });
         }
         tf.dispose([x, filter, y, dy, bias]);
+      });
+      assert.equal(tf.memory().numTensors, before);
+    });
+
+    it('Conv2D and Conv2DBackpropInput as NCHWc Convs agree with TF.js, and are taken where they fit', () => {
+      const before = tf.memory().numTensors;
+      const block = nchwcBlockSize();
+      if (block === 0) console.log('# no NCHWc kernels in this ONNX Runtime: the plain path only');
+      /** Whether the one-call graph of `kernel` has ONNX Runtime's NCHWc Conv. */
+      const takesNchwc = (kernel: string, inputs: Record<string, tf.Tensor>, attrs: object) => {
+        const { result, recording, refOf } = record(
+          () => tf.engine().runKernel(kernel, inputs, attrs as tf.NamedAttrMap) as tf.Tensor,
+        );
+        const built = buildStepGraph(recording, [
+          { ref: refOf(result)!, shape: [...result.shape] },
+        ]);
+        result.dispose();
+        return built.graph.nodes.some((n) => n.opType === 'Conv' && n.domain != null);
+      };
+      // x, filter, strides, pad; whether the backprop input fits (stride 1, whole blocks out).
+      // 16 and 32 channels are whole blocks of 8 (AVX2) and of 16 (AVX-512); 3 is less than one.
+      const geometries: [number[], number[], number, 'same' | 'valid', boolean][] = [
+        [[2, 9, 7, 16], [3, 3, 16, 32], 1, 'same', true],
+        [[2, 9, 7, 32], [3, 2, 32, 16], 1, 'valid', true],
+        [[2, 9, 7, 16], [3, 3, 16, 32], 2, 'same', false],
+        [[2, 8, 8, 32], [1, 1, 32, 16], 2, 'valid', false],
+        [[2, 9, 8, 3], [3, 3, 3, 16], 1, 'same', false],
+      ];
+      geometries.forEach(([xShape, fShape, strides, pad, backpropFits], k) => {
+        const x = normal(xShape, 110 + k);
+        const filter = normal(fShape, 120 + k);
+        const y = tf.conv2d(x as tf.Tensor4D, filter as tf.Tensor4D, strides, pad);
+        const dy = normal(y.shape, 130 + k);
+        const conv = { strides, pad, dataFormat: 'NHWC', dilations: 1 };
+        const backprop = { ...conv, inputShape: xShape };
+        assertAgrees('Conv2D', { x, filter }, conv);
+        assertAgrees('Conv2DBackpropInput', { dy, filter }, backprop);
+        const what = JSON.stringify(backprop);
+        assert.equal(takesNchwc('Conv2D', { x, filter }, conv), block > 0, `Conv2D ${what}`);
+        assert.equal(
+          takesNchwc('Conv2DBackpropInput', { dy, filter }, backprop),
+          block > 0 && backpropFits,
+          `Conv2DBackpropInput ${what}`,
+        );
+        tf.dispose([x, filter, y, dy]);
       });
       assert.equal(tf.memory().numTensors, before);
     });
