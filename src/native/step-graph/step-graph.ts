@@ -134,6 +134,8 @@ type OrtSession = {
 
 interface ReadBackend {
   readSync(dataId: object): unknown;
+  /** The cpu backend's records (absent on other backends). */
+  data?: { get(dataId: object): { values: unknown; dtype: string } | undefined };
   incRef(dataId: object): void;
   write(values: unknown, shape: number[], dtype: string): object;
 }
@@ -676,7 +678,7 @@ export class StepGraphCompiler<E> {
         if (recorded.ref.kind === 'external' && !externalSeen.has(info.dataId)) {
           externalSeen.set(info.dataId, recorded.ref.index);
           const ext = externals[recorded.ref.index]!;
-          const current = backend.readSync(info.dataId);
+          const current = readStored(backend, info.dataId);
           if (ext.values != null) {
             if (!sameValues(ext.values, current as ArrayLike<number>)) {
               throw new ForwardMismatch(
@@ -873,6 +875,36 @@ function sameValues(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
     if (a[i] !== b[i] && !(Number.isNaN(a[i]) && Number.isNaN(b[i]))) return false;
   }
   return true;
+}
+
+/**
+ * Converted copies of stored arrays whose type is not their dtype's, by stored array: the cpu
+ * backend's OneHot stores its int32 output (one-hot labels) as a Float32Array, and bool data as
+ * a Uint8Array, and its readSync converts them afresh on every read (the transformer's labels,
+ * [64, 64, 96]: ~3 ms a replay). Reusing a copy is safe because a stored array is never written
+ * again: kernels do not write into their inputs, readSync hands out copies of such arrays, and
+ * the output pool (buffer-pool.ts) never reuses an array that was read, as this one is.
+ */
+const convertedCopies = new WeakMap<object, unknown>();
+
+/** A tensor's values as readSync gives them, without converting the same stored array twice. */
+function readStored(backend: ReadBackend, dataId: object): unknown {
+  const record = backend.data?.get(dataId);
+  const stored = record?.values;
+  if (record == null || !ArrayBuffer.isView(stored)) return backend.readSync(dataId);
+  const { dtype } = record;
+  if (
+    (dtype === 'float32' && stored instanceof Float32Array) ||
+    (dtype === 'int32' && stored instanceof Int32Array)
+  ) {
+    return stored;
+  }
+  let copy = convertedCopies.get(stored);
+  if (copy == null) {
+    copy = backend.readSync(dataId);
+    convertedCopies.set(stored, copy);
+  }
+  return copy;
 }
 
 function readTensor(t: tf.Tensor): unknown {
