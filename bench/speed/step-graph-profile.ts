@@ -132,8 +132,11 @@ interface Variant {
   skip: SimplifyPass[];
   /** ONNX Runtime's session.set_denormal_as_zero (flush denormals to zero). */
   ftz: boolean;
-  /** Convolutions as ONNX Runtime's NCHWc Convs (translate-conv.ts; nchwc=0: plain Conv). */
-  nchwc: boolean;
+  /**
+   * Environment switches read while the graph is built (translate-conv.ts): nchwc=0 plain
+   * Convs (ADAHESSIAN_NCHWC).
+   */
+  env: Record<string, string>;
 }
 function variant(spec: string, base: Variant): Variant {
   const v = { ...base, skip: [...base.skip] };
@@ -145,7 +148,7 @@ function variant(spec: string, base: Variant): Variant {
     else if (k === 'mempattern') v.memPattern = x === '1';
     else if (k === 'arena') v.arena = x === '1';
     else if (k === 'ftz') v.ftz = x === '1';
-    else if (k === 'nchwc') v.nchwc = x === '1';
+    else if (k === 'nchwc') v.env = { ...v.env, ADAHESSIAN_NCHWC: x };
     else if (k === 'skip') v.skip.push(...(x.split('+') as SimplifyPass[]));
     else
       throw new Error(
@@ -162,15 +165,17 @@ const baseVariant = variant(arg('a', ''), {
   arena: true,
   skip: [],
   ftz: false,
-  nchwc: process.env['ADAHESSIAN_NCHWC'] !== '0',
+  env: {},
 });
 
 function session(v: Variant, profile: boolean) {
-  const saved = process.env['ADAHESSIAN_NCHWC'];
-  if (!v.nchwc) process.env['ADAHESSIAN_NCHWC'] = '0';
+  const saved = Object.keys(v.env).map((k) => [k, process.env[k]] as const);
+  Object.assign(process.env, v.env);
   const built = buildStepGraph(recording, outputs, { skipRewrites: v.skip });
-  if (saved === undefined) delete process.env['ADAHESSIAN_NCHWC'];
-  else process.env['ADAHESSIAN_NCHWC'] = saved;
+  for (const [k, x] of saved) {
+    if (x === undefined) delete process.env[k];
+    else process.env[k] = x;
+  }
   const bytes = encodeOnnxModel(built.graph);
   const s = new runtime.binding.binding.InferenceSession() as unknown as Session;
   s.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, {
@@ -207,11 +212,19 @@ if (ab) {
   const a = session(baseVariant, false);
   const b = session(variant(ab, baseVariant), false);
   const times = [[], []] as number[][];
+  // Process CPU time too: on a loaded machine, less noisy than wall time (one thread each).
+  const cpu = [[], []] as number[][];
   for (let r = 0; r < runs + 2; r++) {
     for (const [k, s] of [a, b].entries()) {
       const t = performance.now();
+      const c = process.cpuUsage();
       s.run();
-      if (r >= 2) times[k]!.push(performance.now() - t); // the first two allocate
+      const used = process.cpuUsage(c);
+      if (r >= 2) {
+        // the first two allocate
+        times[k]!.push(performance.now() - t);
+        cpu[k]!.push((used.user + used.system) / 1000);
+      }
     }
   }
   let maxDiff = 0;
@@ -222,7 +235,7 @@ if (ab) {
   console.log(
     `A '${arg('a', '')}' (${a.built.nodeCount} nodes): median ${ma.toFixed(1)} ms (${times[0]!.map((x) => x.toFixed(0)).join(', ')})\n` +
       `B '${ab}' (${b.built.nodeCount} nodes): median ${mb.toFixed(1)} ms (${times[1]!.map((x) => x.toFixed(0)).join(', ')})\n` +
-      `B / A ${(mb / ma).toFixed(3)}; largest difference between their outputs ${maxDiff}`,
+      `B / A ${(mb / ma).toFixed(3)}; process CPU medians ${median(cpu[0]!).toFixed(1)} and ${median(cpu[1]!).toFixed(1)} ms, B / A ${(median(cpu[1]!) / median(cpu[0]!)).toFixed(3)}; largest difference between their outputs ${maxDiff}`,
   );
   process.exit(0);
 }
