@@ -49,15 +49,19 @@ export function buildProgram(ctx: CliContext): Command {
 
 const VERSION = '0.1.0';
 
-/** Errors and help go through the context's io; no process.exit. */
+/**
+ * Errors and help go through the context's io; no process.exit. A usage error is one line, the
+ * pointer to --help included (commander would print it, and a "Did you mean" hint, on lines of
+ * their own).
+ */
 function configure(cmd: Command, ctx: CliContext): Command {
-  return cmd
-    .exitOverride()
-    .showHelpAfterError('(run with --help for usage)')
-    .configureOutput({
-      writeOut: (s) => void ctx.io({}).stdout.write(s),
-      writeErr: (s) => void ctx.io({}).stderr.write(s),
-    });
+  const help =
+    cmd.name() === 'adahessian' ? 'adahessian --help' : `adahessian ${cmd.name()} --help`;
+  return cmd.exitOverride().configureOutput({
+    writeOut: (s) => void ctx.io({}).stdout.write(s),
+    writeErr: (s) => void ctx.io({}).stderr.write(s),
+    outputError: (s, write) => write(`${s.trim().replace(/\s*\n\s*/g, ' ')} (see ${help})\n`),
+  });
 }
 
 /** Parses `args` (without node and the script path) and runs the command. */

@@ -14,6 +14,7 @@ import {
   type SpatialAveraging,
 } from '../optimizers/index.js';
 import { SCHEDULE_NAMES, scheduleFactor, type ScheduleName } from '../optimizers/learning-rate.js';
+import { STEP_GRAPH_CHOICES, type StepGraphChoice } from './backend.js';
 import { DATASET_NAMES, type DatasetName } from './datasets.js';
 import { CliUsageError } from './errors.js';
 
@@ -51,6 +52,13 @@ export interface TrainConfig {
   weightDecay?: number;
   seed: number;
   backend: BackendName;
+  /**
+   * The kernels' path the run took: the native kernels on or off, and which steps replayed as
+   * ONNX graphs. Each path rounds differently, so a resumed run takes the same one. Absent in
+   * checkpoints written before it was recorded (and in settings that leave it to the backend).
+   */
+  native?: boolean;
+  stepGraphs?: StepGraphChoice;
 }
 
 export type TrainSettings = Partial<TrainConfig>;
@@ -76,6 +84,8 @@ export const TRAIN_SETTING_KEYS = [
   'warmupSteps',
   'seed',
   'backend',
+  'native',
+  'stepGraphs',
 ] as const satisfies readonly (keyof TrainConfig)[];
 
 export const TRAIN_DEFAULTS = {
@@ -165,6 +175,8 @@ export function resolveTrainConfig(settings: TrainSettings): TrainConfig {
     'blockSize',
     'hessianWarmupSteps',
     'weightDecay',
+    'native',
+    'stepGraphs',
   ] as const) {
     if (settings[key] !== undefined)
       (config as unknown as Record<string, unknown>)[key] = settings[key];
@@ -207,6 +219,23 @@ function checkNumbers(c: TrainConfig): void {
   if (!Number.isInteger(c.seed) || c.seed < 0 || c.seed > 0xffffffff) {
     throw new CliUsageError(`--seed must be an integer in [0, 4294967295], got ${c.seed}.`);
   }
+  if (c.native !== undefined && typeof c.native !== 'boolean') {
+    throw new CliUsageError(`'native' must be true or false, got ${String(c.native)}.`);
+  }
+  if (c.stepGraphs !== undefined && !STEP_GRAPH_CHOICES.includes(c.stepGraphs)) {
+    throw new CliUsageError(
+      `--step-graphs '${String(c.stepGraphs)}' is unknown; expected one of ${STEP_GRAPH_CHOICES.join(', ')}.`,
+    );
+  }
+}
+
+/** Settings that choose the kernels' path (--native, --step-graphs): each rounds differently. */
+export const KERNEL_PATH_KEYS: ReadonlySet<string> = new Set(['native', 'stepGraphs']);
+
+/** A setting as typed: `--lr 0.1`, `--native`, `--no-native`; `flag: false`: the value alone. */
+export function optionText(key: string, value: unknown, flag = true): string {
+  if (key === 'native') return value ? '--native' : '--no-native';
+  return flag ? `--${kebab(key)} ${String(value)}` : String(value);
 }
 
 export function kebab(key: string): string {

@@ -9,7 +9,7 @@
  * finished runs, continues the interrupted ones from their checkpoints and starts the rest.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { isOptimizerName, type OptimizerName } from '../optimizers/index.js';
 import { checkOutputDirectory, writeFileAtomic } from './atomic-file.js';
 import { prepareBackend, type StepGraphChoice } from './backend.js';
@@ -29,13 +29,15 @@ import {
 } from './seed-stats.js';
 import {
   ADAHESSIAN_ONLY,
+  KERNEL_PATH_KEYS,
   kebab,
+  optionText,
   resolveTrainConfig,
   TRAIN_SETTING_KEYS,
   type TrainConfig,
   type TrainSettings,
 } from './train-config.js';
-import { train } from './training.js';
+import { refuseForceOnResume, train } from './training.js';
 
 /** The plan of a set of runs, in --out DIR. */
 export const TRAIN_RUNS_FILE = 'train-runs.json';
@@ -141,14 +143,16 @@ export async function trainMany(options: TrainManyOptions, io: CliIo): Promise<T
       : null;
   let data: LoadedDataset | undefined;
   try {
+    // A resumed set keeps the kernels' path it started on (plan.settings, compared above).
     const path = await prepareBackend(
       plan.settings.backend,
-      options.native,
+      plan.settings.native ?? options.native,
       io,
-      options.stepGraphs,
+      plan.settings.stepGraphs ?? options.stepGraphs,
     );
-    plan.settings.backend = path.backend;
-    for (const c of configs) c.backend = path.backend;
+    const ran = { backend: path.backend, native: path.native, stepGraphs: path.stepGraphs };
+    Object.assign(plan.settings, ran);
+    for (const c of configs) Object.assign(c, ran);
     if (out !== undefined)
       writeFileAtomic(join(out, TRAIN_RUNS_FILE), JSON.stringify(plan, null, 2));
     data = loadDataset(configs[0]!);
@@ -300,6 +304,13 @@ function resumedPlan(options: TrainManyOptions): Plan {
     (k) => options[k] !== undefined,
   );
   const drop = fromPlan.map((k) => `--${kebab(k)}`).join(', ');
+  if (options.out !== undefined && resolve(options.out) !== resolve(dir)) {
+    // The runs' checkpoints are in DIR: they continue there (a single run may move to --out).
+    throw new CliUsageError(
+      `--out ${options.out} with --resume ${dir}: a set of runs continues in its own directory; drop --out.`,
+    );
+  }
+  refuseForceOnResume(options);
   if (!holdsRunSet(dir)) {
     // Here because of --seeds or --optimizers: say what DIR holds rather than name a missing plan.
     if (!existsSync(dir)) throw new CliUsageError(`--resume ${dir} does not exist.`);
@@ -337,10 +348,15 @@ function resumedPlan(options: TrainManyOptions): Plan {
     const given = options[key];
     if (given === undefined || key === 'epochs') continue;
     const saved = (plan.settings as Record<string, unknown>)[key];
+    // A plan from before the kernels' path was recorded takes the one given.
+    if (saved === undefined && KERNEL_PATH_KEYS.has(key)) continue;
     if (given !== saved) {
       throw new CliUsageError(
-        `--${kebab(key)} ${String(given)} differs from the runs in ${dir} (${String(saved ?? 'not set')}); ` +
-          'resumed runs keep their settings (only --epochs may change).',
+        `${optionText(key, given)} differs from the runs in ${dir} (${optionText(key, saved ?? 'not set', false)}); ` +
+          'resumed runs keep their settings (only --epochs may change)' +
+          (KERNEL_PATH_KEYS.has(key)
+            ? ", and their kernels' path, which rounds differently."
+            : '.'),
       );
     }
   }

@@ -34,7 +34,8 @@ import {
   buildModel,
   buildOptimizer,
   dataOrderSeed,
-  kebab,
+  KERNEL_PATH_KEYS,
+  optionText,
   resolveTrainConfig,
   scheduledLearningRate,
   TRAIN_SETTING_KEYS,
@@ -87,6 +88,7 @@ export interface TrainResult {
 const RESUMABLE_CHANGES = new Set(['epochs']);
 
 export async function train(options: TrainOptions, io: CliIo): Promise<TrainResult> {
+  refuseForceOnResume(options);
   // Bad settings are refused before --out is created or locked.
   if (options.resume === undefined) resolveTrainConfig(options);
   const out = options.out ?? options.resume;
@@ -96,6 +98,24 @@ export async function train(options: TrainOptions, io: CliIo): Promise<TrainResu
   } finally {
     claim?.lock.release();
   }
+}
+
+/**
+ * --force replaces a previous run in --out. `--resume DIR` alone writes into DIR, the run it
+ * continues, so --force would replace nothing (or, read as "start over", lose the checkpoint):
+ * refused rather than ignored. With another --out it keeps its meaning there.
+ */
+export function refuseForceOnResume(options: {
+  resume?: string;
+  out?: string;
+  force?: boolean;
+}): void {
+  if (!options.force || options.resume === undefined) return;
+  if (options.out !== undefined && resolve(options.out) !== resolve(options.resume)) return;
+  throw new CliUsageError(
+    `--force with --resume ${options.resume}: resuming continues the run there and replaces nothing; ` +
+      `drop --force to continue it, or start over with --out ${options.resume} --force.`,
+  );
 }
 
 /**
@@ -162,7 +182,10 @@ async function runTraining(
   if (out !== undefined) removeStaleTempFiles(out);
   const checkpointEvery = options.checkpointEvery ?? checkpoint?.checkpointEvery;
 
-  const path = await prepareBackend(config.backend, options.native, undefined, options.stepGraphs);
+  const path = await prepareKernelsPath(config, options);
+  // What ran, so that a checkpoint records it and --resume takes the same path.
+  config.native = path.native;
+  config.stepGraphs = path.stepGraphs;
   const data = options.preloaded ?? loadDataset(config);
   const model = buildModel(config, data.modelOptions);
   const optimizer = buildOptimizer(config);
@@ -490,12 +513,15 @@ function resumedConfig(saved: TrainConfig, options: TrainOptions): TrainConfig {
   for (const [key, value] of Object.entries(options)) {
     if (!isSettingKey(key) || value === undefined) continue;
     const savedValue = (saved as unknown as Record<string, unknown>)[key];
-    if (RESUMABLE_CHANGES.has(key)) {
+    // A checkpoint from before the kernels' path was recorded takes the one given.
+    const unrecorded = KERNEL_PATH_KEYS.has(key) && savedValue === undefined;
+    if (RESUMABLE_CHANGES.has(key) || unrecorded) {
       (config as unknown as Record<string, unknown>)[key] = value;
     } else if (savedValue !== value) {
       throw new CliUsageError(
-        `--${kebab(key)} ${String(value)} differs from the checkpoint's ${String(savedValue)}; ` +
-          'a resumed run keeps its settings (only --epochs may change).',
+        `${optionText(key, value)} differs from the checkpoint's ${optionText(key, savedValue, false)}; ` +
+          'a resumed run keeps its settings (only --epochs may change)' +
+          (KERNEL_PATH_KEYS.has(key) ? ", and its kernels' path, which rounds differently." : '.'),
       );
     }
   }
@@ -516,6 +542,26 @@ function resumedConfig(saved: TrainConfig, options: TrainOptions): TrainConfig {
 }
 
 const SETTING_KEYS = new Set<string>(TRAIN_SETTING_KEYS);
+
+/**
+ * The backend and kernels' path of `config` (for a resumed run, the checkpoint's); a path that
+ * cannot be set up here is one line naming it.
+ */
+async function prepareKernelsPath(config: TrainConfig, options: TrainOptions) {
+  try {
+    return await prepareBackend(config.backend, config.native, undefined, config.stepGraphs);
+  } catch (e) {
+    if (options.resume === undefined || !(e instanceof CliUsageError)) throw e;
+    const given = options.native !== undefined || options.stepGraphs !== undefined;
+    throw new CliUsageError(
+      `--resume ${options.resume}: the run ${given ? 'is' : 'was started'} on ${config.backend}` +
+        (config.native
+          ? ` with the native kernels (step graphs ${config.stepGraphs ?? 'all'})`
+          : '') +
+        `, which cannot be set up here: ${e.message.replace(/\.$/, '')}.`,
+    );
+  }
+}
 
 function isSettingKey(key: string): boolean {
   return SETTING_KEYS.has(key);

@@ -23,6 +23,7 @@ import { CliRunError, CliUsageError } from '../errors.js';
 import { loadDataset, type DatasetName } from '../datasets.js';
 import { loadModel } from '../model-io.js';
 import { positiveInteger, positiveNumber } from '../options.js';
+import { acquireRunLock, type RunLock } from '../run-lock.js';
 import { note, say, type CliIo } from '../output.js';
 import type { TrainConfig } from '../train-config.js';
 
@@ -51,11 +52,15 @@ export async function analyze(options: AnalyzeOptions, io: CliIo) {
     options.stepGraphs,
   );
   const { model, metadata, path } = await loadModel(options.model);
+  let lock: RunLock | undefined;
   try {
     // Before the analysis (the work), after the model path is known good: a mistyped model
     // leaves no empty output directory behind.
     const out = options.out ?? join('out', 'analysis');
     checkOutputDirectory(out);
+    // One writer per directory (run-lock.ts, as train and sweep): two analyses into one --out
+    // would interleave their analysis.json and plots.
+    lock = acquireRunLock(out, '--out', (message) => note(io, message));
     // Unless told otherwise, analyse on the data the model was trained on.
     const trained = (metadata.config ?? {}) as Partial<TrainConfig>;
     const dataset = options.dataset ?? trained.dataset ?? 'fashion-mnist-slice';
@@ -101,6 +106,7 @@ export async function analyze(options: AnalyzeOptions, io: CliIo) {
     }
   } finally {
     model.dispose();
+    lock?.release();
   }
 }
 

@@ -27,6 +27,7 @@ import { CliUsageError } from '../errors.js';
 import { loadDataset } from '../datasets.js';
 import { linePlotSvg } from '../line-plot.js';
 import { positiveInteger } from '../options.js';
+import { acquireRunLock } from '../run-lock.js';
 import { note, say, type CliIo } from '../output.js';
 import { formatDuration } from '../progress.js';
 import { formatTable } from '../table.js';
@@ -106,10 +107,24 @@ export interface DemoResult {
   files: { report: string; [name: string]: string };
 }
 
+/**
+ * One demo per --out at a time (the lock of run-lock.ts, as train, sweep and analyze): two demos
+ * into one directory would overwrite each other's report and plots half-way.
+ */
 export async function demo(options: DemoOptions, io: CliIo): Promise<DemoResult> {
+  const out = options.out ?? DEMO_DEFAULTS.out;
+  checkOutputDirectory(out);
+  const lock = acquireRunLock(out, '--out', (message) => note(io, message));
+  try {
+    return await demoInLockedDirectory(options, io);
+  } finally {
+    lock.release();
+  }
+}
+
+async function demoInLockedDirectory(options: DemoOptions, io: CliIo): Promise<DemoResult> {
   const started = performance.now();
   const { analysis: analysisOptions, ...rest } = options;
-  checkOutputDirectory(options.out ?? DEMO_DEFAULTS.out);
   // No --backend: the fastest path available (cpu + native kernels, else wasm).
   const path = await prepareBackend(options.backend, options.native, io, options.stepGraphs);
   const s = { ...DEMO_DEFAULTS, ...definedOnly(rest), ...path };

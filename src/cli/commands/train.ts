@@ -109,7 +109,7 @@ export function trainCommand(ctx: CliContext): Command {
     )
     .option(
       '--resume <dir>',
-      'continue the run checkpointed in DIR, or finish the runs of DIR/train-runs.json (settings come from it; --epochs may grow)',
+      'continue the run checkpointed in DIR, or finish the runs of DIR/train-runs.json (settings, backend and --native/--step-graphs come from it; --epochs may grow)',
     )
     .option(
       '--checkpoint-every <n>',
@@ -118,7 +118,7 @@ export function trainCommand(ctx: CliContext): Command {
     )
     .option(
       '--force',
-      "replace a previous run's files in --out (without it, a directory holding a run is refused)",
+      "replace a previous run's files in --out (without it, a directory holding a run is refused; not with --resume alone, which continues its run)",
     );
   addOutputOptions(cmd);
   cmd.addHelpText(

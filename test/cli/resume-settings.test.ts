@@ -1,0 +1,140 @@
+/**
+ * What `train --resume` keeps and refuses: the kernels' path the run started on (--native,
+ * --step-graphs: each rounds differently), recorded in the checkpoint and in a set's
+ * train-runs.json, so a resumed run in a fresh process takes it again; another path given on
+ * resume is refused in one line, like any other changed setting. And --force with --resume
+ * alone, which would replace nothing, is refused rather than ignored.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CHECKPOINT_FILE } from '../../src/cli/checkpoint.js';
+import { TRAIN_RUNS_FILE } from '../../src/cli/train-many.js';
+import { onnxRuntimeUnavailableReason } from '../../src/native/onnx-runtime.js';
+import { disableNativeKernels, enableNativeKernels } from '../../src/native/index.js';
+import { cli, tempDir, TINY } from './helpers.js';
+
+const unavailable = onnxRuntimeUnavailableReason();
+
+interface Path {
+  native: boolean;
+  stepGraphs: string;
+}
+
+function pathOf(out: string): Path {
+  const doc = JSON.parse(out) as Path & { settings?: Path };
+  const p = doc.settings ?? doc;
+  return { native: p.native, stepGraphs: p.stepGraphs };
+}
+
+function assertOneLine(err: string, message: RegExp): void {
+  assert.match(err, message);
+  assert.equal(err.trim().split('\n').length, 1, err);
+}
+
+describe('train --resume keeps the kernels path', { skip: unavailable || false }, () => {
+  it('a run on --native --step-graphs adahessian resumes on it in a fresh process', async () => {
+    const out = tempDir();
+    const started = await cli(['train', ...TINY, '--native', '--step-graphs', 'adahessian',
+      '--epochs', '1', '--out', out, '--json']); // prettier-ignore
+    assert.equal(started.code, 0, started.err);
+    const config = JSON.parse(readFileSync(join(out, CHECKPOINT_FILE), 'utf8')).config;
+    assert.equal(config.native, true);
+    assert.equal(config.stepGraphs, 'adahessian');
+    disableNativeKernels(); // as a fresh process finds them
+    const resumed = await cli(['train', '--resume', out, '--epochs', '2', '--quiet', '--json']);
+    assert.equal(resumed.code, 0, resumed.err);
+    assert.deepEqual(pathOf(resumed.out), { native: true, stepGraphs: 'adahessian' });
+  });
+
+  it('a run without the native kernels resumes without them where they are on', async () => {
+    const out = tempDir();
+    disableNativeKernels();
+    const started = await cli(['train', ...TINY, '--epochs', '1', '--out', out]);
+    assert.equal(started.code, 0, started.err);
+    enableNativeKernels({ backends: ['cpu'] });
+    try {
+      const resumed = await cli(['train', '--resume', out, '--epochs', '2', '--quiet', '--json']);
+      assert.equal(resumed.code, 0, resumed.err);
+      assert.deepEqual(pathOf(resumed.out), { native: false, stepGraphs: 'off' });
+    } finally {
+      disableNativeKernels();
+    }
+  });
+
+  it('another path on --resume is refused in one line; the checkpoint is untouched', async () => {
+    const out = tempDir();
+    const started = await cli(['train', ...TINY, '--native', '--epochs', '1', '--out', out]);
+    assert.equal(started.code, 0, started.err);
+    const checkpoint = readFileSync(join(out, CHECKPOINT_FILE));
+    const offGraphs = await cli([
+      'train',
+      '--resume',
+      out,
+      '--epochs',
+      '2',
+      '--step-graphs',
+      'off',
+    ]);
+    assert.equal(offGraphs.code, 2);
+    assertOneLine(
+      offGraphs.err,
+      /^error: --step-graphs off differs from the checkpoint's all; a resumed run keeps its settings .*kernels' path/,
+    );
+    const noNative = await cli(['train', '--resume', out, '--epochs', '2', '--no-native']);
+    assert.equal(noNative.code, 2);
+    assertOneLine(noNative.err, /^error: --no-native differs from the checkpoint's --native; /);
+    assert.deepEqual(readFileSync(join(out, CHECKPOINT_FILE)), checkpoint);
+  });
+
+  it('a set of runs records its path in train-runs.json and resumes on it', async () => {
+    const out = tempDir();
+    const args = ['train', ...TINY, '--optimizers', 'sgd', '--seeds', '1', '--native',
+      '--step-graphs', 'adahessian', '--epochs', '1', '--out', out]; // prettier-ignore
+    const started = await cli(args);
+    assert.equal(started.code, 0, started.err);
+    const plan = JSON.parse(readFileSync(join(out, TRAIN_RUNS_FILE), 'utf8'));
+    assert.equal(plan.settings.native, true);
+    assert.equal(plan.settings.stepGraphs, 'adahessian');
+    disableNativeKernels();
+    const resumed = await cli(['train', '--resume', out, '--epochs', '2', '--quiet', '--json']);
+    assert.equal(resumed.code, 0, resumed.err);
+    assert.deepEqual(pathOf(resumed.out), { native: true, stepGraphs: 'adahessian' });
+    const refused = await cli(['train', '--resume', out, '--epochs', '3', '--step-graphs', 'all']);
+    assert.equal(refused.code, 2);
+    assertOneLine(
+      refused.err,
+      /^error: --step-graphs all differs from the runs in .* \(adahessian\); resumed runs keep their settings/,
+    );
+  });
+});
+
+describe('train --resume --force', () => {
+  it('is refused in one line for a single run, which continues untouched', async () => {
+    const out = tempDir();
+    const started = await cli(['train', ...TINY, '--epochs', '1', '--out', out]);
+    assert.equal(started.code, 0, started.err);
+    const checkpoint = readFileSync(join(out, CHECKPOINT_FILE));
+    const forced = await cli(['train', '--resume', out, '--epochs', '2', '--force']);
+    assert.equal(forced.code, 2);
+    assertOneLine(forced.err, /^error: --force with --resume .*replaces nothing; drop --force/);
+    assert.deepEqual(readFileSync(join(out, CHECKPOINT_FILE)), checkpoint);
+    // With --force as the help describes it (--out DIR --force), the run starts over.
+    const over = await cli(['train', ...TINY, '--epochs', '1', '--out', out, '--force']);
+    assert.equal(over.code, 0, over.err);
+  });
+
+  it('is refused for a set of runs, and so is --out elsewhere', async () => {
+    const out = tempDir();
+    const started = await cli(['train', ...TINY, '--optimizers', 'sgd', '--seeds', '1',
+      '--epochs', '1', '--out', out]); // prettier-ignore
+    assert.equal(started.code, 0, started.err);
+    const forced = await cli(['train', '--resume', out, '--epochs', '2', '--force']);
+    assert.equal(forced.code, 2);
+    assertOneLine(forced.err, /^error: --force with --resume /);
+    const elsewhere = await cli(['train', '--resume', out, '--out', tempDir(), '--epochs', '2']);
+    assert.equal(elsewhere.code, 2);
+    assertOneLine(elsewhere.err, /a set of runs continues in its own directory; drop --out/);
+  });
+});
