@@ -56,7 +56,13 @@ export interface Escape {
 /** Indices into `made` of those still alive, but for `except`. */
 export function aliveAfter(made: readonly tf.Tensor[], except: readonly tf.Tensor[]): number[] {
   const skip = new Set(except);
-  return made.flatMap((t, i) => (!t.isDisposed && !skip.has(t) ? [i] : []));
+  // A plain loop: a step makes thousands of tensors, and this runs on every replay.
+  const alive: number[] = [];
+  for (let i = 0; i < made.length; i++) {
+    const t = made[i]!;
+    if (!t.isDisposed && !skip.has(t)) alive.push(i);
+  }
+  return alive;
 }
 
 /** Writes `values` into existing backend data (a placeholder, or a real tensor's data). */

@@ -60,7 +60,6 @@ import { loadOnnxRuntime, onnxRuntimeUnavailableReason } from '../onnx-runtime.j
 import {
   record,
   StepGraphRefusal,
-  wrapAllKernels,
   type Recording,
   type StepDtype,
   type ValueRef,
@@ -69,6 +68,7 @@ import { privateEngine } from '../../autodiff/engine.js';
 import { buildStepGraph, type GraphOutput } from './build.js';
 import { assignAll, watchCapturedAssignments, watchStubAssignments } from './assign.js';
 import { aliveAfter, fillData, poison, watchMadeTensors, type Escape } from './escape.js';
+import { interceptKernels, sameAttrs, sameShape } from './stub-kernels.js';
 
 export interface StepGraphOptions {
   /** ONNX Runtime intra-op threads for the whole step (default 1). */
@@ -654,14 +654,17 @@ export class StepGraphCompiler<E> {
       return readSync.call(this, dataId);
     };
     let k = start;
-    const undo = wrapAllKernels(tf.getBackend(), (config) => (args) => {
+    const parsedAttrs = parsedAttrsOf(entry.attrsJson);
+    const undo = interceptKernels(tf.getBackend(), (config) => (args) => {
       const call = calls[k];
       if (k >= end || call == null || call.kernelName !== config.kernelName) {
         throw new ForwardMismatch(
           `call ${k - start}: ${config.kernelName} where ${call?.kernelName} was`,
         );
       }
-      if (JSON.stringify(args.attrs ?? {}) !== entry.attrsJson[k - start]) {
+      const at = k - start;
+      parsedAttrs[at] ??= JSON.parse(entry.attrsJson[at]!) as unknown;
+      if (!sameAttrs(args.attrs, entry.attrsJson[at]!, parsedAttrs[at])) {
         throw new ForwardMismatch(`call ${k - start} (${call.kernelName}): other attributes`);
       }
       const infos = Object.values(args.inputs).filter((x): x is tf.TensorInfo => x != null);
@@ -669,7 +672,7 @@ export class StepGraphCompiler<E> {
         throw new ForwardMismatch(`call ${k - start}: inputs`);
       infos.forEach((info, slot) => {
         const recorded = call.inputs[slot]!;
-        if (info.dtype !== recorded.dtype || info.shape.join(',') !== recorded.shape.join(',')) {
+        if (info.dtype !== recorded.dtype || !sameShape(info.shape, recorded.shape)) {
           throw new ForwardMismatch(`call ${k - start} (${call.kernelName}): input shapes differ`);
         }
         if (!sameSource(recorded.ref, info.dataId, placeholderOf, externalSeen)) {
@@ -905,6 +908,17 @@ function readStored(backend: ReadBackend, dataId: object): unknown {
     convertedCopies.set(stored, copy);
   }
   return copy;
+}
+
+/** Per compiled graph, its forward calls' recorded attributes parsed (filled as the stub goes). */
+const parsedAttrsCache = new WeakMap<readonly string[], unknown[]>();
+function parsedAttrsOf(attrsJson: readonly string[]): unknown[] {
+  let parsed = parsedAttrsCache.get(attrsJson);
+  if (parsed == null) {
+    parsed = new Array<unknown>(attrsJson.length);
+    parsedAttrsCache.set(attrsJson, parsed);
+  }
+  return parsed;
 }
 
 function readTensor(t: tf.Tensor): unknown {
