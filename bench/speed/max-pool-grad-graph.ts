@@ -13,19 +13,18 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../../src/index.js';
-import { encodeOnnxModel } from '../../src/native/onnx-model.js';
 import { loadOnnxRuntime, onnxRuntimeUnavailableReason } from '../../src/native/onnx-runtime.js';
 import { record } from '../../src/native/step-graph/capture.js';
 import { buildStepGraph } from '../../src/native/step-graph/build.js';
 import { TRANSLATIONS } from '../../src/native/step-graph/translate.js';
 import { GENERAL_MAX_POOL_GRAD } from '../../src/native/step-graph/translate-conv.js';
 import { MAX_POOL_GRAD_TRANSPOSE } from '../../src/kernels/max-pool-grad.js';
+import { openBuiltGraph } from '../../test/native/step-graph/helpers.js';
 import { arg } from './args.js';
 
 tf.env().set('IS_TEST', false);
 await useBackend('cpu');
-const runtime = loadOnnxRuntime();
-if (runtime == null) throw new Error(onnxRuntimeUnavailableReason());
+if (loadOnnxRuntime() == null) throw new Error(onnxRuntimeUnavailableReason());
 
 const shape = arg('shape', '128,28,28,16').split(',').map(Number);
 const rounds = Number(arg('rounds', '21'));
@@ -44,9 +43,6 @@ const pair = (input: tf.Tensor) => [
 ];
 const want = pair(x).map((t) => t.dataSync().slice());
 
-type OrtTensor = { readonly data: unknown };
-const Tensor = runtime.Tensor as unknown as new (t: string, d: unknown, s: number[]) => OrtTensor;
-
 /** The pair as one graph with the table's rules, `rules` swapped in; a runner. */
 function graphRunner(rules: Record<string, unknown>): () => void {
   const table = TRANSLATIONS as Record<string, unknown>;
@@ -55,36 +51,12 @@ function graphRunner(rules: Record<string, unknown>): () => void {
   try {
     const { result, recording, refOf } = record(() => pair(x));
     const outputs = result.map((t) => ({ ref: refOf(t)!, shape: [...t.shape] }));
-    const built = buildStepGraph(recording, outputs);
-    const bytes = encodeOnnxModel(built.graph);
-    const session = new runtime!.binding.binding.InferenceSession() as unknown as {
-      loadModel(b: ArrayBuffer, o: number, l: number, options: object): void;
-      run(f: object, o: object, options: object): void;
-    };
-    session.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, {
-      intraOpNumThreads: 1,
-      interOpNumThreads: 1,
-      executionMode: 'sequential',
-      graphOptimizationLevel: 'all',
-      logSeverityLevel: 3,
-    });
-    const byId = new Map([x, pooled, dy, dxBar].map((t) => [t.dataId as object, t]));
-    const feeds: Record<string, OrtTensor> = {};
-    for (const e of built.inputExternals) {
-      const ext = recording.externals[e]!;
-      feeds[`e${e}`] = new Tensor('float32', byId.get(ext.dataId!)!.dataSync(), ext.shape);
-    }
-    const outs = want.map((w) => new Float32Array(w.length));
-    const fetches = Object.fromEntries(
-      outs.map((o, k) => [`out${k}`, new Tensor('float32', o, [...result[k]!.shape])]),
-    );
+    const graph = openBuiltGraph(buildStepGraph(recording, outputs), recording);
     tf.dispose(result);
-    const run = () => session.run(feeds, fetches, {});
-    run();
-    outs.forEach((o, k) => {
+    graph.run().forEach((o, k) => {
       if (!o.every((v, i) => v === want[k]![i])) throw new Error(`output ${k} differs`);
     });
-    return run;
+    return () => void graph.run();
   } finally {
     Object.assign(table, saved);
   }
