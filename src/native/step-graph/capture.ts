@@ -3,6 +3,13 @@
  * each registered kernel is wrapped for the duration, and the backend's `write` is watched so
  * that tensors made in JS during the recording (scalars in gradient code, masks) are told apart
  * from tensors that existed before it (variables, the batch, the probes).
+ *
+ * Stubbed (`stub`): no kernel runs. Each call must be the earlier recording's call at the same
+ * place (kernel, attributes, input dtypes and shapes), and returns a placeholder of that call's
+ * recorded output shape (or its input's data where that call aliased it), so the recording is
+ * made without arithmetic or the step's memory: a step graph's second capture only confirms
+ * that the step's structure repeats (step-graph.ts, step 3). Anything else, or reading a
+ * placeholder's values, throws StubMismatch.
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -60,6 +67,7 @@ export interface Recording {
 interface WritableBackend {
   write(values: unknown, shape: number[], dtype: string): object;
   readSync(dataId: object): unknown;
+  incRef(dataId: object): void;
 }
 
 /** Kernels registered for `backendName` now, wrapped by `wrap` until the returned undo runs. */
@@ -92,8 +100,23 @@ export class StepGraphRefusal extends Error {
   stepResult?: unknown;
 }
 
+/** A stubbed recording that is not the earlier one (see the header): record it for real. */
+export class StubMismatch extends Error {
+  override name = 'StubMismatch';
+}
+
+/** How to record without arithmetic: the recording to follow, and where its placeholders go. */
+export interface StubPlan {
+  from: Recording;
+  /** Filled with the placeholders' data ids (they hold no values). */
+  placeholders: Set<object>;
+}
+
 /** Runs `body` with every kernel call of the active backend recorded; returns both. */
-export function record<T>(body: (callCount: () => number) => T): {
+export function record<T>(
+  body: (callCount: () => number) => T,
+  stub?: StubPlan,
+): {
   result: T;
   recording: Recording;
   /** What a tensor alive at the end holds: a recorded value, an external, or null (neither). */
@@ -119,14 +142,62 @@ export function record<T>(body: (callCount: () => number) => T): {
   // Kernels run by another kernel (our cpu Conv2DBackpropFilter runs BatchMatMul on a patch
   // matrix it writes) are part of the outer call: only outermost calls are recorded.
   let depth = 0;
+  // A stub's mismatch, kept in case the body catches it: the recording is wrong either way.
+  let mismatch: StubMismatch | null = null;
+  const stubbed = (kernelName: string, args: Parameters<tf.KernelFunc>[0]) => {
+    const at = calls.length;
+    const call = stub!.from.calls[at];
+    const infos = Object.values(args.inputs).filter((x): x is tf.TensorInfo => x != null);
+    const why =
+      call == null || call.kernelName !== kernelName
+        ? `call ${at}: ${kernelName} where ${call?.kernelName ?? 'nothing'} was`
+        : JSON.stringify(copyAttrs(args.attrs ?? {})) !== JSON.stringify(call.attrs)
+          ? `call ${at} (${kernelName}): other attributes`
+          : infos.length !== call.inputs.length ||
+              infos.some(
+                (info, i) =>
+                  info.dtype !== call.inputs[i]!.dtype ||
+                  info.shape.join(',') !== call.inputs[i]!.shape.join(','),
+              )
+            ? `call ${at} (${kernelName}): other inputs`
+            : null;
+    if (why != null) throw (mismatch ??= new StubMismatch(why));
+    const outs = call!.outputs.map((v, o) => {
+      const { shape, dtype } = stub!.from.values[v]!;
+      const alias = call!.aliases[o]!;
+      let dataId: object;
+      if (alias >= 0) {
+        // A kernel that returns its input's data (reshape) takes one more reference to it.
+        dataId = infos[alias]!.dataId;
+        backend.incRef(dataId);
+      } else {
+        dataId = originalWrite.call(backend, undefined, shape, dtype);
+        stub!.placeholders.add(dataId);
+      }
+      return { dataId, shape: [...shape], dtype };
+    });
+    return outs.length === 1 ? outs[0]! : outs;
+  };
+  const originalRead = backend.readSync;
+  if (stub != null) {
+    backend.readSync = function (this: WritableBackend, dataId: object) {
+      if (stub.placeholders.has(dataId))
+        throw (mismatch ??= new StubMismatch("the step reads a tensor's value"));
+      return originalRead.call(this, dataId);
+    };
+  }
   const undo = wrapAllKernels(backendName, (config) => (args) => {
     if (depth > 0) return config.kernelFunc(args);
-    depth++;
     let out: ReturnType<tf.KernelFunc>;
-    try {
-      out = config.kernelFunc(args);
-    } finally {
-      depth--;
+    if (stub != null) {
+      out = stubbed(config.kernelName, args);
+    } else {
+      depth++;
+      try {
+        out = config.kernelFunc(args);
+      } finally {
+        depth--;
+      }
     }
     if (failure != null) return out;
     try {
@@ -195,7 +266,9 @@ export function record<T>(body: (callCount: () => number) => T): {
   } finally {
     undo();
     backend.write = originalWrite;
+    if (stub != null) backend.readSync = originalRead;
   }
+  if (mismatch != null) throw mismatch;
   if (failure != null) throw failure;
   const refOf = (tensor: tf.Tensor): ValueRef | null => {
     const produced = producedBy.get(tensor.dataId);

@@ -23,9 +23,14 @@
  *      step with its name. ONNX Runtime compiles the graph (optimisation 'all' by default).
  *   3. Check and confirm. The new graph runs on the captured step's own inputs and must
  *      agree with op by op (`disagreement`) or it is refused; the step then returns the
- *      graph's values. The next step of that shape is captured again: only if the two
- *      recordings are identical (every call, data flow edge and constant value) is the graph
- *      confirmed for replay; a constant that changed (a random mask made in JS) refuses it.
+ *      graph's values. The next step of that shape is captured again, with every kernel
+ *      stubbed (capture.ts: no arithmetic, placeholders of the first recording's shapes, so
+ *      op by op's memory never sits beside the graph's): only if the two recordings are
+ *      identical (every call, data flow edge and constant value) is the graph confirmed for
+ *      replay, and it computes that step; a constant that changed (a random mask made in JS)
+ *      refuses it. A stubbed capture that cannot follow the first (another call, a value
+ *      read) is undone (assignments restored, kept placeholders poisoned) and the step is
+ *      captured op by op as before.
  *      From the first step of a shape on, every step takes the graph's values, so the
  *      rounding does not depend on when a run started (a resumed run matches one that was
  *      never interrupted).
@@ -60,13 +65,20 @@ import { loadOnnxRuntime, onnxRuntimeUnavailableReason } from '../onnx-runtime.j
 import {
   record,
   StepGraphRefusal,
+  StubMismatch,
   type Recording,
   type StepDtype,
+  type StubPlan,
   type ValueRef,
 } from './capture.js';
 import { privateEngine } from '../../autodiff/engine.js';
 import { buildStepGraph, type GraphOutput } from './build.js';
-import { assignAll, watchCapturedAssignments, watchStubAssignments } from './assign.js';
+import {
+  assignAll,
+  watchCapturedAssignments,
+  watchStubAssignments,
+  type CapturedAssignment,
+} from './assign.js';
 import { aliveAfter, fillData, poison, watchMadeTensors, type Escape } from './escape.js';
 import { interceptKernels, sameAttrs, sameShape } from './stub-kernels.js';
 
@@ -108,6 +120,8 @@ export interface StepResult<E> {
 
 export interface StepGraphStatus {
   captures: number;
+  /** Of `captures`, those recorded with every kernel stubbed (a graph's confirmation). */
+  stubbedCaptures: number;
   compiled: number;
   replays: number;
   opByOp: number;
@@ -191,6 +205,7 @@ export class StepGraphCompiler<E> {
   private fruitless = 0;
   readonly status: StepGraphStatus = {
     captures: 0,
+    stubbedCaptures: 0,
     compiled: 0,
     replays: 0,
     opByOp: 0,
@@ -270,6 +285,8 @@ export class StepGraphCompiler<E> {
       const { outputs, extra } = body(f);
       return { outputs, extra, replayed: false };
     }
+    const confirmed = this.confirmStubbed(f, probes, body);
+    if (confirmed != null) return confirmed;
     let captured: ReturnType<StepGraphCompiler<E>['capture']>;
     try {
       captured = this.capture(f, probes, body);
@@ -315,6 +332,52 @@ export class StepGraphCompiler<E> {
     }
     this.gaveNothing();
     return { outputs: result.outputs, extra: result.extra, replayed: false };
+  }
+
+  /**
+   * Step 3 without arithmetic: the step recorded with every kernel stubbed (capture.ts),
+   * following a provisional graph's recording. When every call, data flow edge and constant
+   * is the same (the same test a real second capture passes), the graph is confirmed and
+   * computes this step; its first run, on the first capture's inputs, was already checked
+   * against op by op. So a confirming step never holds op by op's memory beside the graph's
+   * (ResNet-20: its peak was that step). Else null: the step is captured for real, as before,
+   * with nothing of the stubbed attempt left (capture's undoStubbed).
+   */
+  private confirmStubbed(
+    f: () => tf.Scalar,
+    probes: tf.Tensor[],
+    body: StepBody<E>,
+  ): StepResult<E> | null {
+    for (const entry of this.entries) {
+      if (entry.confirmed) continue;
+      let captured: ReturnType<StepGraphCompiler<E>['capture']>;
+      try {
+        captured = this.capture(f, probes, body, entry);
+      } catch (e) {
+        if (!(e instanceof StubMismatch)) throw e;
+        this.note(`captured op by op: the stubbed capture differs (${e.message})`);
+        continue;
+      }
+      const { result, capture, feeds, escaped, discard } = captured;
+      if (this.adopt(capture) !== entry) {
+        // A constant changed (adopt dropped the graph and said why): the step runs for real.
+        discard();
+        return null;
+      }
+      const fromGraph = this.runGraph(entry, feeds, probes);
+      tf.dispose(result.outputs);
+      this.fruitless = 0;
+      return {
+        outputs: this.finish(
+          entry,
+          fromGraph,
+          escaped.map((e) => e.fill),
+        ),
+        extra: result.extra,
+        replayed: false,
+      };
+    }
+    return null;
   }
 
   /**
@@ -372,18 +435,30 @@ export class StepGraphCompiler<E> {
     this.note(reason);
   }
 
+  /**
+   * Runs the step recorded (op by op; with `stubFor`, stubbed after that graph's recording,
+   * throwing StubMismatch unless the recording and its constants are that graph's).
+   */
   private capture(
     f: () => tf.Scalar,
     probes: tf.Tensor[],
     body: StepBody<E>,
+    stubFor?: CompiledEntry<E>,
   ): {
     result: { outputs: tf.Tensor[]; extra: E };
     capture: Capture<E>;
     feeds: Map<number, unknown>;
     /** The escaping tensors, and the data to write the graph's values into (null: leave). */
     escaped: { tensor: tf.Tensor; fill: object | null }[];
+    /** A stubbed capture's undoing, where it is not used (see undoStubbed). */
+    discard: () => void;
   } {
     this.status.captures++;
+    const plan: StubPlan | undefined =
+      stubFor == null
+        ? undefined
+        : { from: stubFor.capture.recording, placeholders: new Set<object>() };
+    if (plan != null) this.status.stubbedCaptures++;
     let forward: { start: number; end: number } | null = null;
     let forwardRuns = 0;
     let inForward = false;
@@ -392,26 +467,36 @@ export class StepGraphCompiler<E> {
     // Tensors the loss function makes: those alive after the step escape it (escape.ts).
     const madeInForward = watchMadeTensors(() => inForward);
     let forwardLoss: tf.Scalar | null = null;
-    let recorded: ReturnType<typeof record<ReturnType<StepBody<E>>>>;
+    let recorded: ReturnType<typeof record<ReturnType<StepBody<E>>>> | null = null;
+    let stubFailure: unknown = null;
     try {
-      recorded = record((count) =>
-        body(() => {
-          forwardRuns++;
-          const start = count();
-          inForward = true;
-          try {
-            const loss = f();
-            forward = { start, end: count() };
-            forwardLoss = loss;
-            return loss;
-          } finally {
-            inForward = false;
-          }
-        }),
+      recorded = record(
+        (count) =>
+          body(() => {
+            forwardRuns++;
+            const start = count();
+            inForward = true;
+            try {
+              const loss = f();
+              forward = { start, end: count() };
+              forwardLoss = loss;
+              return loss;
+            } finally {
+              inForward = false;
+            }
+          }),
+        plan,
       );
+    } catch (e) {
+      if (plan == null) throw e;
+      stubFailure = e;
     } finally {
       watched.undo();
       madeInForward.undo();
+    }
+    if (recorded == null) {
+      undoStubbed(watched.assignments, madeInForward.made, plan!.placeholders);
+      throw asMismatch(stubFailure);
     }
     const { result, recording, refOf } = recorded;
     try {
@@ -498,6 +583,9 @@ export class StepGraphCompiler<E> {
         assigned: assigned.map((v) => v.name),
         escapes,
       });
+      // Its constants' values are adopt's to compare (a changed one refuses the graph).
+      if (stubFor != null && signature !== stubFor.capture.signature)
+        throw new StubMismatch('its recording is not the compiled one');
       return {
         result,
         capture: {
@@ -513,8 +601,18 @@ export class StepGraphCompiler<E> {
         },
         feeds,
         escaped,
+        discard: () => {
+          tf.dispose(result.outputs);
+          undoStubbed(watched.assignments, madeInForward.made, plan!.placeholders);
+        },
       };
     } catch (e) {
+      if (plan != null) {
+        // Placeholders, not values: nothing of this attempt may stay (the step runs for real).
+        tf.dispose(result.outputs);
+        undoStubbed(watched.assignments, madeInForward.made, plan.placeholders);
+        throw asMismatch(e);
+      }
       // The step itself ran op by op and is right: a refusal hands its values back, so that
       // the step is not computed (and its side effects done) a second time.
       if (e instanceof StepGraphRefusal) e.stepResult = result;
@@ -858,6 +956,32 @@ function disagreement(graph: tf.Tensor[], ops: tf.Tensor[]): string | null {
     }
   }
   return null;
+}
+
+/**
+ * Undoes a stubbed capture that will not be used: the variables it assigned take their old
+ * values again, and placeholders the loss function kept are poisoned (escape.ts).
+ */
+function undoStubbed(
+  assignments: readonly CapturedAssignment[],
+  made: readonly tf.Tensor[],
+  placeholders: ReadonlySet<object>,
+): void {
+  for (const { variable, oldValues } of assignments) {
+    const old = tf.tensor(oldValues as Float32Array, variable.shape, variable.dtype);
+    variable.assign(old);
+    old.dispose();
+  }
+  for (const t of made) {
+    if (!t.isDisposed && placeholders.has(t.dataId))
+      poison(t.dataId, [...t.shape], t.dtype as StepDtype);
+  }
+}
+
+/** A stubbed capture's failure of any kind, as the StubMismatch that sends it op by op. */
+function asMismatch(e: unknown): StubMismatch {
+  if (e instanceof StubMismatch) return e;
+  return new StubMismatch(e instanceof Error ? e.message : String(e));
 }
 
 function sameSource(
