@@ -194,9 +194,8 @@ export function buildStepGraph(
     return { name: `out${k}`, shape: o.shape, dtype };
   });
   const shapes = new Map<string, number[]>();
-  const dtypes = new Map<string, string>();
-  values.forEach((v, i) => (shapes.set(`v${i}`, v.shape), dtypes.set(`v${i}`, v.dtype)));
-  externals.forEach((e, i) => (shapes.set(`e${i}`, e.shape), dtypes.set(`e${i}`, e.dtype)));
+  values.forEach((v, i) => shapes.set(`v${i}`, v.shape));
+  externals.forEach((e, i) => shapes.set(`e${i}`, e.shape));
   for (const [key, name] of reshaped)
     shapes.set(name, key.split('|')[1]!.split(',').filter(Boolean).map(Number));
   const finalNodes = simplifyGraph(nodes, {
@@ -206,7 +205,6 @@ export function buildStepGraph(
     int64s,
     derived: (node, from) => nodeCall.set(node, nodeCall.get(from) ?? -1),
     skip: options.skipRewrites ?? [],
-    dtypes,
   });
   const used = new Set(finalNodes.flatMap((n) => n.inputs));
   return {

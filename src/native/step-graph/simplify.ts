@@ -17,14 +17,7 @@
  *      that only adds or drops size-1 axes carries the smaller form along.
  *   2. broadcastInsteadOfTile: a broadcast whose every reader is an element-wise op that
  *      broadcasts its operands anyway (and keeps its result's shape) is read unbroadcast.
- *   3. biasIntoGemm: a 2-D matrix product (MatMul, maybe behind reshapes) whose only reader
- *      adds a bias along its last axis (tf.layers' dense layers) becomes one Gemm with that bias.
- *      ONNX Runtime's Gemm writes the bias into its output and adds each finished dot product
- *      to it: one pass over the [M, N] result less, and the same values bit for bit as long as
- *      MLAS sums K in one block (its stride is 256 on this machine's kernels; the pass keeps
- *      to K <= 128, what the tests pin). ONNX Runtime's own MatMul+Add fusion does not see
- *      through the Reshape that every translated product ends with.
- *   4. Dead nodes (whose outputs nothing reads any more) go.
+ *   3. Dead nodes (whose outputs nothing reads any more) go.
  */
 import type { OnnxNode, OnnxTensorInitializer } from '../onnx-model.js';
 
@@ -40,11 +33,9 @@ export interface SimplifyContext {
   derived?(node: OnnxNode, from: OnnxNode): void;
   /** Passes to leave out (benchmarks measure what each buys). */
   skip?: readonly SimplifyPass[];
-  /** Element types of the recorded values and inputs (biasIntoGemm rewrites float32 only). */
-  dtypes?: ReadonlyMap<string, string>;
 }
 
-export type SimplifyPass = 'sinkBroadcasts' | 'broadcastInsteadOfTile' | 'biasIntoGemm';
+export type SimplifyPass = 'sinkBroadcasts' | 'broadcastInsteadOfTile';
 
 /** Element-wise ops with one input. */
 const UNARY = new Set([
@@ -102,7 +93,6 @@ export function simplifyGraph(nodes: OnnxNode[], ctx: SimplifyContext): OnnxNode
   if (!skip.has('sinkBroadcasts')) result = sinkBroadcasts(result, { ...ctx, int64s }, consts);
   if (!skip.has('broadcastInsteadOfTile'))
     result = broadcastInsteadOfTile(result, ctx.shapes, consts);
-  if (!skip.has('biasIntoGemm')) result = biasIntoGemm(result, { ...ctx, int64s }, consts);
   return withoutDeadNodes(result, ctx.outputs);
 }
 
@@ -324,103 +314,6 @@ function broadcastInsteadOfTile(
     dropped.add(node);
   }
   return nodes.filter((n) => !dropped.has(n));
-}
-
-/** The largest K biasIntoGemm rewrites (MLAS sums K <= 256 in one block: bit for bit). */
-export const GEMM_BIAS_MAX_K = 128;
-
-/** See the header, pass 3. */
-function biasIntoGemm(
-  nodes: readonly OnnxNode[],
-  ctx: SimplifyContext,
-  consts: Map<string, OnnxTensorInitializer>,
-): OnnxNode[] {
-  const { shapes } = ctx;
-  const shapeOf = (n: string) => shapes.get(n) ?? (consts.get(n)?.dims as number[] | undefined);
-  const producer = new Map<string, OnnxNode>();
-  const readers = new Map<string, number>();
-  for (const node of nodes) {
-    for (const o of node.outputs) producer.set(o, node);
-    for (const i of node.inputs) readers.set(i, (readers.get(i) ?? 0) + 1);
-  }
-  const outputs = new Set(ctx.outputs);
-  /** Read once, by the node being rewritten, and not a graph output. */
-  const onlyRead = (name: string) => readers.get(name) === 1 && !outputs.has(name);
-  /** The element type of a value, through the reshapes and copies the build put in front. */
-  const dtypeOf = (name: string): string | null => {
-    for (let n: string | undefined = name; n != null;) {
-      const known = ctx.dtypes?.get(n) ?? consts.get(n)?.dtype;
-      if (known != null) return known;
-      const p = producer.get(n);
-      n =
-        p != null && ['Reshape', 'Identity', 'Transpose'].includes(p.opType)
-          ? p.inputs[0]
-          : undefined;
-    }
-    return null;
-  };
-  /** [rows, columns] of a matrix whose leading axes are all 1, else null. */
-  const matrix = (shape: readonly number[] | undefined) =>
-    shape != null && shape.length >= 2 && shape.slice(0, -2).every((d) => d === 1)
-      ? (shape.slice(-2) as [number, number])
-      : null;
-  const replaced = new Map<OnnxNode, OnnxNode[]>();
-  const dropped = new Set<OnnxNode>();
-  for (const add of nodes) {
-    if (add.opType !== 'Add' || add.inputs.length !== 2) continue;
-    const sum = add.outputs[0]!;
-    const sumShape = shapes.get(sum);
-    if (sumShape == null) continue;
-    for (const side of [0, 1]) {
-      const bias = add.inputs[1 - side]!;
-      const biasShape = shapeOf(bias);
-      // Back through the reshapes and identities (each read once) to the product.
-      let product = add.inputs[side]!;
-      const between: OnnxNode[] = [];
-      let p = producer.get(product);
-      while ((p?.opType === 'Reshape' || p?.opType === 'Identity') && onlyRead(product)) {
-        between.push(p);
-        product = p.inputs[0]!;
-        p = producer.get(product);
-      }
-      if (p?.opType !== 'MatMul' || !onlyRead(product) || biasShape == null) continue;
-      const a = matrix(shapeOf(p.inputs[0]!));
-      const b = matrix(shapeOf(p.inputs[1]!));
-      const n = b?.[1];
-      // The bias is one value per column, and the sum keeps the product's last axis (its
-      // elements in the same order): each sum element is product[m, n] + bias[n].
-      const perColumn =
-        biasShape.length >= 1 &&
-        biasShape.at(-1) === n &&
-        sizeOf(biasShape) === n &&
-        sumShape.at(-1) === n &&
-        a != null &&
-        sizeOf(sumShape) === a[0] * n;
-      if (!perColumn || a[1] > GEMM_BIAS_MAX_K || dtypeOf(p.inputs[0]!) !== 'float32') continue;
-      const made: OnnxNode[] = [];
-      const as2d = (name: string, shape: readonly number[]) => {
-        if (shapeOf(name)!.length === 2) return name;
-        const r = `${name}_g${made.length}_${sum}`;
-        made.push({ opType: 'Reshape', inputs: [name, ctx.int64s(shape)], outputs: [r] });
-        shapes.set(r, [...shape]);
-        return r;
-      };
-      const gemmIn = [as2d(p.inputs[0]!, a), as2d(p.inputs[1]!, b!), as2d(bias, [n!])];
-      const direct = sumShape.length === 2;
-      const gemmOut = direct ? sum : `${sum}_gemm`;
-      made.push({ opType: 'Gemm', inputs: gemmIn, outputs: [gemmOut] });
-      if (!direct) {
-        shapes.set(gemmOut, [a[0], n!]);
-        made.push({ opType: 'Reshape', inputs: [gemmOut, ctx.int64s(sumShape)], outputs: [sum] });
-      }
-      for (const m of made) ctx.derived?.(m, p);
-      replaced.set(add, made);
-      dropped.add(p);
-      for (const b of between) dropped.add(b);
-      break;
-    }
-  }
-  return nodes.flatMap((n) => (dropped.has(n) ? [] : (replaced.get(n) ?? [n])));
 }
 
 /** The nodes some output depends on. */
