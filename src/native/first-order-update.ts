@@ -23,8 +23,15 @@ import type {
   FusedAdamWOutput,
   FusedAdamWUpdate,
 } from '../optimizers/fused-first-order.js';
+import { adamSimd, type AdamScalars } from './adam-simd.js';
 
 const f = Math.fround;
+
+/** Whether tf.train.adam's update runs as WebAssembly SIMD where it can (tests turn it off). */
+let useSimd = true;
+export function setAdamSimd(on: boolean): void {
+  useSimd = on;
+}
 const values = (t: tf.Tensor) => t.dataSync() as Float32Array;
 const handles = (...ts: tf.Tensor[]) =>
   ts.every((t) => t.dtype === 'float32' && t.size === ts[0]!.size);
@@ -136,6 +143,18 @@ function fusedAdam(original: ApplyGradients): ApplyGradients {
     const oneMinusAcc2 = f(1 - o.accBeta2.dataSync()[0]!);
     const eps = f(o.epsilon);
     const negLr = f(-o.learningRate);
+    // The same loop four lanes at a time, the same bits (adam-simd.ts); null: the JS loop.
+    const simd = useSimd ? adamSimd() : null;
+    const scalars: AdamScalars = {
+      beta1: b1,
+      oneMinusBeta1: ob1,
+      beta2: b2,
+      oneMinusBeta2: ob2,
+      biasCorrection1: oneMinusAcc1,
+      biasCorrection2: oneMinusAcc2,
+      epsilon: eps,
+      negativeLearningRate: negLr,
+    };
     vars.forEach(({ value, gradient }, i) => {
       o.accumulatedFirstMoment[i] ??= newSlot(value, 'm');
       o.accumulatedSecondMoment[i] ??= newSlot(value, 'v');
@@ -147,14 +166,18 @@ function fusedAdam(original: ApplyGradients): ApplyGradients {
       const newW = new Float32Array(n);
       const newM = new Float32Array(n);
       const newV = new Float32Array(n);
-      for (let j = 0; j < n; j++) {
-        const gj = gv[j]!;
-        const mj = f(f(mv[j]! * b1) + f(gj * ob1));
-        const vj = f(f(vv[j]! * b2) + f(f(gj * gj) * ob2));
-        const denominator = f(f(Math.sqrt(f(vj / oneMinusAcc2))) + eps);
-        newW[j] = f(f(f(mj / oneMinusAcc1) / denominator) * negLr) + wv[j]!;
-        newM[j] = mj;
-        newV[j] = vj;
+      if (simd != null) {
+        simd.update(wv, gv, mv, vv, newW, newM, newV, scalars);
+      } else {
+        for (let j = 0; j < n; j++) {
+          const gj = gv[j]!;
+          const mj = f(f(mv[j]! * b1) + f(gj * ob1));
+          const vj = f(f(vv[j]! * b2) + f(f(gj * gj) * ob2));
+          const denominator = f(f(Math.sqrt(f(vj / oneMinusAcc2))) + eps);
+          newW[j] = f(f(f(mj / oneMinusAcc1) / denominator) * negLr) + wv[j]!;
+          newM[j] = mj;
+          newV[j] = vj;
+        }
       }
       assignValues(m, newM);
       assignValues(v, newV);
