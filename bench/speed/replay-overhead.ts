@@ -13,6 +13,10 @@
  *             applyGradients)
  *   rest      the step minus all of the above (minimize's own code, probes, checks, GC)
  *
+ * and the CPU time of the step outside session.run (process CPU time: one ONNX Runtime thread
+ * runs on the caller's; GC's helper threads count too), which other processes' load disturbs
+ * less than wall time.
+ *
  *   npx tsx bench/speed/replay-overhead.ts
  *   npx tsx bench/speed/replay-overhead.ts --models cnn --optimizers adahessian-f1 --steps 20
  */
@@ -44,6 +48,12 @@ if (!native.enabled) throw new Error(`native kernels unavailable: ${native.reaso
 const PARTS = ['stub', 'feeds', 'run', 'wrap', 'update'] as const;
 type Part = (typeof PARTS)[number];
 const spent: Record<Part, number> = { stub: 0, feeds: 0, run: 0, wrap: 0, update: 0 };
+/** CPU time (user + system, ms) inside session.run: less disturbed by other processes' load. */
+let runCpu = 0;
+const cpuMs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
 
 /** Replaces `obj[name]` by a version that adds its time to `spent[part]` (minus `inner`). */
 function timed(obj: object, name: string, part: Part, inner?: Part): void {
@@ -77,6 +87,15 @@ const compile = (proto as { compile: (...a: unknown[]) => { session: Session } }
     endProfiling: () => inner.endProfiling?.() ?? '',
   };
   timed(front, 'run', 'run');
+  const timedRun = front.run;
+  front.run = (...r: unknown[]) => {
+    const c0 = cpuMs();
+    try {
+      return timedRun(...r);
+    } finally {
+      runCpu += cpuMs() - c0;
+    }
+  };
   entry.session = front;
   return entry;
 };
@@ -124,9 +143,12 @@ for (const name of models) {
     const replaysBefore = stepGraphsStatus().replays;
     const tensorsBefore = tf.memory().numTensors;
     for (const p of PARTS) spent[p] = 0;
+    runCpu = 0;
+    const c0 = cpuMs();
     const t0 = performance.now();
     for (let i = 0; i < steps; i++) optimizer.minimize(lossFn, false, vars);
     const total = (performance.now() - t0) / steps;
+    const outsideCpu = (cpuMs() - c0 - runCpu) / steps;
     const replays = stepGraphsStatus().replays - replaysBefore;
     const per = PARTS.map((p) => spent[p] / steps);
     const rest = total - per.reduce((a, b) => a + b, 0);
@@ -134,6 +156,7 @@ for (const name of models) {
       `${name.padEnd(12)} ${opt.padEnd(14)} step ${total.toFixed(1).padStart(7)}  ` +
         PARTS.map((p, k) => `${p} ${per[k]!.toFixed(1)}`).join('  ') +
         `  rest ${rest.toFixed(1)}  | outside run ${(total - per[2]!).toFixed(1)}` +
+        ` (CPU time ${outsideCpu.toFixed(1)})` +
         `  (replays ${replays}/${steps}, tensors ${tf.memory().numTensors - tensorsBefore})`,
     );
     optimizer.dispose();

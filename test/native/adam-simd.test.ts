@@ -92,7 +92,7 @@ describe('Adam as WebAssembly SIMD', () => {
         const optimizer = tf.train.adam(0.01);
         for (let step = 0; step < 4; step++) {
           const grad = tf.randomNormal([70, 9], 0, 0.1, 'float32', 10 + step);
-          optimizer.applyGradients({ [w.name]: grad });
+          optimizer.applyGradients([{ name: w.name, tensor: grad }]);
           grad.dispose();
         }
         const weights = w.dataSync().slice();
