@@ -8,6 +8,7 @@
  *   npx tsx bench/speed/step-graph-profile.ts                 # defaults: d 64, context 64, batch 64
  *   npx tsx bench/speed/step-graph-profile.ts --runs 10 --top 40 --threads 2
  *   npx tsx bench/speed/step-graph-profile.ts --model small-cnn     # batch 128 of 28x28x1
+ *   npx tsx bench/speed/step-graph-profile.ts --model resnet20      # batch 64 of 28x28x1, batch norm training
  *   npx tsx bench/speed/step-graph-profile.ts --first-order   # loss and gradients only (Adam's graph)
  *
  * The phases: calls inside the loss function are the forward pass; after it, calls up to the
@@ -19,6 +20,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import {
   buildCharTransformer,
+  buildResNet20,
   buildSmallCnn,
   softmaxCrossEntropy,
   useBackend,
@@ -39,10 +41,12 @@ const d = Number(arg('d', '64'));
 const context = Number(arg('context', '64'));
 const vocab = Number(arg('vocab', '96'));
 const modelName = arg('model', 'transformer');
-if (modelName !== 'transformer' && modelName !== 'small-cnn')
-  throw new Error(`--model: '${modelName}'; expected transformer or small-cnn`);
-const cnn = modelName === 'small-cnn';
-const batch = Number(arg('batch', cnn ? '128' : '64'));
+if (modelName !== 'transformer' && modelName !== 'small-cnn' && modelName !== 'resnet20')
+  throw new Error(`--model: '${modelName}'; expected transformer, small-cnn or resnet20`);
+const resnet = modelName === 'resnet20';
+/** An image model (28x28x1 inputs, 10 classes). */
+const cnn = modelName === 'small-cnn' || resnet;
+const batch = Number(arg('batch', modelName === 'small-cnn' ? '128' : '64'));
 const runs = Number(arg('runs', '6'));
 const top = Number(arg('top', '30'));
 const threads = Number(arg('threads', '1'));
@@ -54,9 +58,11 @@ await useBackend('cpu');
 const native = enableNativeKernels({ threads, stepGraphs: false });
 if (!native.enabled) throw new Error(`native kernels unavailable: ${native.reason}`);
 
-const model = cnn
-  ? buildSmallCnn({ seed: 1 })
-  : buildCharTransformer({ vocabSize: vocab, contextLength: context, dModel: d, seed: 1 });
+const model = resnet
+  ? buildResNet20({ inputShape: [28, 28, 1], seed: 1 })
+  : cnn
+    ? buildSmallCnn({ seed: 1 })
+    : buildCharTransformer({ vocabSize: vocab, contextLength: context, dModel: d, seed: 1 });
 const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
 const ids = cnn
   ? tf.randomUniform([batch, 28, 28, 1], 0, 1, 'float32', 1)
@@ -72,7 +78,10 @@ const { result, recording, refOf } = record((count) => {
   if (firstOrder) {
     const { value, grads } = tf.variableGrads(() => {
       const start = count();
-      const loss = softmaxCrossEntropy(y, model.apply(ids) as tf.Tensor) as tf.Scalar;
+      const loss = softmaxCrossEntropy(
+        y,
+        model.apply(ids, { training: resnet }) as tf.Tensor,
+      ) as tf.Scalar;
       forward = { start, end: count() };
       return loss;
     }, vars);
@@ -81,7 +90,7 @@ const { result, recording, refOf } = record((count) => {
   const est = hutchinsonDiagonal(
     () => {
       const start = count();
-      const loss = softmaxCrossEntropy(y, model.apply(ids) as tf.Tensor);
+      const loss = softmaxCrossEntropy(y, model.apply(ids, { training: resnet }) as tf.Tensor);
       forward = { start, end: count() };
       return loss;
     },
@@ -108,7 +117,7 @@ const phaseOf = (call: number) =>
   call < forward.end ? 'forward' : call < firstProbeRead ? 'gradient' : 'sweep';
 
 console.log(
-  `${cnn ? 'small CNN' : `char transformer d ${d}, context ${context}, vocab ${vocab}`}, batch ${batch}: ${recording.calls.length} calls ` +
+  `${resnet ? 'ResNet-20' : cnn ? 'small CNN' : `char transformer d ${d}, context ${context}, vocab ${vocab}`}, batch ${batch}: ${recording.calls.length} calls ` +
     `(forward ${forward.end - forward.start}, gradient ${firstProbeRead - forward.end}, sweep ${recording.calls.length - firstProbeRead})`,
 );
 

@@ -19,7 +19,7 @@
  * through the element-wise ops between kernels (bias add, relu and their gradients) and cancels
  * the pairs that meet. Its NCHWc rewrite (MLAS's blocked layout, its fastest convolutions) only
  * takes Convs whose weights are constants, and ours are graph inputs. So where ONNX Runtime
- * has the NCHWc kernels, Conv2D and the stride-1 Conv2DBackpropInput are written as its
+ * has the NCHWc kernels, Conv2D, FusedConv2D and the stride-1 Conv2DBackpropInput are written as its
  * com.microsoft.nchwc Conv directly (nchwcConv below): the filter reordered into MLAS's blocks
  * by a Reshape and a Transpose in the graph, the NHWC input blocked by ReorderInput and the
  * output written back as NHWC by ReorderOutput (no transposes); the backprop input as the
@@ -60,6 +60,7 @@ import {
   fusedConv2DKernel,
   fusedDepthwiseConv2DKernel,
 } from '../kernels/conv.js';
+import { planActivation } from '../kernels/activation.js';
 import { avgPoolKernel, maxPoolKernel } from '../kernels/pool.js';
 import type { NativeKernel } from '../kernels/types.js';
 import { MAX_POOL_GRAD_TRANSPOSE } from '../../kernels/max-pool-grad.js';
@@ -248,6 +249,7 @@ function nchwcConv(
   filterOf: (block: number) => string,
   outChannels: number,
   attributes: { pads: number[]; strides: number[]; dilations: number[]; kernel: number[] },
+  fused: { bias?: string; activation?: ReturnType<typeof planActivation> } = {},
 ): boolean {
   const block = nchwcBlockSize();
   const x = ctx.input(xName);
@@ -263,7 +265,7 @@ function nchwcConv(
   const y = ctx.temp();
   ctx.node(
     'Conv',
-    [input, filterOf(block)],
+    fused.bias != null ? [input, filterOf(block), fused.bias] : [input, filterOf(block)],
     [y],
     {
       pads: ints(attributes.pads),
@@ -273,13 +275,24 @@ function nchwcConv(
     },
     NCHWC,
   );
+  const activation = fused.activation?.nodes('a', 'b') ?? [];
+  const reordered = activation.length > 0 ? ctx.temp() : ctx.output();
   ctx.node(
     'ReorderOutput',
     [y],
-    [ctx.output()],
+    [reordered],
     { channels: int(outChannels), channels_last: int(1) },
     NCHWC,
   );
+  // A fused activation: one node on the NHWC output, as the native kernel's graph has it.
+  for (const node of activation) {
+    ctx.node(
+      node.opType,
+      [reordered],
+      [ctx.output()],
+      node.attributes as Record<string, OnnxAttribute>,
+    );
+  }
   return true;
 }
 
@@ -291,33 +304,51 @@ const convPads = (i: ConvInfo) => [
   i.padInfo.right,
 ];
 
-/** Conv2D as an NCHWc Conv where it fits, else the native kernel's graph. */
-const conv2D: Rule = (ctx) => {
-  const xShape = ctx.inputShape('x');
-  const filterShape = ctx.inputShape('filter');
-  const attrs = ctx.call.attrs as tf.NamedAttrMap;
-  const info =
-    ctx.inputDtype('x') === 'float32' && ctx.inputDtype('filter') === 'float32'
-      ? convInfo(xShape, filterShape, attrs, false, attrs['dilations'] as [number, number])
-      : null;
-  const fits =
-    info != null &&
-    ctx.outputShape().join(',') ===
-      [info.batchSize, info.outHeight, info.outWidth, info.outChannels].join(',') &&
-    nchwcConv(
-      ctx,
-      'x',
-      (block) => nchwcFilter(ctx, ctx.input('filter'), filterShape, false, block),
-      info.outChannels,
-      {
-        pads: convPads(info),
-        strides: [info.strideHeight, info.strideWidth],
-        dilations: [info.dilationHeight, info.dilationWidth],
-        kernel: [filterShape[0]!, filterShape[1]!],
-      },
-    );
-  if (!fits) splice(ctx, conv2DKernel, attrs);
-};
+/**
+ * Conv2D and FusedConv2D as an NCHWc Conv where they fit (FusedConv2D: a bias of the output
+ * channels, which is the Conv's own bias input, and an activation of one node, prelu excepted),
+ * else the native kernel's graph.
+ */
+const conv2D =
+  (fused: boolean): Rule =>
+  (ctx) => {
+    const xShape = ctx.inputShape('x');
+    const filterShape = ctx.inputShape('filter');
+    const attrs = ctx.call.attrs as tf.NamedAttrMap;
+    const info =
+      ctx.inputDtype('x') === 'float32' && ctx.inputDtype('filter') === 'float32'
+        ? convInfo(xShape, filterShape, attrs, false, attrs['dilations'] as [number, number])
+        : null;
+    const activation = fused ? planActivation(attrs, undefined) : undefined;
+    const hasBias = fused && ctx.hasInput('bias');
+    const fusedFits =
+      !fused ||
+      (activation != null &&
+        !ctx.hasInput('preluActivationWeights') &&
+        activation.nodes('a', 'b').length <= 1 &&
+        (!hasBias ||
+          (ctx.inputDtype('bias') === 'float32' &&
+            ctx.inputShape('bias').join(',') === String(info?.outChannels))));
+    const fits =
+      info != null &&
+      fusedFits &&
+      ctx.outputShape().join(',') ===
+        [info.batchSize, info.outHeight, info.outWidth, info.outChannels].join(',') &&
+      nchwcConv(
+        ctx,
+        'x',
+        (block) => nchwcFilter(ctx, ctx.input('filter'), filterShape, false, block),
+        info.outChannels,
+        {
+          pads: convPads(info),
+          strides: [info.strideHeight, info.strideWidth],
+          dilations: [info.dilationHeight, info.dilationWidth],
+          kernel: [filterShape[0]!, filterShape[1]!],
+        },
+        { bias: hasBias ? ctx.input('bias') : undefined, activation: activation ?? undefined },
+      );
+    if (!fits) splice(ctx, fused ? fusedConv2DKernel : conv2DKernel, attrs);
+  };
 
 /**
  * Conv2DBackpropInput with stride and dilation 1 as an NCHWc Conv: dx is dy convolved with the
@@ -644,8 +675,8 @@ const avgPoolGrad: Rule = (ctx) => {
 
 /** Registered in translate.ts's table. */
 export const CONV_TRANSLATIONS: Readonly<Record<string, Rule>> = {
-  Conv2D: conv2D,
-  FusedConv2D: native(fusedConv2DKernel),
+  Conv2D: conv2D(false),
+  FusedConv2D: conv2D(true),
   DepthwiseConv2dNative: native(depthwiseConv2DKernel),
   FusedDepthwiseConv2D: native(fusedDepthwiseConv2DKernel),
   Conv2DBackpropInput: conv2DBackpropInput,

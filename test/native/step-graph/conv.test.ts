@@ -145,7 +145,7 @@ describe(
       assert.equal(tf.memory().numTensors, before);
     });
 
-    it('Conv2D and Conv2DBackpropInput as NCHWc Convs agree with TF.js, and are taken where they fit', () => {
+    it('Conv2D, FusedConv2D and Conv2DBackpropInput as NCHWc Convs agree with TF.js, and are taken where they fit', () => {
       const before = tf.memory().numTensors;
       const block = nchwcBlockSize();
       if (block === 0) console.log('# no NCHWc kernels in this ONNX Runtime: the plain path only');
@@ -176,10 +176,22 @@ describe(
         const dy = normal(y.shape, 130 + k);
         const conv = { strides, pad, dataFormat: 'NHWC', dilations: 1 };
         const backprop = { ...conv, inputShape: xShape };
+        const bias = normal([fShape[3]!], 140 + k);
         assertAgrees('Conv2D', { x, filter }, conv);
         assertAgrees('Conv2DBackpropInput', { dy, filter }, backprop);
         const what = JSON.stringify(backprop);
         assert.equal(takesNchwc('Conv2D', { x, filter }, conv), block > 0, `Conv2D ${what}`);
+        for (const activation of ['linear', 'relu', 'leakyrelu']) {
+          const fused = { ...conv, activation, leakyreluAlpha: 0.3 };
+          assertAgrees('FusedConv2D', { x, filter, bias }, fused);
+          assert.equal(takesNchwc('FusedConv2D', { x, filter, bias }, fused), block > 0, what);
+        }
+        // prelu's weights are an input the NCHWc path does not take: the native graph.
+        const preluActivationWeights = normal([fShape[3]!], 150 + k);
+        const prelu = { x, filter, bias, preluActivationWeights };
+        assertAgrees('FusedConv2D', prelu, { ...conv, activation: 'prelu' });
+        assert.equal(takesNchwc('FusedConv2D', prelu, { ...conv, activation: 'prelu' }), false);
+        tf.dispose([bias, preluActivationWeights]);
         assert.equal(
           takesNchwc('Conv2DBackpropInput', { dy, filter }, backprop),
           block > 0 && backpropFits,
