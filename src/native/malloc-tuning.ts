@@ -2,16 +2,17 @@
  * Whether this process's glibc malloc keeps freed memory instead of giving it back to the
  * system, so that step graphs are as fast without ONNX Runtime's arena as with it.
  *
- * Why (docs/PERFORMANCE.md, seventh session, "ResNet-20's memory with step graphs"): the two
- * op-by-op capture steps leave ~450 MB (ResNet-20, batch 64) in glibc's heap, freed but kept;
- * ONNX Runtime's arena takes its own ~550 MB by mmap beside it and cannot reuse that, so the
- * peak is 2.2x PyTorch's. Without the arena, the graph's tensors come from glibc and reuse those
- * holes (peak 1.7x), but glibc trims its heap's top after every run and the next run faults it
+ * Why (docs/PERFORMANCE.md, seventh and eighth sessions, ResNet-20's memory with step graphs):
+ * the op-by-op capture step leaves ~420-480 MB (ResNet-20, batch 64) in glibc's heap, freed but
+ * kept; ONNX Runtime's arena takes its own ~480 MB by mmap beside it and cannot reuse that, so
+ * the peak is 1.8-2.0x PyTorch's (2.2x while a shape's confirming capture also ran op by op).
+ * Without the arena, the graph's tensors come from glibc and reuse those holes (peak 1.5-1.7x),
+ * but glibc trims its heap's top after every run and the next run faults it
  * back (~85,000 page faults a step, 15-45 % slower). glibc reads its thresholds only from the
  * environment at start (Node has no way to call mallopt): with
  *   MALLOC_TRIM_THRESHOLD_=1073741824 MALLOC_MMAP_THRESHOLD_=33554432
  * it never trims, tensors up to 32 MiB come from its heap, and the arena is not needed (ResNet-20
- * 1.83x PyTorch's memory, the transformer's and ResNet-20's steps as fast as with the arena).
+ * 1.5-1.8x PyTorch's memory, the transformer's and ResNet-20's steps as fast as with the arena).
  * Setting a trim threshold alone also fixes the mmap threshold at its 128 KiB default (glibc
  * then stops adjusting it), which maps and unmaps every large tensor: both are required.
  */
