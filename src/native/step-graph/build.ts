@@ -8,6 +8,7 @@
 import type { OnnxGraph, OnnxNode, OnnxTensorInitializer, OnnxValueInfo } from '../onnx-model.js';
 import { StepGraphRefusal, type Recording, type StepDtype, type ValueRef } from './capture.js';
 import { simplifyGraph, type SimplifyPass } from './simplify.js';
+import { rewriteLayerNormGradients } from './layer-norm-grad.js';
 import { rawBytes, TRANSLATIONS, type TranslationContext } from './translate.js';
 
 /** A returned tensor: which value it is, in the shape the caller gets. */
@@ -35,6 +36,11 @@ export interface BuildOptions {
    * `threads`).
    */
   threads?: number;
+  /**
+   * The layer norms' gradients written by hand (layer-norm-grad.ts; first-order graphs only:
+   * it changes the rounding). Default off.
+   */
+  layerNormGradients?: boolean;
 }
 
 export function buildStepGraph(
@@ -42,7 +48,8 @@ export function buildStepGraph(
   outputs: GraphOutput[],
   options: BuildOptions = {},
 ): BuiltGraph {
-  const { calls, values, externals } = recording;
+  const rewrite = options.layerNormGradients ? rewriteLayerNormGradients(recording, outputs) : null;
+  const { calls, values, externals } = rewrite?.recording ?? recording;
   const nodes: OnnxNode[] = [];
   const tensorInitializers: OnnxTensorInitializer[] = [];
   const constants = new Map<string, string>();
@@ -218,6 +225,9 @@ export function buildStepGraph(
     inputExternals,
     nodeCount: finalNodes.length,
     keptCalls: kept.filter(Boolean).length,
-    nodeCalls: finalNodes.map((n) => nodeCall.get(n) ?? -1),
+    nodeCalls: finalNodes.map((n) => {
+      const c = nodeCall.get(n) ?? -1;
+      return rewrite == null || c < 0 ? c : rewrite.origin[c]!;
+    }),
   };
 }

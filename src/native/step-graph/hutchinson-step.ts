@@ -34,7 +34,8 @@ export class CompiledSteps {
     options: StepGraphOptions = {},
   ) {
     this.hutchinson = new StepGraphCompiler(options);
-    this.gradient = new StepGraphCompiler(options);
+    // First-order only: the AdaHessian graph's rounding stays (lr-text's results are pinned).
+    this.gradient = new StepGraphCompiler({ ...options, layerNormGradients: true });
   }
 
   /** Loss, gradients and (1/s) sum_j z_j * (H z_j) for the given probes (s lists of one per variable). */

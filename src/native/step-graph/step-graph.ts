@@ -98,6 +98,8 @@ export interface StepGraphOptions {
    * more ~600 MB block, peak RSS 1.9 GB against 1.4 GB, for no measurable speed).
    */
   memoryPattern?: boolean;
+  /** Layer norms' gradients by hand (build.ts; first-order graphs only). Default off. */
+  layerNormGradients?: boolean;
   /** Compiled graphs kept per compiler (default 4); the oldest is dropped beyond. */
   maxGraphs?: number;
   /** ONNX Runtime's per-node profile into files with this prefix (a benchmark's tool). */
@@ -625,6 +627,7 @@ export class StepGraphCompiler<E> {
     const t0 = performance.now();
     const built = buildStepGraph(capture.recording, capture.outputs, {
       threads: this.options.threads ?? 1,
+      layerNormGradients: this.options.layerNormGradients === true,
     });
     const runtime = loadOnnxRuntime()!;
     const bytes = encodeOnnxModel(built.graph);
