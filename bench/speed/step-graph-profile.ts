@@ -10,6 +10,7 @@
  *   npx tsx bench/speed/step-graph-profile.ts --model small-cnn     # batch 128 of 28x28x1
  *   npx tsx bench/speed/step-graph-profile.ts --model resnet20      # batch 64 of 28x28x1, batch norm training
  *   npx tsx bench/speed/step-graph-profile.ts --first-order   # loss and gradients only (Adam's graph)
+ *   npx tsx bench/speed/step-graph-profile.ts --first-order --ab lngrad=1 --runs 30  # A/B
  *
  * The phases: calls inside the loss function are the forward pass; after it, calls up to the
  * first one that reads a probe are the gradient; from there on, the sweep (and the diagonal).
@@ -146,6 +147,8 @@ interface Variant {
    * Convs (ADAHESSIAN_NCHWC).
    */
   env: Record<string, string>;
+  /** lngrad=1: the layer norms' gradients by hand (build.ts layerNormGradients, first order). */
+  layerNormGradients: boolean;
 }
 function variant(spec: string, base: Variant): Variant {
   const v = { ...base, skip: [...base.skip] };
@@ -159,9 +162,10 @@ function variant(spec: string, base: Variant): Variant {
     else if (k === 'ftz') v.ftz = x === '1';
     else if (k === 'nchwc') v.env = { ...v.env, ADAHESSIAN_NCHWC: x };
     else if (k === 'skip') v.skip.push(...(x.split('+') as SimplifyPass[]));
+    else if (k === 'lngrad') v.layerNormGradients = x === '1';
     else
       throw new Error(
-        `--ab: unknown key '${k}' (threads, interop, opt, mempattern, arena, ftz, nchwc, skip)`,
+        `--ab: unknown key '${k}' (threads, interop, opt, mempattern, arena, ftz, nchwc, skip, lngrad)`,
       );
   }
   return v;
@@ -175,12 +179,16 @@ const baseVariant = variant(arg('a', ''), {
   skip: [],
   ftz: false,
   env: {},
+  layerNormGradients: false,
 });
 
 function session(v: Variant, profile: boolean) {
   const saved = Object.keys(v.env).map((k) => [k, process.env[k]] as const);
   Object.assign(process.env, v.env);
-  const built = buildStepGraph(recording, outputs, { skipRewrites: v.skip });
+  const built = buildStepGraph(recording, outputs, {
+    skipRewrites: v.skip,
+    layerNormGradients: v.layerNormGradients,
+  });
   for (const [k, x] of saved) {
     if (x === undefined) delete process.env[k];
     else process.env[k] = x;

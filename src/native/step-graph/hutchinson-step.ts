@@ -35,7 +35,9 @@ export class CompiledSteps {
   ) {
     this.hutchinson = new StepGraphCompiler(options);
     // First-order only: the AdaHessian graph's rounding stays (lr-text's results are pinned).
-    this.gradient = new StepGraphCompiler({ ...options, layerNormGradients: true });
+    // ADAHESSIAN_LN_GRAD=0 leaves it out (benchmarks' A/B).
+    const layerNormGradients = process.env['ADAHESSIAN_LN_GRAD'] !== '0';
+    this.gradient = new StepGraphCompiler({ ...options, layerNormGradients });
   }
 
   /** Loss, gradients and (1/s) sum_j z_j * (H z_j) for the given probes (s lists of one per variable). */
