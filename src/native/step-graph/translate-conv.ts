@@ -166,9 +166,9 @@ let nchwcBlock: number | undefined;
 export function nchwcBlockSize(): number {
   if (process.env['ADAHESSIAN_NCHWC'] === '0') return 0;
   if (nchwcBlock !== undefined) return nchwcBlock;
-  nchwcBlock = 0;
   const runtime = loadOnnxRuntime();
-  if (runtime == null) return nchwcBlock;
+  if (runtime == null) return 0; // not remembered: a test may load the runtime later
+  nchwcBlock = 0;
   const shape = [1, 4, 1, 1];
   const bytes = encodeOnnxModel({
     nodes: [{ opType: 'ReorderInput', domain: NCHWC, inputs: ['x'], outputs: ['y'] }],
