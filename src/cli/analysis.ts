@@ -5,7 +5,12 @@
  */
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { autoMicroBatchSize, HessianAnalyzer, type HessianReport } from '../analysis/index.js';
+import {
+  autoMicroBatchSize,
+  HessianAnalyzer,
+  type AnalysisData,
+  type HessianReport,
+} from '../analysis/index.js';
 import { batches } from '../data/index.js';
 import { densityOnGrid } from '../estimators/density.js';
 import { softmaxCrossEntropy } from '../losses.js';
@@ -14,6 +19,7 @@ import { writeFileAtomic } from './atomic-file.js';
 import type { Split } from './datasets.js';
 import { WasmHeapFullError } from '../wasm-heap.js';
 import { CliRunError, CliUsageError } from './errors.js';
+import { letSignalsIn } from './signals.js';
 import { formatTable } from './table.js';
 
 export interface AnalysisSettings {
@@ -72,6 +78,22 @@ export const ANALYSIS_DEFAULTS: Required<AnalysisSettings> = {
   seed: 0,
 };
 
+/**
+ * The batches, walked again by every Hessian-vector product, with a turn of the event loop
+ * before each (signals.ts: so that Ctrl-C stops an analysis at once). Each batch is visited as
+ * on its own (size-weighted, one batch or many), so the numbers are the same.
+ */
+function yieldingBetweenBatches(data: { x: tf.Tensor; y: tf.Tensor }[]): AnalysisData {
+  return {
+    async *[Symbol.asyncIterator]() {
+      for (const batch of data) {
+        await letSignalsIn();
+        yield batch;
+      }
+    },
+  };
+}
+
 export async function analyzeModel(
   model: tf.LayersModel,
   split: Split,
@@ -93,7 +115,7 @@ export async function analyzeModel(
     const analyzer = new HessianAnalyzer({
       model,
       loss: softmaxCrossEntropy,
-      data: data.length === 1 ? data[0]! : data,
+      data: yieldingBetweenBatches(data),
       seed: s.seed,
       microBatchSize: s.microBatch,
     });

@@ -30,6 +30,7 @@ import { loadDataset, type DatasetName } from '../datasets.js';
 import { CliUsageError } from '../errors.js';
 import { listOf, oneOf, positiveInteger } from '../options.js';
 import { note, say, type CliIo } from '../output.js';
+import { letSignalsIn } from '../signals.js';
 import { startProgress } from '../progress.js';
 import { median, roundUpToMultiple } from '../stats.js';
 import { formatTable } from '../table.js';
@@ -207,6 +208,7 @@ export async function bench(options: BenchOptions, io: CliIo): Promise<BenchResu
     for (const c of configs) {
       run(c, c.warmup);
       progress.update(++done);
+      await letSignalsIn(); // Ctrl-C stops a bench between windows
     }
     const times = new Map<Config, number[]>(configs.map((c) => [c, []]));
     for (let r = 0; r < rounds; r++) {
@@ -214,6 +216,7 @@ export async function bench(options: BenchOptions, io: CliIo): Promise<BenchResu
         const c = configs[(k + r) % configs.length]!;
         times.get(c)!.push(run(c, c.window));
         progress.update(++done);
+        await letSignalsIn();
       }
     }
     progress.stop();
