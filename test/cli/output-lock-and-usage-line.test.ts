@@ -1,12 +1,13 @@
 /**
  * demo and analyze take the lock of their --out (run-lock.ts, as train and sweep do): a second
  * writer on a busy directory is refused in one line and leaves its files alone, and a finished
- * command leaves no lock behind. And a usage error that commander reports (a bad option value,
+ * command leaves no lock behind; once locked, analyze and sweep remove the temporary files of a
+ * writer killed between write and rename. And a usage error that commander reports (a bad option value,
  * an unknown option or command) is one line, the pointer to --help included.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { acquireRunLock, LOCK_FILE } from '../../src/cli/run-lock.js';
 import { cli, tempDir, TINY } from './helpers.js';
@@ -35,8 +36,12 @@ describe('demo and analyze lock their --out', () => {
     } finally {
       lock.release();
     }
+    // What a writer killed (kill -9) between write and rename leaves: removed once locked.
+    const killedWriters = join(out, '.analysis.json.999999.0.partial');
+    writeFileSync(killedWriters, 'half');
     const free = await cli(['analyze', run, ...ANALYZE_BUDGET, '--out', out]);
     assert.equal(free.code, 0, free.err);
+    assert.ok(!existsSync(killedWriters), "a dead writer's temporary file was left");
     assert.notEqual(readFileSync(join(out, 'analysis.json'), 'utf8'), 'the other writer');
     assert.ok(!existsSync(join(out, LOCK_FILE)), 'lock left behind');
   });
@@ -55,6 +60,21 @@ describe('demo and analyze lock their --out', () => {
     }
     assert.deepEqual(readdirSync(out), ['report.html']);
     assert.equal(readFileSync(join(out, 'report.html'), 'utf8'), 'the other writer');
+  });
+});
+
+describe("sweep removes a killed writer's temporary files", () => {
+  it('in --out and --out/runs, once it holds the lock', async () => {
+    const out = tempDir();
+    mkdirSync(join(out, 'runs'));
+    const left = [join(out, '.sweep.json.999999.0.partial'),
+      join(out, 'runs', '.sgd-lr0.01-seed1.json.999999.1.partial')]; // prettier-ignore
+    for (const f of left) writeFileSync(f, 'half');
+    const swept = await cli(['sweep', '--model', 'mlp', '--train-size', '32', '--test-size', '16',
+      '--batch-size', '16', '--optimizers', 'sgd', '--scales', '1', '--no-block', '--backend',
+      'cpu', '--quiet', '--out', out]); // prettier-ignore
+    assert.equal(swept.code, 0, swept.err);
+    for (const f of left) assert.ok(!existsSync(f), `left: ${f}`);
   });
 });
 

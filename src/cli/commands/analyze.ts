@@ -9,7 +9,7 @@ import {
   type AnalysisSettings,
 } from '../analysis.js';
 import { autoMicroBatchSize } from '../../analysis/index.js';
-import { checkOutputDirectory } from '../atomic-file.js';
+import { checkOutputDirectory, removeStaleTempFiles } from '../atomic-file.js';
 import { prepareBackend, type StepGraphChoice } from '../backend.js';
 import {
   addBackendOption,
@@ -61,6 +61,7 @@ export async function analyze(options: AnalyzeOptions, io: CliIo) {
     // One writer per directory (run-lock.ts, as train and sweep): two analyses into one --out
     // would interleave their analysis.json and plots.
     lock = acquireRunLock(out, '--out', (message) => note(io, message));
+    removeStaleTempFiles(out); // locked: a killed writer's, never a live one's
     // Unless told otherwise, analyse on the data the model was trained on.
     const trained = (metadata.config ?? {}) as Partial<TrainConfig>;
     const dataset = options.dataset ?? trained.dataset ?? 'fashion-mnist-slice';
@@ -86,15 +87,16 @@ export async function analyze(options: AnalyzeOptions, io: CliIo) {
       }
       const microBatch =
         typeof options.microBatch === 'number' ? options.microBatch : autoMicroBatchSize(model);
+      const analysed = split === 'train' ? data.train : data.test;
       note(
         io,
-        `analyze: ${path} on ${needed} ${split} examples of ${dataset} (${backend}${native ? ' + native kernels' : ''}` +
-          (microBatch < (options.batchSize ?? 128)
+        `analyze: ${path} on ${examplesText(needed, analysed.count)} ${split} examples of ${dataset} (${backend}${native ? ' + native kernels' : ''}` +
+          (microBatch < Math.min(options.batchSize ?? 128, analysed.count)
             ? `, micro-batches of at most ${microBatch}`
             : '') +
           ')',
       );
-      const outcome = await analyzeModel(model, split === 'train' ? data.train : data.test, {
+      const outcome = await analyzeModel(model, analysed, {
         ...options,
         microBatch,
       });
@@ -108,6 +110,11 @@ export async function analyze(options: AnalyzeOptions, io: CliIo) {
     model.dispose();
     lock?.release();
   }
+}
+
+/** "128", or where the split is smaller than asked, "all 32 (of 128 asked)". */
+function examplesText(asked: number, available: number): string {
+  return available < asked ? `all ${available} (of ${asked} asked)` : String(asked);
 }
 
 interface AnalyzeFlags extends OutputFlags, Omit<AnalyzeOptions, 'model'> {}

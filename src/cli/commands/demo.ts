@@ -14,7 +14,7 @@ import {
   type AnalysisOutcome,
   type AnalysisSettings,
 } from '../analysis.js';
-import { checkOutputDirectory, writeFileAtomic } from '../atomic-file.js';
+import { checkOutputDirectory, removeStaleTempFiles, writeFileAtomic } from '../atomic-file.js';
 import { prepareBackend, type BackendChoice, type StepGraphChoice } from '../backend.js';
 import {
   addBackendOption,
@@ -115,6 +115,7 @@ export async function demo(options: DemoOptions, io: CliIo): Promise<DemoResult>
   const out = options.out ?? DEMO_DEFAULTS.out;
   checkOutputDirectory(out);
   const lock = acquireRunLock(out, '--out', (message) => note(io, message));
+  removeStaleTempFiles(out); // locked: a killed writer's, never a live one's
   try {
     return await demoInLockedDirectory(options, io);
   } finally {

@@ -14,7 +14,7 @@ import { Command } from 'commander';
 import type { BackendName } from '../../backends.js';
 import { DEFAULT_LEARNING_RATES, type OptimizerName } from '../../optimizers/index.js';
 import type { ScheduleName } from '../../optimizers/learning-rate.js';
-import { checkOutputDirectory, writeFileAtomic } from '../atomic-file.js';
+import { checkOutputDirectory, removeStaleTempFiles, writeFileAtomic } from '../atomic-file.js';
 import { prepareBackend, type StepGraphChoice } from '../backend.js';
 import {
   addBackendOption,
@@ -250,6 +250,9 @@ async function sweepInLockedDirectory(
   const checked = configs[0]!;
   checkOutputDirectory(out);
   lockDirectory(out);
+  // Locked: temporary files here are a killed writer's (kill -9 between write and rename).
+  removeStaleTempFiles(out);
+  removeStaleTempFiles(join(out, 'runs'));
   // No --backend: the fastest path available (cpu + native kernels, else wasm).
   const path = await prepareBackend(options.backend, options.native, io, options.stepGraphs);
   for (const c of configs) c.backend = path.backend;
