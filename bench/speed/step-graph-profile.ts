@@ -11,6 +11,7 @@
  *   npx tsx bench/speed/step-graph-profile.ts --model resnet20      # batch 64 of 28x28x1, batch norm training
  *   npx tsx bench/speed/step-graph-profile.ts --first-order   # loss and gradients only (Adam's graph)
  *   npx tsx bench/speed/step-graph-profile.ts --first-order --ab lngrad=1 --runs 30  # A/B
+ *   npx tsx bench/speed/step-graph-profile.ts --model small-cnn --a step=where --ab step=div  # A/B
  *
  * The phases: calls inside the loss function are the forward pass; after it, calls up to the
  * first one that reads a probe are the gradient; from there on, the sweep (and the diagonal).
@@ -31,6 +32,7 @@ import { loadOnnxRuntime } from '../../src/native/onnx-runtime.js';
 import { encodeOnnxModel } from '../../src/native/onnx-model.js';
 import { record } from '../../src/native/step-graph/capture.js';
 import { buildStepGraph } from '../../src/native/step-graph/build.js';
+import { TRANSLATIONS } from '../../src/native/step-graph/translate.js';
 import type { SimplifyPass } from '../../src/native/step-graph/simplify.js';
 import { hutchinsonDiagonal, drawProbes } from '../../src/optimizers/hutchinson.js';
 import { RademacherGenerator } from '../../src/optimizers/rademacher.js';
@@ -149,7 +151,19 @@ interface Variant {
   env: Record<string, string>;
   /** lngrad=1: the layer norms' gradients by hand (build.ts layerNormGradients, first order). */
   layerNormGradients: boolean;
+  /** step=where: relu's mask as translate.ts wrote it before (Greater, Where, IsNaN, Where). */
+  stepWhere: boolean;
 }
+
+/** translate.ts's Step before the eighth session's second task: the A/B's baseline. */
+const STEP_WITH_WHERE: (typeof TRANSLATIONS)[string] = (ctx) => {
+  const x = ctx.input('x');
+  const [gt, stepped, nan] = [ctx.temp(), ctx.temp(), ctx.temp()];
+  ctx.node('Greater', [x, ctx.scalar(0, 'float32')], [gt]);
+  ctx.node('Where', [gt, ctx.scalar(1, 'float32'), ctx.scalar(0, 'float32')], [stepped]);
+  ctx.node('IsNaN', [x], [nan]);
+  ctx.node('Where', [nan, x, stepped], [ctx.output()]);
+};
 function variant(spec: string, base: Variant): Variant {
   const v = { ...base, skip: [...base.skip] };
   for (const pair of spec.split(',').filter(Boolean)) {
@@ -163,9 +177,10 @@ function variant(spec: string, base: Variant): Variant {
     else if (k === 'nchwc') v.env = { ...v.env, ADAHESSIAN_NCHWC: x };
     else if (k === 'skip') v.skip.push(...(x.split('+') as SimplifyPass[]));
     else if (k === 'lngrad') v.layerNormGradients = x === '1';
+    else if (k === 'step') v.stepWhere = x === 'where';
     else
       throw new Error(
-        `--ab: unknown key '${k}' (threads, interop, opt, mempattern, arena, ftz, nchwc, skip, lngrad)`,
+        `--ab: unknown key '${k}' (threads, interop, opt, mempattern, arena, ftz, nchwc, skip, lngrad, step)`,
       );
   }
   return v;
@@ -180,15 +195,20 @@ const baseVariant = variant(arg('a', ''), {
   ftz: false,
   env: {},
   layerNormGradients: false,
+  stepWhere: false,
 });
 
 function session(v: Variant, profile: boolean) {
   const saved = Object.keys(v.env).map((k) => [k, process.env[k]] as const);
   Object.assign(process.env, v.env);
+  const table = TRANSLATIONS as Record<string, (typeof TRANSLATIONS)[string]>;
+  const step = table.Step!;
+  if (v.stepWhere) table.Step = STEP_WITH_WHERE;
   const built = buildStepGraph(recording, outputs, {
     skipRewrites: v.skip,
     layerNormGradients: v.layerNormGradients,
   });
+  table.Step = step;
   for (const [k, x] of saved) {
     if (x === undefined) delete process.env[k];
     else process.env[k] = x;

@@ -297,15 +297,27 @@ export const TRANSLATIONS: Readonly<Record<string, Rule>> = {
   Step: (ctx) => {
     // x > 0 ? 1 : alpha (NaN: TF.js keeps NaN).
     const x = ctx.input('x');
+    const alpha = attr<number>(ctx, 'alpha') ?? 0;
+    if (alpha === 0) {
+      // relu's mask, without Where (slow in ONNX Runtime): Cast(x > 0) / Cast(x == x) is
+      // 1 / 1, +0 / 1 or, for NaN only, 0 / 0 = NaN, exactly by IEEE arithmetic (pinned against
+      // TF.js's kernel on special values in test/native/step-graph/step-mask.test.ts).
+      const gt = ctx.temp();
+      const mask = ctx.temp();
+      const same = ctx.temp();
+      const notNaN = ctx.temp();
+      ctx.node('Greater', [x, ctx.scalar(0, 'float32')], [gt]);
+      ctx.node('Cast', [gt], [mask], { to: int(1) });
+      ctx.node('Equal', [x, x], [same]);
+      ctx.node('Cast', [same], [notNaN], { to: int(1) });
+      ctx.node('Div', [mask, notNaN], [ctx.output()]);
+      return;
+    }
     const gt = ctx.temp();
     const stepped = ctx.temp();
     const nan = ctx.temp();
     ctx.node('Greater', [x, ctx.scalar(0, 'float32')], [gt]);
-    ctx.node(
-      'Where',
-      [gt, ctx.scalar(1, 'float32'), ctx.scalar(attr<number>(ctx, 'alpha') ?? 0, 'float32')],
-      [stepped],
-    );
+    ctx.node('Where', [gt, ctx.scalar(1, 'float32'), ctx.scalar(alpha, 'float32')], [stepped]);
     ctx.node('IsNaN', [x], [nan]);
     ctx.node('Where', [nan, x, stepped], [ctx.output()]);
   },
