@@ -3,7 +3,7 @@ import { Option, type Command } from 'commander';
 import { MODEL_NAMES } from '../models/index.js';
 import { CLI_BACKENDS, STEP_GRAPH_CHOICES } from './backend.js';
 import { DATASET_NAMES } from './datasets.js';
-import { positiveInteger, seed } from './options.js';
+import { nonEmptyPath, positiveInteger, seed } from './options.js';
 
 export interface OutputFlags {
   json?: boolean;
@@ -51,6 +51,7 @@ export function addDataOptions(cmd: Command): Command {
     .option(
       '--data <path>',
       'dataset directory, or for --dataset text a UTF-8 file or a directory of them',
+      nonEmptyPath,
     )
     .option('--train-size <n>', 'use only the first n training examples', positiveInteger)
     .option('--test-size <n>', 'use only the first n test examples', positiveInteger)

@@ -7,6 +7,15 @@ import { isOptimizerName, OPTIMIZER_NAMES, type OptimizerName } from '../optimiz
 import { SCHEDULE_NAMES } from '../optimizers/learning-rate.js';
 import { CliUsageError } from './errors.js';
 
+/**
+ * A file or directory path: an empty one (an unset shell variable, `--out "$DIR"`) would mean
+ * the current directory, and a run would write its files there.
+ */
+export function nonEmptyPath(value: string): string {
+  if (value.trim() === '') throw new InvalidArgumentError('expected a path, got an empty string.');
+  return value;
+}
+
 export function positiveInteger(value: string): number {
   const n = Number(value);
   if (value.trim() === '' || !Number.isInteger(n) || n < 1) {

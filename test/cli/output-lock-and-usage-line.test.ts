@@ -78,6 +78,37 @@ describe("sweep removes a killed writer's temporary files", () => {
   });
 });
 
+describe('an empty path is refused (an unset shell variable in --out "$DIR")', () => {
+  // Taken as is, '' is the current directory, where a run would write its files; the runs are
+  // tiny and in a scratch directory, so that unfixed code fails fast and writes nowhere else.
+  const TINY_TRAIN = ['--model', 'mlp', '--train-size', '16', '--test-size', '16', '--batch-size',
+    '16', '--epochs', '1', '--backend', 'cpu', '--quiet']; // prettier-ignore
+  const cases: [string[], string][] = [
+    [['train', '--out', '', ...TINY_TRAIN], '--out <dir>'],
+    [['train', '--resume', '', '--quiet'], '--resume <dir>'],
+    [['train', '--data', '', ...TINY_TRAIN], '--data <path>'],
+    [['sweep', '--out', '', ...TINY_TRAIN, '--optimizers', 'sgd', '--scales', '1', '--no-block'], '--out <dir>'],
+    [['demo', '--out', '', '--train-size', '99999', '--quiet'], '--out <dir>'],
+    [['analyze', 'no-model', '--out', '', '--quiet'], '--out <dir>'],
+  ]; // prettier-ignore
+  for (const [args, option] of cases) {
+    it(`adahessian ${args.slice(0, args.indexOf('')).join(' ')} ''`, async () => {
+      const scratch = tempDir();
+      const cwd = process.cwd();
+      process.chdir(scratch);
+      try {
+        const { code, err } = await cli(args);
+        assert.equal(code, 2, err);
+        const message = `error: option '${option}' argument '' is invalid. expected a path, got an empty string. (see adahessian ${args[0]} --help)`;
+        assert.equal(err.trimEnd(), message);
+        assert.deepEqual(readdirSync(scratch), []);
+      } finally {
+        process.chdir(cwd);
+      }
+    });
+  }
+});
+
 describe('usage errors found by the option parser are one line', () => {
   const cases: { args: string[]; message: RegExp }[] = [
     {

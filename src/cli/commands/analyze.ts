@@ -22,7 +22,7 @@ import type { CliContext } from '../context.js';
 import { CliRunError, CliUsageError } from '../errors.js';
 import { loadDataset, type DatasetName } from '../datasets.js';
 import { loadModel } from '../model-io.js';
-import { positiveInteger, positiveNumber } from '../options.js';
+import { nonEmptyPath, positiveInteger, positiveNumber } from '../options.js';
 import { acquireRunLock, type RunLock } from '../run-lock.js';
 import { note, say, type CliIo } from '../output.js';
 import type { TrainConfig } from '../train-config.js';
@@ -164,7 +164,11 @@ export function analyzeCommand(ctx: CliContext): Command {
     .option('--debug', 'show the stack trace of an error instead of one line');
   addSeedOption(cmd);
   addBackendOption(cmd);
-  cmd.option('--out <dir>', 'where analysis.json and the plots go (default: out/analysis)');
+  cmd.option(
+    '--out <dir>',
+    'where analysis.json and the plots go (default: out/analysis)',
+    nonEmptyPath,
+  );
   addOutputOptions(cmd);
   cmd.addHelpText(
     'after',

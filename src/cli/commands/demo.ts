@@ -26,7 +26,7 @@ import type { CliContext } from '../context.js';
 import { CliUsageError } from '../errors.js';
 import { loadDataset } from '../datasets.js';
 import { linePlotSvg } from '../line-plot.js';
-import { positiveInteger } from '../options.js';
+import { nonEmptyPath, positiveInteger } from '../options.js';
 import { acquireRunLock } from '../run-lock.js';
 import { note, say, type CliIo } from '../output.js';
 import { formatDuration } from '../progress.js';
@@ -391,7 +391,7 @@ export function demoCommand(ctx: CliContext): Command {
     );
   addSeedOption(cmd);
   addBackendOption(cmd);
-  cmd.option('--out <dir>', `where the report goes (default: ${DEMO_DEFAULTS.out})`);
+  cmd.option('--out <dir>', `where the report goes (default: ${DEMO_DEFAULTS.out})`, nonEmptyPath);
   addOutputOptions(cmd);
   cmd.action(async (flags: DemoFlags) => {
     const io = ctx.io(flags);

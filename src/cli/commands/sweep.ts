@@ -33,6 +33,7 @@ import {
   HESSIAN_WARMUP_HELP,
   hessianPower,
   listOf,
+  nonEmptyPath,
   nonNegativeInteger,
   nonNegativeNumber,
   optimizerWithRate,
@@ -624,7 +625,11 @@ export function sweepCommand(ctx: CliContext): Command {
     .option('--seeds <list>', 'run every cell once per seed, e.g. 1,2,3 (mean +- std)', seedList);
   addBackendOption(cmd);
   cmd
-    .option('--out <dir>', 'where sweep.json, the plots and runs/ go (default: out/sweep)')
+    .option(
+      '--out <dir>',
+      'where sweep.json, the plots and runs/ go (default: out/sweep)',
+      nonEmptyPath,
+    )
     .option('--resume', 'reuse the finished runs in --out/runs with the same settings');
   addOutputOptions(cmd);
   cmd.addHelpText(

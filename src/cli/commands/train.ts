@@ -19,6 +19,7 @@ import {
   HESSIAN_WARMUP_HELP,
   hessianPower,
   listOf,
+  nonEmptyPath,
   nonNegativeInteger,
   nonNegativeNumber,
   optimizerWithRate,
@@ -106,10 +107,12 @@ export function trainCommand(ctx: CliContext): Command {
     .option(
       '--out <dir>',
       'write metrics, the final model and checkpoints here (with --seeds/--optimizers: each run in DIR/<run>/)',
+      nonEmptyPath,
     )
     .option(
       '--resume <dir>',
       'continue the run checkpointed in DIR, or finish the runs of DIR/train-runs.json (settings, backend and --native/--step-graphs come from it; --epochs may grow)',
+      nonEmptyPath,
     )
     .option(
       '--checkpoint-every <n>',
