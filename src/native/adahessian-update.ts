@@ -12,8 +12,15 @@ import type {
   FusedUpdateOutput,
 } from '../optimizers/fused-update.js';
 import type { AveragingMode } from '../optimizers/spatial-average.js';
+import { adaHessianSimd } from './adahessian-simd.js';
 
 const values = (t: tf.Tensor) => t.dataSync() as Float32Array;
+
+/** Whether the update runs as WebAssembly SIMD where it can (tests compare both ways). */
+let useSimd = true;
+export function setAdaHessianSimd(on: boolean): void {
+  useSimd = on;
+}
 
 /**
  * Tensors `update` found finite in its own pass (its g and diagonal, its new w, m and v), which
@@ -54,7 +61,30 @@ export const cpuAdaHessianUpdate: FusedAdaHessianUpdate = {
     // x - x is 0 for a finite x and NaN otherwise: `sum` stays 0 while every g, |D| (averaged:
     // a sum of magnitudes, non-finite iff one of them is) and new w, m and v is finite.
     let sum = 0;
-    for (let i = 0; i < n; i++) {
+    // The common case as WebAssembly SIMD, the same bits (adahessian-simd.ts); else the loop.
+    const simd = useSimd && raw != null && k === 1 && weightDecay === 0 ? adaHessianSimd() : null;
+    if (simd != null) {
+      const finite = (d == null ? simd.raw : simd.averaged).update(
+        {
+          w: wv,
+          g: gv,
+          m: mv,
+          v: vv,
+          diagonal: d ?? raw!,
+          beta1,
+          beta2,
+          biasCorrection1: bc1,
+          biasCorrection2: bc2,
+          learningRate: lr,
+          epsilon,
+        },
+        newW,
+        newM,
+        newV,
+      );
+      if (!finite) sum = NaN;
+    }
+    for (let i = 0; simd == null && i < n; i++) {
       const gi = gv[i]!;
       const mi = Math.fround(mv[i]! * beta1 + gi * (1 - beta1));
       newM[i] = mi;

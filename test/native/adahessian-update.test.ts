@@ -8,7 +8,7 @@
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { cpuAdaHessianUpdate } from '../../src/native/adahessian-update.js';
+import { cpuAdaHessianUpdate, setAdaHessianSimd } from '../../src/native/adahessian-update.js';
 import type { FusedUpdateInput } from '../../src/optimizers/fused-update.js';
 import type { AveragingMode } from '../../src/optimizers/spatial-average.js';
 import { onBackend } from '../helpers.js';
@@ -101,6 +101,16 @@ function inputFor(
   };
 }
 
+/** Deterministic values over magnitudes 1e-30..1e30 (some overflow float32 when squared), zeros. */
+function spread(n: number, seed: number): Float32Array {
+  let state = seed;
+  const next = () => (state = (state * 1103515245 + 12345) >>> 0) / 2 ** 32;
+  return Float32Array.from({ length: n }, (_, i) => {
+    if (i % 11 === 0) return i % 22 === 0 ? 0 : -0;
+    return (next() < 0.5 ? -1 : 1) * 10 ** (next() * 60 - 30);
+  });
+}
+
 const disposeInput = (input: FusedUpdateInput) =>
   tf.dispose([input.w, input.g, input.m, input.v, ...(input.diagonal ? [input.diagonal] : [])]);
 
@@ -109,26 +119,67 @@ describe('fused AdaHessian update (cpu)', () => {
 
   const cases: [string, number[], Partial<FusedUpdateInput>][] = [
     ['dense, no averaging', [40, 30], {}],
+    ["an odd length (the SIMD loop's spare lane)", [7, 3], {}],
+    ['more than one SIMD chunk', [32768 + 5], {}],
     ['conv kernel, spatial averaging', [3, 3, 4, 6], { averaging: 'spatial' }],
     ['blocks of 3 rows, last one short', [10, 7], { averaging: { blockSize: 3 } }],
     ['k = 0.5 and weight decay', [50], { hessianPower: 0.5, weightDecay: 0.01 }],
     ['no diagonal (a delayed-Hessian step)', [20, 5], { diagonal: null }],
   ];
   for (const [label, shape, overrides] of cases) {
-    it(`gives the earlier loop's float32 bits: ${label}`, () => {
+    it(`gives the earlier loop's float32 bits, SIMD and JS: ${label}`, () => {
+      for (const simd of [true, false]) sameBits(shape, overrides, simd);
+    });
+  }
+
+  it("gives the earlier loop's bits on extreme magnitudes and signed zeros, SIMD and JS", () => {
+    for (const simd of [true, false]) {
+      for (const averaging of ['none', 'spatial'] as const) {
+        sameBits([3, 3, 4, 5], { averaging }, simd, true);
+      }
+    }
+  });
+
+  function sameBits(
+    shape: number[],
+    overrides: Partial<FusedUpdateInput>,
+    simd: boolean,
+    extreme = false,
+  ): void {
+    setAdaHessianSimd(simd);
+    try {
       const before = tf.memory().numTensors;
       const input = inputFor(shape, 11, overrides);
+      if (extreme) {
+        const n = input.w.size;
+        const swap = (t: tf.Tensor, values: Float32Array) => {
+          t.dispose();
+          return tf.tensor(values, shape);
+        };
+        input.w = swap(input.w, spread(n, 1));
+        input.g = swap(input.g, spread(n, 2));
+        input.m = swap(input.m, spread(n, 3));
+        input.v = swap(input.v, spread(n, 4).map(Math.abs));
+        input.diagonal = swap(input.diagonal!, spread(n, 5));
+      }
       const want = referenceUpdate(input);
       const got = cpuAdaHessianUpdate.update(input)!;
-      assert.deepEqual(got.w.dataSync(), want.w);
-      assert.deepEqual(got.m.dataSync(), want.m);
+      const what = `${simd ? 'SIMD' : 'JS'} [${shape}]`;
+      assert.deepEqual(got.w.dataSync(), want.w, `${what}: w`);
+      assert.deepEqual(got.m.dataSync(), want.m, `${what}: m`);
       if (want.v == null) assert.equal(got.v, null);
-      else assert.deepEqual(got.v!.dataSync(), want.v);
-      assert.equal(cpuAdaHessianUpdate.allFinite([input.g, got.w, got.m]), true);
+      else assert.deepEqual(got.v!.dataSync(), want.v, `${what}: v`);
+      // What AdaHessian checks after the update: g, D, the new w, m and v.
+      const checked = [input.g, ...(input.diagonal ? [input.diagonal] : []), got.w, got.m];
+      if (got.v) checked.push(got.v);
+      const finite = checked.every((t) => t.dataSync().every(Number.isFinite));
+      assert.equal(cpuAdaHessianUpdate.allFinite(checked), finite, what);
       tf.dispose([got.w, got.m, ...(got.v ? [got.v] : [])]);
       disposeInput(input);
       assert.equal(tf.memory().numTensors, before);
-    });
+    } finally {
+      setAdaHessianSimd(true);
+    }
   }
 
   /** allFinite over what AdaHessian checks after the update: g, D, the new w, m and v. */
@@ -168,6 +219,15 @@ describe('fused AdaHessian update (cpu)', () => {
     const input = inputFor([4], 41, { weightDecay: -1, learningRate: 1 });
     input.w.dispose();
     input.w = tf.tensor([3e38, 1, 2, 3]);
+    assert.equal(checkedAfter(input), false);
+  });
+
+  it('the same with the SIMD loop (no weight decay): w + 5.5e35 from 3.4e38', () => {
+    const input = inputFor([4], 42);
+    tf.dispose([input.w, input.g, input.m, input.v, input.diagonal!]);
+    input.w = tf.tensor([3.4e38, 1, 2, 3]);
+    input.m = tf.tensor([-1e32, 0, 0, 0]);
+    [input.g, input.v, input.diagonal] = [tf.zeros([4]), tf.zeros([4]), tf.zeros([4])];
     assert.equal(checkedAfter(input), false);
   });
 
