@@ -224,6 +224,14 @@ async function runTraining(
             : '') +
           '.',
       );
+      if (checkpoint.config.native === undefined) {
+        // Written before the path was recorded: it may have run on another one.
+        note(
+          io,
+          `${checkpoint.path} does not record the kernels' path it ran on; continuing on ${pathText(path)} ` +
+            '(another path would differ from an uninterrupted run by float32 rounding).',
+        );
+      }
     }
     const stepsPerEpoch = batchCount(data.train.count, config.batchSize);
     if (state.stepInEpoch >= stepsPerEpoch) {
@@ -542,6 +550,12 @@ function resumedConfig(saved: TrainConfig, options: TrainOptions): TrainConfig {
 }
 
 const SETTING_KEYS = new Set<string>(TRAIN_SETTING_KEYS);
+
+/** "cpu with the native kernels, step graphs all", "wasm". */
+function pathText(path: { backend: string; native: boolean; stepGraphs: StepGraphChoice }): string {
+  if (!path.native) return path.backend;
+  return `${path.backend} with the native kernels, step graphs ${path.stepGraphs}`;
+}
 
 /**
  * The backend and kernels' path of `config` (for a resumed run, the checkpoint's); a path that

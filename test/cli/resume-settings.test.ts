@@ -7,7 +7,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CHECKPOINT_FILE } from '../../src/cli/checkpoint.js';
 import { TRAIN_RUNS_FILE } from '../../src/cli/train-many.js';
@@ -107,6 +107,26 @@ describe('train --resume keeps the kernels path', { skip: unavailable || false }
       refused.err,
       /^error: --step-graphs all differs from the runs in .* \(adahessian\); resumed runs keep their settings/,
     );
+  });
+});
+
+describe('train --resume of a checkpoint that does not record its path', () => {
+  it('continues on the path given (or the default) and says so in one line', async () => {
+    const out = tempDir();
+    const started = await cli(['train', ...TINY, '--epochs', '1', '--out', out]);
+    assert.equal(started.code, 0, started.err);
+    const file = join(out, CHECKPOINT_FILE);
+    const saved = JSON.parse(readFileSync(file, 'utf8'));
+    delete saved.config.native; // as written before the path was recorded
+    delete saved.config.stepGraphs;
+    writeFileSync(file, JSON.stringify(saved));
+    disableNativeKernels(); // as a fresh process finds them (earlier tests turned them on)
+    const resumed = await cli(['train', '--resume', out, '--epochs', '2', '--json']);
+    assert.equal(resumed.code, 0, resumed.err);
+    const notes = resumed.err.split('\n').filter((l) => l.includes('kernels'));
+    assert.deepEqual(notes, [
+      `${file} does not record the kernels' path it ran on; continuing on cpu (another path would differ from an uninterrupted run by float32 rounding).`,
+    ]);
   });
 });
 
