@@ -153,6 +153,8 @@ interface Variant {
   layerNormGradients: boolean;
   /** step=where: relu's mask as translate.ts wrote it before (Greater, Where, IsNaN, Where). */
   stepWhere: boolean;
+  /** disable=A+B: ONNX Runtime graph optimisers left out (optimization.disable_specified_optimizers). */
+  disable: string[];
 }
 
 /** translate.ts's Step before the eighth session's second task: the A/B's baseline. */
@@ -175,12 +177,14 @@ function variant(spec: string, base: Variant): Variant {
     else if (k === 'arena') v.arena = x === '1';
     else if (k === 'ftz') v.ftz = x === '1';
     else if (k === 'nchwc') v.env = { ...v.env, ADAHESSIAN_NCHWC: x };
+    else if (k === 'fgrad') v.env = { ...v.env, ADAHESSIAN_FILTER_GRAD: x };
     else if (k === 'skip') v.skip.push(...(x.split('+') as SimplifyPass[]));
     else if (k === 'lngrad') v.layerNormGradients = x === '1';
     else if (k === 'step') v.stepWhere = x === 'where';
+    else if (k === 'disable') v.disable = x.split('+');
     else
       throw new Error(
-        `--ab: unknown key '${k}' (threads, interop, opt, mempattern, arena, ftz, nchwc, skip, lngrad, step)`,
+        `--ab: unknown key '${k}' (threads, interop, opt, mempattern, arena, ftz, nchwc, skip, lngrad, step, disable, fgrad)`,
       );
   }
   return v;
@@ -196,6 +200,7 @@ const baseVariant = variant(arg('a', ''), {
   env: {},
   layerNormGradients: false,
   stepWhere: false,
+  disable: [],
 });
 
 function session(v: Variant, profile: boolean) {
@@ -229,6 +234,9 @@ function session(v: Variant, profile: boolean) {
         intra_op: { allow_spinning: '0' },
         ...(v.ftz ? { set_denormal_as_zero: '1' } : {}),
       },
+      ...(v.disable.length > 0
+        ? { optimization: { disable_specified_optimizers: v.disable.join(',') } }
+        : {}),
     },
   });
   const feeds: Record<string, object> = {};

@@ -149,8 +149,8 @@ describe(
       const before = tf.memory().numTensors;
       const block = nchwcBlockSize();
       if (block === 0) console.log('# no NCHWc kernels in this ONNX Runtime: the plain path only');
-      /** Whether the one-call graph of `kernel` has ONNX Runtime's NCHWc Conv. */
-      const takesNchwc = (kernel: string, inputs: Record<string, tf.Tensor>, attrs: object) => {
+      /** The nodes of the one-call graph of `kernel`. */
+      const nodesOf = (kernel: string, inputs: Record<string, tf.Tensor>, attrs: object) => {
         const { result, recording, refOf } = record(
           () => tf.engine().runKernel(kernel, inputs, attrs as tf.NamedAttrMap) as tf.Tensor,
         );
@@ -158,8 +158,11 @@ describe(
           { ref: refOf(result)!, shape: [...result.shape] },
         ]);
         result.dispose();
-        return built.graph.nodes.some((n) => n.opType === 'Conv' && n.domain != null);
+        return built.graph.nodes;
       };
+      /** Whether the one-call graph of `kernel` has ONNX Runtime's NCHWc Conv. */
+      const takesNchwc = (kernel: string, inputs: Record<string, tf.Tensor>, attrs: object) =>
+        nodesOf(kernel, inputs, attrs).some((n) => n.opType === 'Conv' && n.domain != null);
       // x, filter, strides, pad; whether the backprop input fits (stride 1, whole blocks out).
       // 16 and 32 channels are whole blocks of 8 (AVX2) and of 16 (AVX-512); 3 is less than one.
       const geometries: [number[], number[], number, 'same' | 'valid', boolean][] = [
@@ -180,6 +183,17 @@ describe(
         assertAgrees('Conv2D', { x, filter }, conv);
         assertAgrees('Conv2DBackpropInput', { dy, filter }, backprop);
         const what = JSON.stringify(backprop);
+        // The filter gradient's dy transposed once by NCHWc reorders (whole output blocks, at
+        // least a block of input channels).
+        const filterGrad = { ...conv, filterShape: fShape };
+        assertAgrees('Conv2DBackpropFilter', { x, dy }, filterGrad);
+        assert.equal(
+          nodesOf('Conv2DBackpropFilter', { x, dy }, filterGrad).some(
+            (n) => n.opType === 'ReorderOutput',
+          ),
+          block > 0 && xShape[3]! >= block,
+          `Conv2DBackpropFilter ${what}`,
+        );
         assert.equal(takesNchwc('Conv2D', { x, filter }, conv), block > 0, `Conv2D ${what}`);
         for (const activation of ['linear', 'relu', 'leakyrelu']) {
           const fused = { ...conv, activation, leakyreluAlpha: 0.3 };
