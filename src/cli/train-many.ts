@@ -165,7 +165,7 @@ export async function trainMany(options: TrainManyOptions, io: CliIo): Promise<T
         `run ${i + 1}/${configs.length}: ${config.optimizer} (lr ${config.lr}), seed ${config.seed}` +
           (dir !== undefined ? `, in ${dir}` : ''),
       );
-      const run = await oneRun(config, plan, dir, data, options, io);
+      const run = await oneRun(config, plan, dir, data, options, io, resuming);
       if (run === 'interrupted') {
         interrupted = true;
         break;
@@ -219,6 +219,7 @@ async function oneRun(
   data: LoadedDataset,
   options: TrainManyOptions,
   io: CliIo,
+  resuming: boolean,
 ): Promise<TrainManyRun | 'interrupted'> {
   const common = {
     preloaded: data,
@@ -228,11 +229,13 @@ async function oneRun(
   };
   const base = { optimizer: config.optimizer, lr: config.lr, seed: config.seed };
   const where = dir !== undefined ? { dir } : {};
-  const finished = dir !== undefined ? finishedMetrics(dir, config.epochs) : null;
+  // Only `--resume DIR` takes up what DIR holds: a new set (--force) starts every run over,
+  // even where a run of the same name (optimizer, rate, seed) but other settings finished.
+  const finished = resuming && dir !== undefined ? finishedMetrics(dir, config.epochs) : null;
   if (finished) return { ...base, ...outcomeOf({ metrics: finished }), ...where, reused: true };
   let outcome: RunOutcome;
   try {
-    const resumable = dir !== undefined && existsSync(join(dir, CHECKPOINT_FILE));
+    const resumable = resuming && dir !== undefined && existsSync(join(dir, CHECKPOINT_FILE));
     const result = await train(
       resumable
         ? { ...common, resume: dir, epochs: config.epochs }

@@ -145,6 +145,24 @@ describe('train --resume --force', () => {
     assert.equal(over.code, 0, over.err);
   });
 
+  it('a new set with --out DIR --force starts every run over, reusing none', async () => {
+    const out = tempDir();
+    const set = ['train', ...TINY, '--optimizers', 'sgd', '--seeds', '1', '--epochs', '1',
+      '--out', out]; // prettier-ignore
+    const first = await cli(set);
+    assert.equal(first.code, 0, first.err);
+    // The same run names (optimizer, rate, seed), another batch size.
+    const again = await cli([...set, '--batch-size', '32', '--force', '--json']);
+    assert.equal(again.code, 0, again.err);
+    const runs = (JSON.parse(again.out) as { runs: { reused?: boolean; dir: string }[] }).runs;
+    assert.deepEqual(
+      runs.map((r) => r.reused ?? false),
+      [false],
+    );
+    const metrics = JSON.parse(readFileSync(join(runs[0]!.dir, 'metrics.json'), 'utf8'));
+    assert.equal(metrics.config.batchSize, 32);
+  });
+
   it('is refused for a set of runs, and so is --out elsewhere', async () => {
     const out = tempDir();
     const started = await cli(['train', ...TINY, '--optimizers', 'sgd', '--seeds', '1',
