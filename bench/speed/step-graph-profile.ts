@@ -155,6 +155,8 @@ interface Variant {
   stepWhere: boolean;
   /** disable=A+B: ONNX Runtime graph optimisers left out (optimization.disable_specified_optimizers). */
   disable: string[];
+  /** spin=1: ONNX Runtime's intra-op threads spin between parallel sections (off by default). */
+  spin: boolean;
 }
 
 /** translate.ts's Step before the eighth session's second task: the A/B's baseline. */
@@ -182,9 +184,10 @@ function variant(spec: string, base: Variant): Variant {
     else if (k === 'lngrad') v.layerNormGradients = x === '1';
     else if (k === 'step') v.stepWhere = x === 'where';
     else if (k === 'disable') v.disable = x.split('+');
+    else if (k === 'spin') v.spin = x === '1';
     else
       throw new Error(
-        `--ab: unknown key '${k}' (threads, interop, opt, mempattern, arena, ftz, nchwc, skip, lngrad, step, disable, fgrad)`,
+        `--ab: unknown key '${k}' (threads, interop, opt, mempattern, arena, ftz, nchwc, skip, lngrad, step, disable, fgrad, spin)`,
       );
   }
   return v;
@@ -201,6 +204,7 @@ const baseVariant = variant(arg('a', ''), {
   layerNormGradients: false,
   stepWhere: false,
   disable: [],
+  spin: false,
 });
 
 function session(v: Variant, profile: boolean) {
@@ -231,7 +235,7 @@ function session(v: Variant, profile: boolean) {
     enableMemPattern: v.memPattern,
     extra: {
       session: {
-        intra_op: { allow_spinning: '0' },
+        intra_op: { allow_spinning: v.spin ? '1' : '0' },
         ...(v.ftz ? { set_denormal_as_zero: '1' } : {}),
       },
       ...(v.disable.length > 0
