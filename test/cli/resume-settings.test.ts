@@ -10,6 +10,8 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CHECKPOINT_FILE } from '../../src/cli/checkpoint.js';
+import { memoryContext } from '../../src/cli/context.js';
+import { runCli } from '../../src/cli/main.js';
 import { TRAIN_RUNS_FILE } from '../../src/cli/train-many.js';
 import { onnxRuntimeUnavailableReason } from '../../src/native/onnx-runtime.js';
 import { disableNativeKernels, enableNativeKernels } from '../../src/native/index.js';
@@ -127,6 +129,20 @@ describe('train --resume of a checkpoint that does not record its path', () => {
     assert.deepEqual(notes, [
       `${file} does not record the kernels' path it ran on; continuing on cpu (another path would differ from an uninterrupted run by float32 rounding).`,
     ]);
+  });
+});
+
+describe('a set of runs stopped before any run finished', () => {
+  it('prints the stop note, not an empty table; exit 130', async () => {
+    const stop = new AbortController();
+    stop.abort(); // Ctrl-C already pressed: the first run stops after its first step
+    const ctx = memoryContext(stop.signal);
+    const out = tempDir();
+    const args = ['train', ...TINY.filter((a) => a !== '--quiet'), '--optimizers', 'sgd',
+      '--seeds', '1,2', '--epochs', '1', '--out', out]; // prettier-ignore
+    assert.equal(await runCli(args, ctx), 130, ctx.err());
+    assert.equal(ctx.out(), '');
+    assert.match(ctx.err(), /Stopped after 0 of 2 runs; continue with: adahessian train --resume /);
   });
 });
 

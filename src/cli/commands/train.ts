@@ -146,7 +146,8 @@ on text; test loss, final train loss, s/epoch); --json prints {settings, rows, r
       const result = await trainMany({ ...rest, signal: ctx.signal }, io);
       if (result.interrupted) ctx.exitCode = 130;
       if (io.json) io.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-      else say(io, trainManyTable(result));
+      // Stopped before any run finished: the stop note says so; an empty table would not.
+      else if (result.rows.length > 0 || !result.interrupted) say(io, trainManyTable(result));
       return;
     }
     const { optimizers: _optimizers, seeds: _seeds, ...single } = rest;
