@@ -46,6 +46,12 @@ const context = Number(arg('context', '64'));
 const vocab = 96;
 const batch = Number(arg('batch', '64'));
 await useBackend('cpu');
+// --log 0: ONNX Runtime's verbose log (its arena's extensions), set before its first session.
+if (arg('log', '3') === '0') {
+  // onnxruntime-node reads the CommonJS copy of onnxruntime-common's env.
+  const require = (await import('node:module')).createRequire(import.meta.url);
+  (require('onnxruntime-common') as { env: { logLevel: string } }).env.logLevel = 'verbose';
+}
 enableNativeKernels({ threads: 1, stepGraphs: false });
 const model = resnet
   ? buildResNet20({ inputShape: [28, 28, 1], seed: 1 })
@@ -261,10 +267,16 @@ if (measure) {
     interOpNumThreads: 1,
     executionMode: 'sequential',
     graphOptimizationLevel: arg('opt', 'all'),
-    logSeverityLevel: 3,
+    logSeverityLevel: Number(arg('log', '3')),
     enableCpuMemArena: arg('arena', 'on') === 'on',
     enableMemPattern: false,
-    extra: { session: { intra_op: { allow_spinning: '0' } } },
+    extra: {
+      session: { intra_op: { allow_spinning: '0' } },
+      // --disable CommonSubexpressionElimination,...: ONNX Runtime's optimizers to leave out.
+      ...(arg('disable', '')
+        ? { optimization: { disable_specified_optimizers: arg('disable', '') } }
+        : {}),
+    },
   });
   const loaded = rssMB() - before;
   const times: number[] = [];
@@ -284,7 +296,64 @@ if (measure) {
   let hash = 0;
   for (const x of results) for (const v of new Uint32Array(x.buffer)) hash = (hash * 31 + v) >>> 0;
   console.log(
-    `measure '${measure}' (opt ${arg('opt', 'all')}, arena ${arg('arena', 'on')}): RSS added by loading ${loaded.toFixed(0)} MB, after each run ${added.map((a) => a.toFixed(0)).join(', ')} MB; ` +
+    `measure '${measure}' (opt ${arg('opt', 'all')}, arena ${arg('arena', 'on')}, disabled '${arg('disable', '')}'): RSS added by loading ${loaded.toFixed(0)} MB, after each run ${added.map((a) => a.toFixed(0)).join(', ')} MB; ` +
       `runs ${times.map((t) => t.toFixed(0)).join(', ')} ms; outputs' hash ${hash.toString(16)}`,
+  );
+}
+
+const ab = arg('ab', '');
+if (ab) {
+  // Two sessions of the graph as built (optimisation 'all', arena on, one thread), A with
+  // ONNX Runtime's optimizers as they are, B without the comma-separated `--ab` ones; run
+  // alternately (the machine's load drifts): medians of wall and process CPU time, and whether
+  // their outputs are equal bit for bit.
+  const open = (disabled: string) => {
+    const m = new runtime.binding.binding.InferenceSession() as unknown as Session;
+    m.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, {
+      intraOpNumThreads: 1,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all',
+      logSeverityLevel: 3,
+      enableCpuMemArena: true,
+      enableMemPattern: false,
+      extra: {
+        session: { intra_op: { allow_spinning: '0' } },
+        ...(disabled ? { optimization: { disable_specified_optimizers: disabled } } : {}),
+      },
+    });
+    const results = outputs.map((o) => new Float32Array(o.shape.reduce((a, b) => a * b, 1)));
+    const f: Record<string, object> = {};
+    outputs.forEach((o, k) => (f[`out${k}`] = new Tensor('float32', results[k], o.shape)));
+    return { run: () => m.run(feeds, f, {}), results };
+  };
+  const sessions = [open(''), open(ab)];
+  const wall = [[], []] as number[][];
+  const cpu = [[], []] as number[][];
+  const runs = Number(arg('runs', '6'));
+  for (let r = 0; r < runs + 1; r++) {
+    for (const [k, m] of sessions.entries()) {
+      const t = performance.now();
+      const c = process.cpuUsage();
+      m.run();
+      const used = process.cpuUsage(c);
+      if (r >= 1) {
+        wall[k]!.push(performance.now() - t);
+        cpu[k]!.push((used.user + used.system) / 1000);
+      }
+    }
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  let differing = 0;
+  sessions[0]!.results.forEach((x, k) => {
+    const a = new Uint32Array(x.buffer);
+    const b = new Uint32Array(sessions[1]!.results[k]!.buffer);
+    a.forEach((v, i) => (differing += v === b[i] ? 0 : 1));
+  });
+  const [wa, wb] = wall.map(median) as [number, number];
+  const [ca, cb] = cpu.map(median) as [number, number];
+  console.log(
+    `A (as is): wall median ${wa.toFixed(1)} ms, CPU ${ca.toFixed(1)} ms; B (without ${ab}): wall ${wb.toFixed(1)} ms, CPU ${cb.toFixed(1)} ms; ` +
+      `B / A wall ${(wb / wa).toFixed(3)}, CPU ${(cb / ca).toFixed(3)}; outputs differing in bits: ${differing}`,
   );
 }

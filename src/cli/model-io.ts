@@ -1,19 +1,39 @@
 /**
  * Saving a trained tf.layers model as TensorFlow.js's own format (model.json with the topology
- * and a weights manifest, plus weights.bin), so tf.loadLayersModel and other TF.js tools read
- * it, and loading it back. Both files are written atomically; model.json, which names
- * weights.bin, is written last.
+ * and a weights manifest, plus one weights file), so tf.loadLayersModel and other TF.js tools
+ * read it, and loading it back.
+ *
+ * The pair is replaced as one: each file alone is written atomically, but a crash between the
+ * two writes could leave new weights beside the old model.json. So the weights file is named by
+ * its content (weights-<sha-256 prefix>.bin): the new weights go to a new name, the old
+ * model.json keeps naming the old weights until the new model.json is renamed in, and only then
+ * are the previous weights files removed. A reader sees the old pair or the new one, never a
+ * mix; a crash leaves at most an unnamed weights file, removed by the next save. The loader
+ * checks the content against the name, so a pair mixed by other means is refused too.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { writeFileAtomic } from './atomic-file.js';
 import { CliUsageError } from './errors.js';
 
 export const MODEL_JSON = 'model.json';
-export const WEIGHTS_BIN = 'weights.bin';
+/** The name saves before content naming used; removed (once unnamed) like any older weights. */
+export const LEGACY_WEIGHTS_BIN = 'weights.bin';
+const HASH_CHARS = 16;
+const WEIGHTS_FILE = /^weights(?:-([0-9a-f]{16}))?\.bin$/;
 
-/** Writes `dir`/model.json and `dir`/weights.bin; `metadata` goes to userDefinedMetadata. */
+/** The weights file's name for these bytes: weights-<first 16 hex digits of their SHA-256>.bin. */
+export function weightsFileName(bytes: Uint8Array): string {
+  return `weights-${sha256Prefix(bytes)}.bin`;
+}
+
+function sha256Prefix(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex').slice(0, HASH_CHARS);
+}
+
+/** Writes `dir`/model.json and the weights file it names; `metadata` goes to userDefinedMetadata. */
 export async function saveModel(
   model: tf.LayersModel,
   dir: string,
@@ -28,16 +48,23 @@ export async function saveModel(
           : Array.isArray(weights)
             ? tf.io.CompositeArrayBuffer.join(weights)
             : weights;
-      writeFileAtomic(join(dir, WEIGHTS_BIN), new Uint8Array(buffer));
+      const bytes = new Uint8Array(buffer);
+      const weightsFile = weightsFileName(bytes);
+      writeFileAtomic(join(dir, weightsFile), bytes);
       const json = {
         modelTopology: artifacts.modelTopology,
         format: 'layers-model',
         generatedBy: artifacts.generatedBy,
         convertedBy: null,
-        weightsManifest: [{ paths: [WEIGHTS_BIN], weights: artifacts.weightSpecs ?? [] }],
+        weightsManifest: [{ paths: [weightsFile], weights: artifacts.weightSpecs ?? [] }],
         userDefinedMetadata: metadata,
       };
       writeFileAtomic(join(dir, MODEL_JSON), JSON.stringify(json));
+      // Only now that model.json names the new file are the others unreferenced.
+      for (const name of readdirSync(dir)) {
+        if (name !== weightsFile && WEIGHTS_FILE.test(name))
+          rmSync(join(dir, name), { force: true });
+      }
       return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
     }),
   );
@@ -75,6 +102,8 @@ export async function loadModel(path: string): Promise<LoadedModel> {
   }
   const weightSpecs: tf.io.WeightsManifestEntry[] = [];
   const parts: ArrayBuffer[] = [];
+  /** Weights files whose content is not the one their name records. */
+  const mismatched: string[] = [];
   for (const group of json.weightsManifest) {
     if (!Array.isArray(group?.weights) || !Array.isArray(group?.paths)) {
       throw new CliUsageError(`${jsonPath}: a weightsManifest entry lacks its weights or paths.`);
@@ -86,6 +115,8 @@ export async function loadModel(path: string): Promise<LoadedModel> {
         throw new CliUsageError(`${jsonPath} names the weight file ${p}, which is missing.`);
       }
       const bytes = readFileSync(file);
+      const named = WEIGHTS_FILE.exec(basename(p))?.[1];
+      if (named !== undefined && sha256Prefix(bytes) !== named) mismatched.push(file);
       parts.push(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
     }
   }
@@ -96,6 +127,12 @@ export async function loadModel(path: string): Promise<LoadedModel> {
     throw new CliUsageError(
       `${files.join(', ')}: ${found} bytes, but ${jsonPath} describes ${expected} ` +
         `(truncated, or not the weights of this model).`,
+    );
+  }
+  if (mismatched.length > 0) {
+    throw new CliUsageError(
+      `${mismatched.join(', ')}: the content is not the one the name records ` +
+        `(damaged, or replaced by other weights); ${jsonPath} cannot be loaded with it.`,
     );
   }
   let model: tf.LayersModel;

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { useBackend } from '../../src/index.js';
-import { cli, tempDir, TINY } from './helpers.js';
+import { cli, tempDir, TINY, weightsFileOf } from './helpers.js';
 
 function assertOneLine(err: string, pattern: RegExp): void {
   assert.match(err, pattern);
@@ -60,12 +60,24 @@ describe('analyze under bad input', () => {
     );
   });
 
-  it('truncated weights: one line naming weights.bin and the sizes', async () => {
-    const { dir, path } = damaged('weights.bin', (b) => b.subarray(0, 100));
+  it('truncated weights: one line naming the weights file and the sizes', async () => {
+    const { dir, path } = damaged(weightsFileOf(join(run, 'model')), (b) => b.subarray(0, 100));
     const r = await analyze(dir);
     assert.equal(r.code, 2, r.err);
-    assertOneLine(r.err, /weights\.bin: 100 bytes, but .*model\.json describes \d+ \(truncated/);
+    assertOneLine(
+      r.err,
+      /weights-[0-9a-f]{16}\.bin: 100 bytes, but .*model\.json describes \d+ \(truncated/,
+    );
     assert.equal(readFileSync(path).length, 100, 'the file is left as it was');
+  });
+
+  it('other weights of the same size under the name: one line, not a silent mix', async () => {
+    const { dir } = damaged(weightsFileOf(join(run, 'model')), (b) =>
+      Buffer.from(b.map((x) => x ^ 1)),
+    );
+    const r = await analyze(dir);
+    assert.equal(r.code, 2, r.err);
+    assertOneLine(r.err, /weights-[0-9a-f]{16}\.bin: the content is not the one the name records/);
   });
 
   it('a model.json that is not JSON, a malformed manifest, an unknown layer: one line', async () => {

@@ -17,7 +17,7 @@ import {
 import { loadCheckpoint } from '../../src/cli/checkpoint.js';
 import { memoryIo } from '../../src/cli/output.js';
 import { train } from '../../src/cli/training.js';
-import { ROOT, spawnCli, tempDir } from './helpers.js';
+import { ROOT, savedWeights, spawnCli, tempDir } from './helpers.js';
 
 function checkState(path: string): number {
   const state = JSON.parse(readFileSync(path, 'utf8')) as {
@@ -156,7 +156,7 @@ describe('a training process killed mid-run', () => {
     );
     const resumed = await train({ resume: killed }, memoryIo({ quiet: true }));
     assert.equal(resumed.globalStep, 20);
-    const weights = (dir: string) => readFileSync(join(dir, 'model', 'weights.bin'));
+    const weights = savedWeights;
     assert.ok(
       weights(killed).equals(weights(straight)),
       'resumed weights differ from the uninterrupted run',

@@ -6,13 +6,13 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadCheckpoint } from '../../src/cli/checkpoint.js';
 import { LOCK_FILE } from '../../src/cli/run-lock.js';
 import { disableNativeKernels } from '../../src/native/index.js';
 import { onnxRuntimeUnavailableReason } from '../../src/native/onnx-runtime.js';
-import { cli, spawnCli, tempDir } from './helpers.js';
+import { cli, savedWeights, spawnCli, tempDir } from './helpers.js';
 
 const unavailable = onnxRuntimeUnavailableReason();
 
@@ -48,7 +48,7 @@ describe('Ctrl-C on the native path', { skip: unavailable || false }, () => {
     const fullDir = tempDir();
     const full = await cli([...args(fullDir), '--quiet']);
     assert.equal(full.code, 0, full.err);
-    const weights = (dir: string) => readFileSync(join(dir, 'model', 'weights.bin'));
+    const weights = savedWeights;
     assert.ok(weights(stoppedDir).equals(weights(fullDir)), 'resumed weights differ');
   });
 });

@@ -1,6 +1,6 @@
 /** Shared pieces of the command-line tests: running the CLI in-process and as a child process. */
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { memoryContext } from '../../src/cli/context.js';
@@ -17,6 +17,18 @@ export async function cli(args: string[]): Promise<{ code: number; out: string; 
   const ctx = memoryContext();
   const code = await runCli(args, ctx);
   return { code, out: ctx.out(), err: ctx.err() };
+}
+
+/** The name of the weights file that `modelDir`/model.json names (saves name it by content). */
+export function weightsFileOf(modelDir: string): string {
+  const json = JSON.parse(readFileSync(join(modelDir, 'model.json'), 'utf8'));
+  return json.weightsManifest[0].paths[0] as string;
+}
+
+/** The bytes of the weights a training --out directory's model/model.json names. */
+export function savedWeights(out: string): Buffer {
+  const modelDir = join(out, 'model');
+  return readFileSync(join(modelDir, weightsFileOf(modelDir)));
 }
 
 /** A tiny but real training setup: the MLP on 64 slice images, on the cpu backend. */

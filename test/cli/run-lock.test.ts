@@ -16,7 +16,7 @@ import {
   currentBootId,
   processStartTime,
 } from '../../src/cli/run-lock.js';
-import { cli, spawnCli, tempDir, TINY } from './helpers.js';
+import { cli, savedWeights, spawnCli, tempDir, TINY } from './helpers.js';
 
 /** The pid of a process that has exited (and so is not running). */
 async function deadPid(): Promise<number> {
@@ -154,14 +154,14 @@ describe('one run per --out', () => {
   it('a finished run is not overwritten without --force; an unfinished one points to --resume', async () => {
     const out = tempDir();
     assert.equal((await cli(['train', ...TINY, '--epochs', '1', '--out', out])).code, 0);
-    const weights = readFileSync(join(out, 'model', 'weights.bin'));
+    const weights = savedWeights(out);
     const refused = await cli(['train', ...TINY, '--epochs', '1', '--seed', '2', '--out', out]);
     assert.equal(refused.code, 2);
     assert.match(
       refused.err,
       /--out .* holds a finished run \(checkpoint\.json, metrics\.json, metrics\.csv, model\); pass --force/,
     );
-    assert.ok(readFileSync(join(out, 'model', 'weights.bin')).equals(weights), 'overwritten');
+    assert.ok(savedWeights(out).equals(weights), 'overwritten');
     const forced = await cli([
       'train',
       ...TINY,
@@ -174,7 +174,7 @@ describe('one run per --out', () => {
       '--force',
     ]);
     assert.equal(forced.code, 0, forced.err);
-    assert.ok(!readFileSync(join(out, 'model', 'weights.bin')).equals(weights));
+    assert.ok(!savedWeights(out).equals(weights));
 
     const unfinished = tempDir();
     writeFileSync(join(unfinished, 'checkpoint.json'), '{}');

@@ -13,7 +13,7 @@ import { memoryIo } from '../../src/cli/output.js';
 import { loadModel } from '../../src/cli/model-io.js';
 import { train, type TrainOptions } from '../../src/cli/training.js';
 import { useBackend } from '../../src/index.js';
-import { cli, tempDir, TINY } from './helpers.js';
+import { cli, savedWeights, tempDir, TINY } from './helpers.js';
 
 const BASE: TrainOptions = {
   model: 'mlp',
@@ -27,7 +27,7 @@ const BASE: TrainOptions = {
 const quiet = () => memoryIo({ quiet: true });
 
 function weightsOf(dir: string): Buffer {
-  return readFileSync(join(dir, 'model', 'weights.bin'));
+  return savedWeights(dir);
 }
 
 function stepLossesOf(dir: string): number[] {

@@ -643,7 +643,16 @@ export class StepGraphCompiler<E> {
       logSeverityLevel: 3,
       enableCpuMemArena: this.options.memoryArena ?? true,
       enableMemPattern: this.options.memoryPattern ?? false,
-      extra: { session: { intra_op: { allow_spinning: '0' } } },
+      extra: {
+        session: { intra_op: { allow_spinning: '0' } },
+        // Common subexpression elimination merges equal nodes far apart in the step, whose one
+        // value then lives in between: with it, ResNet-20's arena needed twice the memory
+        // (docs/PERFORMANCE.md, eighth session, ResNet-20's memory, second task). Computing
+        // them twice gives the same bits; ADAHESSIAN_ORT_CSE=1 keeps it (A/Bs).
+        ...(process.env['ADAHESSIAN_ORT_CSE'] === '1'
+          ? {}
+          : { optimization: { disable_specified_optimizers: 'CommonSubexpressionElimination' } }),
+      },
     });
     const { start, end } = capture.forward;
     const entry: CompiledEntry<E> = {

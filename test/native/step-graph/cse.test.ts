@@ -1,0 +1,136 @@
+/**
+ * Step graphs' sessions leave ONNX Runtime's common subexpression elimination out
+ * (step-graph.ts): it merged equal nodes far apart in the step and kept their value alive in
+ * between (ResNet-20's arena twice as large; docs/PERFORMANCE.md, eighth session, ResNet-20's
+ * memory, second task). Pinned here: a step with a repeated computation runs it twice (ONNX
+ * Runtime's profile), once with ADAHESSIAN_ORT_CSE=1; and the char transformer's AdaHessian
+ * step (lr-text's kind of graph, one thread) gives the same bits either way.
+ */
+import { before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { buildCharTransformer, softmaxCrossEntropy } from '../../../src/index.js';
+import { drawProbes } from '../../../src/optimizers/hutchinson.js';
+import { RademacherGenerator } from '../../../src/optimizers/rademacher.js';
+import { onnxRuntimeUnavailableReason } from '../../../src/native/onnx-runtime.js';
+import { CompiledSteps } from '../../../src/native/step-graph/hutchinson-step.js';
+import { onBackend } from '../../helpers.js';
+
+const unavailable = onnxRuntimeUnavailableReason();
+if (unavailable !== '') console.log(`# cse test skipped: ${unavailable}`);
+
+/** Runs `body` with ADAHESSIAN_ORT_CSE set to `value` (undefined: unset). */
+function withCse<T>(value: string | undefined, body: () => T): T {
+  const saved = process.env['ADAHESSIAN_ORT_CSE'];
+  if (value === undefined) delete process.env['ADAHESSIAN_ORT_CSE'];
+  else process.env['ADAHESSIAN_ORT_CSE'] = value;
+  try {
+    return body();
+  } finally {
+    if (saved === undefined) delete process.env['ADAHESSIAN_ORT_CSE'];
+    else process.env['ADAHESSIAN_ORT_CSE'] = saved;
+  }
+}
+
+/** Three Hutchinson steps (two captures, one replay); the replay's values, as float32 bits. */
+function replayedBits(
+  vars: tf.Variable[],
+  lossAt: (step: number) => { tensors: tf.Tensor[]; f: () => tf.Scalar },
+  options: { profilePrefix?: string } = {},
+): Uint32Array[] {
+  const compiled = new CompiledSteps(vars, { threads: 1, ...options });
+  const generator = new RademacherGenerator(5);
+  let bits: Uint32Array[] = [];
+  for (let s = 0; s < 3; s++) {
+    const { tensors, f } = lossAt(s);
+    const probes = drawProbes(generator, vars, 1);
+    const got = compiled.hutchinsonStep(f, probes);
+    const all = [got.loss, ...got.grads, ...got.diagonal];
+    if (s === 2) {
+      assert.ok(got.replayed, compiled.hutchinson.status.lastReason);
+      bits = all.map((t) => new Uint32Array(Float32Array.from(t.dataSync()).buffer));
+    }
+    tf.dispose([...all, ...probes.flat(), ...tensors]);
+  }
+  compiled.dispose();
+  return bits;
+}
+
+describe(
+  'step graphs without common subexpression elimination',
+  { skip: unavailable || false },
+  () => {
+    before(async () => onBackend('cpu'));
+
+    it('runs a repeated computation twice (once with ADAHESSIAN_ORT_CSE=1), same values', () => {
+      const w = tf.variable(tf.randomNormal([64, 64], 0, 0.1, 'float32', 1));
+      const lossAt = (s: number) => {
+        const x = tf.randomNormal([32, 64], 0, 1, 'float32', 10 + s);
+        // The same product and exp twice in the tape: equal nodes for ONNX Runtime to merge.
+        const f = () =>
+          tf.tidy(() => tf.add(tf.sum(tf.exp(tf.matMul(x, w))), tf.sum(tf.exp(tf.matMul(x, w)))));
+        return { tensors: [x], f: f as () => tf.Scalar };
+      };
+      const expRuns = (cse: string | undefined) => {
+        const dir = mkdtempSync(join(tmpdir(), 'cse-test-'));
+        try {
+          const bits = withCse(cse, () =>
+            replayedBits([w], lossAt, { profilePrefix: join(dir, 'p') }),
+          );
+          const file = readdirSync(dir).find((f) => f.endsWith('.json'))!;
+          type Event = { cat: string; name: string; args?: { op_name?: string } };
+          const events = JSON.parse(readFileSync(join(dir, file), 'utf8')) as Event[];
+          const runs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run').length;
+          const exps = events.filter(
+            (e) => e.cat === 'Node' && e.name.endsWith('_kernel_time') && e.args?.op_name === 'Exp',
+          ).length;
+          return { bits, expsPerRun: exps / runs };
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      };
+      const before = tf.memory().numTensors;
+      const without = expRuns(undefined);
+      const merged = expRuns('1');
+      assert.ok(
+        without.expsPerRun > merged.expsPerRun,
+        `Exp nodes per run: ${without.expsPerRun} by default, ${merged.expsPerRun} with ADAHESSIAN_ORT_CSE=1`,
+      );
+      assert.deepEqual(without.bits, merged.bits);
+      assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+      w.dispose();
+    });
+
+    it("gives the char transformer's AdaHessian step the same bits as with it", () => {
+      for (const [context, batch] of [
+        [8, 4],
+        [16, 2],
+      ] as const) {
+        const model = buildCharTransformer({
+          vocabSize: 13,
+          contextLength: context,
+          dModel: 16,
+          ffDim: 32,
+          seed: 3,
+        });
+        const vars = model.trainableWeights.map((v) => v.read() as tf.Variable);
+        const lossAt = (s: number) => {
+          const ids = tf.randomUniform([batch, context], 0, 13, 'int32', 100 + s);
+          const y = tf.tidy(() =>
+            tf.oneHot(tf.randomUniform([batch, context], 0, 13, 'int32', 200 + s), 13),
+          );
+          const f = () => softmaxCrossEntropy(y, model.apply(ids) as tf.Tensor) as tf.Scalar;
+          return { tensors: [ids, y], f };
+        };
+        const without = withCse(undefined, () => replayedBits(vars, lossAt));
+        const merged = withCse('1', () => replayedBits(vars, lossAt));
+        assert.equal(without.length, 1 + 2 * vars.length);
+        assert.deepEqual(without, merged, `context ${context}, batch ${batch}`);
+        model.dispose();
+      }
+    });
+  },
+);
