@@ -13,7 +13,8 @@
  *   - Conv2DBackpropInput and the depthwise one: ConvTranspose between the same transposes;
  *   - Conv2DBackpropFilter: one MatMul per filter tap of shifted strided slices of the padded
  *     input (depthwise: a Conv with batch and channels swapped); dy transposed once for all taps
- *     by NCHWc reorders where they fit (conv2DBackpropFilterTransposedOnce);
+ *     by NCHWc reorders where they fit (conv2DBackpropFilterTransposedOnce), and for one input
+ *     channel one product of the taps' patch matrix (oneChannelPatches);
  *   - MaxPool, AvgPool: MaxPool / AveragePool (count_include_pad 0) between transposes.
  * A call whose geometry the native planner declines refuses the step (its message names it).
  * The transposes sit at every kernel's edges; ONNX Runtime's transpose optimizer pushes them
@@ -48,7 +49,12 @@
  * 1 / (filter height * width): the native depthwise backprop-input graph with that filter.
  */
 import type * as tf from '@tensorflow/tfjs';
-import { encodeOnnxModel, type OnnxAttribute } from '../onnx-model.js';
+import {
+  encodeOnnxModel,
+  type OnnxAttribute,
+  type OnnxGraph,
+  type OnnxNode,
+} from '../onnx-model.js';
 import { loadOnnxRuntime } from '../onnx-runtime.js';
 import {
   convInfo,
@@ -420,6 +426,44 @@ const conv2DBackpropInput: Rule = (ctx) => {
  * channels are not whole blocks, the input channels fewer than a block, or without NCHWc
  * kernels (and with ADAHESSIAN_FILTER_GRAD=fused, for A/Bs), the native graph as it is.
  */
+/**
+ * The per-tap graph for one input channel (the CNN's and ResNet-20's first conv): each tap is
+ * one column, so instead of kh * kw one-column products, the taps as rows of the transposed
+ * patch matrix ([kh * kw, rows]: a Concat on the first axis, whole copies) and one product with
+ * dy, [kh * kw, out], which is TF.js's filter layout for one input channel. No transposes.
+ * (Measured slower: the patch matrix untransposed, a Concat on the last axis, with either
+ * operand transposed for the product.) ADAHESSIAN_FILTER_GRAD=taps leaves it out (A/Bs).
+ */
+function oneChannelPatches(graph: OnnxGraph, rows: number): OnnxGraph {
+  const taps = graph.nodes.filter((n) => n.opType === 'Slice').map((n) => n.outputs[0]!);
+  const kept = graph.nodes.filter(
+    (n) => n.opType === 'Pad' || n.opType === 'Slice' || n.outputs[0] === 'd',
+  );
+  if (kept.length !== taps.length + 2) return graph;
+  // Each tap [n, oh, ow, 1] is a row of the transposed patch matrix: [kh * kw, rows].
+  const nodes: OnnxNode[] = [
+    ...kept,
+    ...taps.map((t) => ({ opType: 'Reshape', inputs: [t, 'tapRow'], outputs: [`${t}row`] })),
+    {
+      opType: 'Concat',
+      inputs: taps.map((t) => `${t}row`),
+      outputs: ['patchesT'],
+      attributes: { axis: int(0) },
+    },
+    { opType: 'MatMul', inputs: ['patchesT', 'd'], outputs: ['g'] },
+    { opType: 'Reshape', inputs: ['g', 'outShape'], outputs: ['y'] },
+  ];
+  const used = new Set(nodes.flatMap((n) => n.inputs));
+  return {
+    ...graph,
+    nodes,
+    initializers: [
+      ...(graph.initializers ?? []).filter((i) => used.has(i.name)),
+      { name: 'tapRow', values: [1, rows] },
+    ],
+  };
+}
+
 const conv2DBackpropFilterTransposedOnce: NativeKernel = {
   ...conv2DBackpropFilterKernel,
   plan(inputs, attrs) {
@@ -437,6 +481,8 @@ const conv2DBackpropFilterTransposedOnce: NativeKernel = {
         const rows = graph.initializers?.find((i) => i.name === 'dyShape')?.values;
         if (rows == null) return graph;
         const inChannels = graph.initializers?.find((i) => i.name === 'tapShape')?.values[2];
+        if (inChannels === 1 && process.env['ADAHESSIAN_FILTER_GRAD'] !== 'taps')
+          return oneChannelPatches(graph, rows[0]!);
         const block = nchwcBlockSize();
         // Fewer input channels than a block (the CNN's first conv, 1 channel: products of one
         // column) were slower this way (2.8 -> 3.5 ms).

@@ -171,6 +171,8 @@ describe(
         [[2, 9, 7, 16], [3, 3, 16, 32], 2, 'same', false],
         [[2, 8, 8, 32], [1, 1, 32, 16], 2, 'valid', false],
         [[2, 9, 8, 3], [3, 3, 3, 16], 1, 'same', false],
+        [[2, 9, 8, 1], [3, 3, 1, 16], 1, 'same', false],
+        [[2, 9, 8, 1], [3, 2, 1, 8], 2, 'valid', false],
       ];
       geometries.forEach(([xShape, fShape, strides, pad, backpropFits], k) => {
         const x = normal(xShape, 110 + k);
@@ -194,6 +196,12 @@ describe(
           block > 0 && xShape[3]! >= block,
           `Conv2DBackpropFilter ${what}`,
         );
+        // One input channel: the taps as one patch matrix, one product (else one per tap).
+        const products = nodesOf('Conv2DBackpropFilter', { x, dy }, filterGrad).filter(
+          (n) => n.opType === 'MatMul',
+        ).length;
+        const taps = fShape[0]! * fShape[1]!;
+        assert.equal(products, xShape[3] === 1 ? 1 : taps, `filter gradient products ${what}`);
         assert.equal(takesNchwc('Conv2D', { x, filter }, conv), block > 0, `Conv2D ${what}`);
         for (const activation of ['linear', 'relu', 'leakyrelu']) {
           const fused = { ...conv, activation, leakyreluAlpha: 0.3 };
