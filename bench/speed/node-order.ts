@@ -25,6 +25,7 @@ import * as tf from '@tensorflow/tfjs';
 import {
   buildCharTransformer,
   buildResNet20,
+  buildSmallCnn,
   softmaxCrossEntropy,
   useBackend,
 } from '../../src/index.js';
@@ -39,12 +40,13 @@ import { arg } from './args.js';
 
 tf.env().set('IS_TEST', false);
 const modelName = arg('model', 'resnet20');
-if (modelName !== 'resnet20' && modelName !== 'transformer')
-  throw new Error(`--model: '${modelName}'; expected resnet20 or transformer`);
+if (modelName !== 'resnet20' && modelName !== 'transformer' && modelName !== 'small-cnn')
+  throw new Error(`--model: '${modelName}'; expected resnet20, small-cnn or transformer`);
 const resnet = modelName === 'resnet20';
+const cnn = resnet || modelName === 'small-cnn';
 const context = Number(arg('context', '64'));
 const vocab = 96;
-const batch = Number(arg('batch', '64'));
+const batch = Number(arg('batch', modelName === 'small-cnn' ? '128' : '64'));
 await useBackend('cpu');
 // --log 0: ONNX Runtime's verbose log (its arena's extensions), set before its first session.
 if (arg('log', '3') === '0') {
@@ -55,14 +57,16 @@ if (arg('log', '3') === '0') {
 enableNativeKernels({ threads: 1, stepGraphs: false });
 const model = resnet
   ? buildResNet20({ inputShape: [28, 28, 1], seed: 1 })
-  : buildCharTransformer({ vocabSize: vocab, contextLength: context, dModel: 64, seed: 1 });
+  : cnn
+    ? buildSmallCnn({ seed: 1 })
+    : buildCharTransformer({ vocabSize: vocab, contextLength: context, dModel: 64, seed: 1 });
 const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-const x = resnet
+const x = cnn
   ? tf.randomUniform([batch, 28, 28, 1], 0, 1, 'float32', 1)
   : tf.randomUniform([batch, context], 0, vocab, 'int32', 1);
-const classes = resnet ? 10 : vocab;
+const classes = cnn ? 10 : vocab;
 const y = tf.tidy(() =>
-  tf.oneHot(tf.randomUniform(resnet ? [batch] : [batch, context], 0, classes, 'int32', 2), classes),
+  tf.oneHot(tf.randomUniform(cnn ? [batch] : [batch, context], 0, classes, 'int32', 2), classes),
 );
 const probes = drawProbes(new RademacherGenerator(1), vars, 1);
 const { result, recording, refOf } = record(() => {
@@ -180,7 +184,7 @@ console.log(
   `${modelName}, batch ${batch}: ${n} nodes; ONNX Runtime ran ${ortOrder.length}; the JS depth-first sort ${same ? 'gives the same order' : 'DIFFERS'}`,
 );
 console.log(
-  `live intermediates' peak, MB: tape order ${mb(livePeak(identity))}; ONNX Runtime's ${mb(livePeak(ortOrder))}`,
+  `recorded values ${mb(recording.values.reduce((a, v) => a + 4 * v.shape.reduce((p, d) => p * d, 1), 0))} MB (step-graph.ts leaves ONNX Runtime's CSE out above 1,024); all node outputs ${mb(outBytes.reduce((a, b) => a + b, 0))} MB; live intermediates' peak, MB: tape order ${mb(livePeak(identity))}; ONNX Runtime's ${mb(livePeak(ortOrder))}`,
 );
 /** Bytes of each node's cone (itself and every node it depends on), by bitsets. */
 const words = Math.ceil(n / 32);

@@ -193,6 +193,20 @@ class ForwardMismatch extends Error {}
 
 /** Captures in a row without a usable graph after which a compiler stops trying. */
 const GIVE_UP = 3;
+/**
+ * Whether a step graph's session keeps ONNX Runtime's common subexpression elimination: only
+ * when the recording's values (4 bytes per element, the most a StepDtype takes) total at most
+ * 1 GiB, or ADAHESSIAN_ORT_CSE says '1' (always) or '0' (never). Why: compile.
+ */
+export function keepsCommonSubexpressionElimination(recording: Pick<Recording, 'values'>): boolean {
+  const forced = process.env['ADAHESSIAN_ORT_CSE'];
+  if (forced === '1' || forced === '0') return forced === '1';
+  const bytes = recording.values.reduce(
+    (sum, v) => sum + 4 * v.shape.reduce((a, b) => a * b, 1),
+    0,
+  );
+  return bytes <= 2 ** 30;
+}
 
 /**
  * Captures, compiles and replays one kind of step (e.g. AdaHessian's gradient and Hutchinson
@@ -632,6 +646,16 @@ export class StepGraphCompiler<E> {
     const runtime = loadOnnxRuntime()!;
     const bytes = encodeOnnxModel(built.graph);
     const session = new runtime.binding.binding.InferenceSession() as unknown as OrtSession;
+    // ONNX Runtime's common subexpression elimination merges equal nodes anywhere in the step,
+    // whose one value then lives from its first reader to its last. In a big step that doubled
+    // the arena (ResNet-20: 1,073 -> 536 MB reserved without it, the same CPU time); in a small
+    // one it saves recomputation (the small CNN: 21 % of its CPU time) and memory is no
+    // concern. So it is left out above 1 GiB of recorded intermediates (ResNet-20's AdaHessian
+    // step at batch 64: 3.4 GB; the char transformer's at context 64, batch 64: 2.7 GB; the small
+    // CNN's at batch 128 and lr-text's transformer: 0.3 GB). Either way the same bits
+    // (docs/PERFORMANCE.md, eighth session, ResNet-20's memory, second task);
+    // ADAHESSIAN_ORT_CSE=1 / 0 keeps it / leaves it out regardless (A/Bs).
+    const keepCse = keepsCommonSubexpressionElimination(capture.recording);
     session.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, {
       intraOpNumThreads: this.options.threads ?? 1,
       interOpNumThreads: 1,
@@ -645,11 +669,7 @@ export class StepGraphCompiler<E> {
       enableMemPattern: this.options.memoryPattern ?? false,
       extra: {
         session: { intra_op: { allow_spinning: '0' } },
-        // Common subexpression elimination merges equal nodes far apart in the step, whose one
-        // value then lives in between: with it, ResNet-20's arena needed twice the memory
-        // (docs/PERFORMANCE.md, eighth session, ResNet-20's memory, second task). Computing
-        // them twice gives the same bits; ADAHESSIAN_ORT_CSE=1 keeps it (A/Bs).
-        ...(process.env['ADAHESSIAN_ORT_CSE'] === '1'
+        ...(keepCse
           ? {}
           : { optimization: { disable_specified_optimizers: 'CommonSubexpressionElimination' } }),
       },

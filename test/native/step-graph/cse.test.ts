@@ -1,10 +1,11 @@
 /**
- * Step graphs' sessions leave ONNX Runtime's common subexpression elimination out
- * (step-graph.ts): it merged equal nodes far apart in the step and kept their value alive in
- * between (ResNet-20's arena twice as large; docs/PERFORMANCE.md, eighth session, ResNet-20's
- * memory, second task). Pinned here: a step with a repeated computation runs it twice (ONNX
- * Runtime's profile), once with ADAHESSIAN_ORT_CSE=1; and the char transformer's AdaHessian
- * step (lr-text's kind of graph, one thread) gives the same bits either way.
+ * Step graphs' sessions leave ONNX Runtime's common subexpression elimination out for steps
+ * above 1 GiB of recorded values (step-graph.ts keepsCommonSubexpressionElimination): it merged
+ * equal nodes far apart in the step and kept their value alive in between (ResNet-20's arena
+ * twice as large; docs/PERFORMANCE.md, eighth session, ResNet-20's memory, second task).
+ * Pinned here: the rule; a step with a repeated computation runs it twice without (ONNX
+ * Runtime's profile), once with; and the char transformer's AdaHessian step (lr-text's kind of
+ * graph, one thread) gives the same bits either way.
  */
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,6 +18,7 @@ import { drawProbes } from '../../../src/optimizers/hutchinson.js';
 import { RademacherGenerator } from '../../../src/optimizers/rademacher.js';
 import { onnxRuntimeUnavailableReason } from '../../../src/native/onnx-runtime.js';
 import { CompiledSteps } from '../../../src/native/step-graph/hutchinson-step.js';
+import { keepsCommonSubexpressionElimination } from '../../../src/native/step-graph/step-graph.js';
 import { onBackend } from '../../helpers.js';
 
 const unavailable = onnxRuntimeUnavailableReason();
@@ -65,7 +67,21 @@ describe(
   () => {
     before(async () => onBackend('cpu'));
 
-    it('runs a repeated computation twice (once with ADAHESSIAN_ORT_CSE=1), same values', () => {
+    it('keeps it up to 1 GiB of recorded values, unless ADAHESSIAN_ORT_CSE says otherwise', () => {
+      const values = (elements: number[]) => ({ values: elements.map((n) => ({ shape: [n] })) });
+      const small = values([2 ** 27, 2 ** 27]) as Parameters<
+        typeof keepsCommonSubexpressionElimination
+      >[0];
+      const big = values([2 ** 27, 2 ** 27, 1]) as typeof small;
+      withCse(undefined, () => {
+        assert.equal(keepsCommonSubexpressionElimination(small), true);
+        assert.equal(keepsCommonSubexpressionElimination(big), false);
+      });
+      withCse('1', () => assert.equal(keepsCommonSubexpressionElimination(big), true));
+      withCse('0', () => assert.equal(keepsCommonSubexpressionElimination(small), false));
+    });
+
+    it('runs a repeated computation twice without it (once with), same values', () => {
       const w = tf.variable(tf.randomNormal([64, 64], 0, 0.1, 'float32', 1));
       const lossAt = (s: number) => {
         const x = tf.randomNormal([32, 64], 0, 1, 'float32', 10 + s);
@@ -93,11 +109,11 @@ describe(
         }
       };
       const before = tf.memory().numTensors;
-      const without = expRuns(undefined);
-      const merged = expRuns('1');
+      const without = expRuns('0');
+      const merged = expRuns(undefined);
       assert.ok(
         without.expsPerRun > merged.expsPerRun,
-        `Exp nodes per run: ${without.expsPerRun} by default, ${merged.expsPerRun} with ADAHESSIAN_ORT_CSE=1`,
+        `Exp nodes per run: ${without.expsPerRun} with ADAHESSIAN_ORT_CSE=0, ${merged.expsPerRun} by default (a small step)`,
       );
       assert.deepEqual(without.bits, merged.bits);
       assert.equal(tf.memory().numTensors, before, 'tensors leaked');
@@ -125,7 +141,7 @@ describe(
           const f = () => softmaxCrossEntropy(y, model.apply(ids) as tf.Tensor) as tf.Scalar;
           return { tensors: [ids, y], f };
         };
-        const without = withCse(undefined, () => replayedBits(vars, lossAt));
+        const without = withCse('0', () => replayedBits(vars, lossAt));
         const merged = withCse('1', () => replayedBits(vars, lossAt));
         assert.equal(without.length, 1 + 2 * vars.length);
         assert.deepEqual(without, merged, `context ${context}, batch ${batch}`);
