@@ -10,6 +10,24 @@
  * over g, |D|, and the new m, v and w: 0 while all are finite (the update's finiteness check).
  */
 
+import {
+  F64 as F64T,
+  get,
+  I32,
+  I32_ADD,
+  I32_GE_U,
+  I32_SHL,
+  i32Const,
+  instantiateOneFunction,
+  LOAD,
+  oneFunctionModule,
+  set,
+  SIMD,
+  sleb,
+  STORE,
+  V128,
+} from './wasm-module.js';
+
 const CHUNK = 32768;
 /** Byte offsets of the regions (float32 inputs, |D| as float64, float64 outputs, the sum). */
 const F32 = CHUNK * 4 + 16;
@@ -53,32 +71,6 @@ export interface AdaHessianSimd {
   ): boolean;
 }
 
-const uleb = (n: number): number[] => {
-  const out: number[] = [];
-  do {
-    let byte = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (n !== 0);
-  return out;
-};
-const section = (id: number, body: number[]) => [id, ...uleb(body.length), ...body];
-const vec = (items: number[][]) => [...uleb(items.length), ...items.flat()];
-const name = (s: string) => [...uleb(s.length), ...[...s].map((c) => c.charCodeAt(0))];
-
-const I32 = 0x7f;
-const F64T = 0x7c;
-const V128 = 0x7b;
-const get = (i: number) => [0x20, ...uleb(i)];
-const set = (i: number) => [0x21, ...uleb(i)];
-const i32Const = (n: number) => [0x41, n]; // 0 <= n < 64
-const I32_ADD = [0x6a];
-const I32_SHL = [0x74];
-const I32_GE_U = [0x4f];
-const SIMD = (op: number) => [0xfd, ...uleb(op)];
-const LOAD = [...SIMD(0x00), 4, 0];
-const STORE = [...SIMD(0x0b), 4, 0];
 const SPLAT = SIMD(0x14); // f64x2.splat
 const DEMOTE = SIMD(0x5e); // f32x4.demote_f64x2_zero
 const PROMOTE = SIMD(0x5f); // f64x2.promote_low_f32x4
@@ -138,51 +130,22 @@ function moduleBytes(rawDiagonal: boolean): Uint8Array<ArrayBuffer> {
     0x41, ...sleb(AT.sum), ...get(ACC), ...STORE,
     0x0b, // end function
   ];
-  const locals = vec([
-    [3, I32],
-    [15, V128],
-  ]);
-  const body = [...locals, ...code];
-  const params = [I32, ...new Array<number>(8).fill(F64T)];
-  const type = [0x60, ...vec(params.map((t) => [t])), ...vec([])];
-  return new Uint8Array([
-    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
-    ...section(1, vec([type])),
-    ...section(3, vec([[0]])),
-    ...section(5, vec([[0x00, ...uleb(Math.ceil(BYTES / 65536))]])),
-    ...section(
-      7,
-      vec([
-        [...name('mem'), 0x02, 0],
-        [...name('update'), 0x00, 0],
-      ]),
-    ),
-    ...section(10, vec([[...uleb(body.length), ...body]])),
-  ]);
-}
-
-/** Signed LEB128 of a non-negative i32 constant. */
-function sleb(n: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const byte = n & 0x7f;
-    n >>= 7;
-    if (n === 0 && (byte & 0x40) === 0) {
-      out.push(byte);
-      return out;
-    }
-    out.push(byte | 0x80);
-  }
+  return oneFunctionModule({
+    exportName: 'update',
+    params: [I32, ...new Array<number>(8).fill(F64T)],
+    locals: [
+      [3, I32],
+      [15, V128],
+    ],
+    code,
+    pages: Math.ceil(BYTES / 65536),
+  });
 }
 
 let made: { raw: AdaHessianSimd; averaged: AdaHessianSimd } | null | undefined;
 
 function instantiate(rawDiagonal: boolean): AdaHessianSimd {
-  const bytes = moduleBytes(rawDiagonal);
-  if (!WebAssembly.validate(bytes)) throw new Error('no WebAssembly SIMD');
-  const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), {});
-  const memory = instance.exports['mem'] as WebAssembly.Memory;
-  const run = instance.exports['update'] as (...args: number[]) => void;
+  const { memory, run } = instantiateOneFunction(moduleBytes(rawDiagonal), 'update');
   const buffer = memory.buffer;
   const f32 = (at: number) => new Float32Array(buffer, at, CHUNK + 4);
   const f64 = (at: number) => new Float64Array(buffer, at, CHUNK + 2);

@@ -13,6 +13,23 @@
  * WebAssembly SIMD is missing, `adamSimd()` is null and the JS loop runs.
  */
 
+import {
+  F32,
+  get,
+  I32,
+  I32_ADD,
+  I32_GE_U,
+  I32_SHL,
+  i32Const,
+  instantiateOneFunction,
+  LOAD,
+  oneFunctionModule,
+  set,
+  SIMD,
+  STORE,
+  V128,
+} from './wasm-module.js';
+
 /** Elements per chunk: 4 regions (w, g, m, v) of this many float32 values in the memory. */
 const CHUNK = 65536;
 const REGION = CHUNK * 4;
@@ -44,33 +61,6 @@ export interface AdamSimd {
   ): void;
 }
 
-const uleb = (n: number): number[] => {
-  const out: number[] = [];
-  do {
-    let byte = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (n !== 0);
-  return out;
-};
-const section = (id: number, body: number[]) => [id, ...uleb(body.length), ...body];
-const vec = (items: number[][]) => [...uleb(items.length), ...items.flat()];
-const name = (s: string) => [...uleb(s.length), ...[...s].map((c) => c.charCodeAt(0))];
-
-// Opcodes (WebAssembly core and SIMD specifications).
-const I32 = 0x7f;
-const F32 = 0x7d;
-const V128 = 0x7b;
-const get = (i: number) => [0x20, ...uleb(i)];
-const set = (i: number) => [0x21, ...uleb(i)];
-const i32Const = (n: number) => [0x41, n]; // small non-negative n only (< 64)
-const I32_ADD = [0x6a];
-const I32_SHL = [0x74];
-const I32_GE_U = [0x4f];
-const SIMD = (op: number) => [0xfd, ...uleb(op)];
-const LOAD = [...SIMD(0x00), 4, 0]; // v128.load, align 2^4, offset 0
-const STORE = [...SIMD(0x0b), 4, 0]; // v128.store
 const SPLAT = SIMD(0x13); // f32x4.splat
 const SQRT = SIMD(0xe3);
 const ADD = SIMD(0xe4);
@@ -115,29 +105,17 @@ function moduleBytes(): Uint8Array<ArrayBuffer> {
     0x0b, // end block
     0x0b, // end function
   ];
-  const locals = vec([
-    [2, I32],
-    [12, V128],
-  ]);
-  const body = [...locals, ...code];
-  const pages = Math.ceil((4 * REGION) / 65536);
   // (i32 x 5, f32 x 8) -> ()
-  const params = [...new Array<number>(5).fill(I32), ...new Array<number>(8).fill(F32)];
-  const adamType = [0x60, ...vec(params.map((t) => [t])), ...vec([])];
-  return new Uint8Array([
-    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
-    ...section(1, vec([adamType])),
-    ...section(3, vec([[0]])),
-    ...section(5, vec([[0x00, ...uleb(pages)]])),
-    ...section(
-      7,
-      vec([
-        [...name('mem'), 0x02, 0],
-        [...name('adam'), 0x00, 0],
-      ]),
-    ),
-    ...section(10, vec([[...uleb(body.length), ...body]])),
-  ]);
+  return oneFunctionModule({
+    exportName: 'adam',
+    params: [...new Array<number>(5).fill(I32), ...new Array<number>(8).fill(F32)],
+    locals: [
+      [2, I32],
+      [12, V128],
+    ],
+    code,
+    pages: Math.ceil((4 * REGION) / 65536),
+  });
 }
 
 let made: AdamSimd | null | undefined;
@@ -147,11 +125,7 @@ export function adamSimd(): AdamSimd | null {
   if (made !== undefined) return made;
   made = null;
   try {
-    const bytes = moduleBytes();
-    if (typeof WebAssembly !== 'object' || !WebAssembly.validate(bytes)) return null;
-    const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), {});
-    const memory = instance.exports['mem'] as WebAssembly.Memory;
-    const adam = instance.exports['adam'] as (...args: number[]) => void;
+    const { memory, run: adam } = instantiateOneFunction(moduleBytes(), 'adam');
     const heap = new Float32Array(memory.buffer);
     const [w0, g0, m0, v0] = [0, 1, 2, 3].map((k) => k * CHUNK);
     made = {
