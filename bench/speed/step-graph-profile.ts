@@ -11,6 +11,7 @@
  *   npx tsx bench/speed/step-graph-profile.ts --model resnet20      # batch 64 of 28x28x1, batch norm training
  *   npx tsx bench/speed/step-graph-profile.ts --first-order   # loss and gradients only (Adam's graph)
  *   npx tsx bench/speed/step-graph-profile.ts --first-order --ab lngrad=1 --runs 30  # A/B
+ *   npx tsx bench/speed/step-graph-profile.ts --first-order --a lngrad=1 --ab gelugrad=1
  *   npx tsx bench/speed/step-graph-profile.ts --model small-cnn --a step=where --ab step=div  # A/B
  *
  * The phases: calls inside the loss function are the forward pass; after it, calls up to the
@@ -151,6 +152,8 @@ interface Variant {
   env: Record<string, string>;
   /** lngrad=1: the layer norms' gradients by hand (build.ts layerNormGradients, first order). */
   layerNormGradients: boolean;
+  /** gelugrad=1: GELU's gradients by hand (build.ts geluGradients, first order). */
+  geluGradients: boolean;
   /** step=where: relu's mask as translate.ts wrote it before (Greater, Where, IsNaN, Where). */
   stepWhere: boolean;
   /** disable=A+B: ONNX Runtime graph optimisers left out (optimization.disable_specified_optimizers). */
@@ -182,12 +185,13 @@ function variant(spec: string, base: Variant): Variant {
     else if (k === 'fgrad') v.env = { ...v.env, ADAHESSIAN_FILTER_GRAD: x };
     else if (k === 'skip') v.skip.push(...(x.split('+') as SimplifyPass[]));
     else if (k === 'lngrad') v.layerNormGradients = x === '1';
+    else if (k === 'gelugrad') v.geluGradients = x === '1';
     else if (k === 'step') v.stepWhere = x === 'where';
     else if (k === 'disable') v.disable = x.split('+');
     else if (k === 'spin') v.spin = x === '1';
     else
       throw new Error(
-        `--ab: unknown key '${k}' (threads, interop, opt, mempattern, arena, ftz, nchwc, skip, lngrad, step, disable, fgrad, spin)`,
+        `--ab: unknown key '${k}' (threads, interop, opt, mempattern, arena, ftz, nchwc, skip, lngrad, gelugrad, step, disable, fgrad, spin)`,
       );
   }
   return v;
@@ -202,6 +206,7 @@ const baseVariant = variant(arg('a', ''), {
   ftz: false,
   env: {},
   layerNormGradients: false,
+  geluGradients: false,
   stepWhere: false,
   disable: [],
   spin: false,
@@ -216,6 +221,7 @@ function session(v: Variant, profile: boolean) {
   const built = buildStepGraph(recording, outputs, {
     skipRewrites: v.skip,
     layerNormGradients: v.layerNormGradients,
+    geluGradients: v.geluGradients,
   });
   table.Step = step;
   for (const [k, x] of saved) {

@@ -9,6 +9,7 @@ import type { OnnxGraph, OnnxNode, OnnxTensorInitializer, OnnxValueInfo } from '
 import { StepGraphRefusal, type Recording, type StepDtype, type ValueRef } from './capture.js';
 import { simplifyGraph, type SimplifyPass } from './simplify.js';
 import { rewriteLayerNormGradients } from './layer-norm-grad.js';
+import { rewriteGeluGradients } from './gelu-grad.js';
 import { rawBytes, TRANSLATIONS, type TranslationContext } from './translate.js';
 
 /** A returned tensor: which value it is, in the shape the caller gets. */
@@ -41,6 +42,8 @@ export interface BuildOptions {
    * it changes the rounding). Default off.
    */
   layerNormGradients?: boolean;
+  /** GELU's gradients written by hand (gelu-grad.ts; first-order graphs only). Default off. */
+  geluGradients?: boolean;
 }
 
 export function buildStepGraph(
@@ -48,8 +51,17 @@ export function buildStepGraph(
   outputs: GraphOutput[],
   options: BuildOptions = {},
 ): BuiltGraph {
-  const rewrite = options.layerNormGradients ? rewriteLayerNormGradients(recording, outputs) : null;
-  const { calls, values, externals } = rewrite?.recording ?? recording;
+  const layerNorms = options.layerNormGradients
+    ? rewriteLayerNormGradients(recording, outputs)
+    : null;
+  const afterLayerNorms = layerNorms?.recording ?? recording;
+  const gelus = options.geluGradients ? rewriteGeluGradients(afterLayerNorms, outputs) : null;
+  const { calls, values, externals } = gelus?.recording ?? afterLayerNorms;
+  /** Per call translated, the given recording's call it stands for. */
+  const originOf = (c: number) => {
+    const beforeGelus = gelus == null ? c : gelus.origin[c]!;
+    return layerNorms == null ? beforeGelus : layerNorms.origin[beforeGelus]!;
+  };
   const nodes: OnnxNode[] = [];
   const tensorInitializers: OnnxTensorInitializer[] = [];
   const constants = new Map<string, string>();
@@ -227,7 +239,7 @@ export function buildStepGraph(
     keptCalls: kept.filter(Boolean).length,
     nodeCalls: finalNodes.map((n) => {
       const c = nodeCall.get(n) ?? -1;
-      return rewrite == null || c < 0 ? c : rewrite.origin[c]!;
+      return c < 0 ? c : originOf(c);
     }),
   };
 }

@@ -35,9 +35,10 @@ export class CompiledSteps {
   ) {
     this.hutchinson = new StepGraphCompiler(options);
     // First-order only: the AdaHessian graph's rounding stays (lr-text's results are pinned).
-    // ADAHESSIAN_LN_GRAD=0 leaves it out (benchmarks' A/B).
+    // ADAHESSIAN_LN_GRAD=0 and ADAHESSIAN_GELU_GRAD=0 leave them out (benchmarks' A/Bs).
     const layerNormGradients = process.env['ADAHESSIAN_LN_GRAD'] !== '0';
-    this.gradient = new StepGraphCompiler({ ...options, layerNormGradients });
+    const geluGradients = process.env['ADAHESSIAN_GELU_GRAD'] !== '0';
+    this.gradient = new StepGraphCompiler({ ...options, layerNormGradients, geluGradients });
   }
 
   /** Loss, gradients and (1/s) sum_j z_j * (H z_j) for the given probes (s lists of one per variable). */

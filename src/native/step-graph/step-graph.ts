@@ -100,6 +100,8 @@ export interface StepGraphOptions {
   memoryPattern?: boolean;
   /** Layer norms' gradients by hand (build.ts; first-order graphs only). Default off. */
   layerNormGradients?: boolean;
+  /** GELU's gradients by hand (build.ts, gelu-grad.ts; first-order graphs only). Default off. */
+  geluGradients?: boolean;
   /** Compiled graphs kept per compiler (default 4); the oldest is dropped beyond. */
   maxGraphs?: number;
   /** ONNX Runtime's per-node profile into files with this prefix (a benchmark's tool). */
@@ -642,6 +644,7 @@ export class StepGraphCompiler<E> {
     const built = buildStepGraph(capture.recording, capture.outputs, {
       threads: this.options.threads ?? 1,
       layerNormGradients: this.options.layerNormGradients === true,
+      geluGradients: this.options.geluGradients === true,
     });
     const runtime = loadOnnxRuntime()!;
     const bytes = encodeOnnxModel(built.graph);
