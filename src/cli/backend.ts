@@ -27,6 +27,12 @@ export interface BackendChoice {
   native: boolean;
   /** Which steps replay as ONNX graphs ('off' wherever the native kernels are off or not on cpu). */
   stepGraphs: StepGraphChoice;
+  /**
+   * ONNX Runtime's intra-op threads for the native kernels and step graphs (--threads; null
+   * where the native kernels are off). More than one rounds differently: see
+   * src/native/step-graph/translate.ts, UnsortedSegmentSum.
+   */
+  threads: number | null;
 }
 
 /**
@@ -35,20 +41,30 @@ export interface BackendChoice {
  * wasm; `native: true` insists on the native kernels). With `backend`: that backend, the native
  * kernels turned on (`true`), off (`false`) or left as they are (undefined). `stepGraphs`
  * (--step-graphs) chooses the steps replayed as ONNX graphs wherever the native kernels are on
- * for cpu (undefined: the native kernels' default, 'all', or what is on already). Errors say what
- * is missing.
+ * for cpu (undefined: the native kernels' default, 'all', or what is on already); `threads`
+ * (--threads), ONNX Runtime's threads wherever the native kernels are on (undefined: 1, or what
+ * is on already). Errors say what is missing.
  */
 export async function prepareBackend(
   backend: BackendName | undefined,
   native?: boolean,
   io?: CliIo,
   stepGraphs?: StepGraphChoice,
+  threads?: number,
 ): Promise<BackendChoice> {
   if (stepGraphs !== undefined && !STEP_GRAPH_CHOICES.includes(stepGraphs)) {
     throw new CliUsageError(
       `--step-graphs '${String(stepGraphs)}' is unknown; expected one of ${STEP_GRAPH_CHOICES.join(', ')}.`,
     );
   }
+  checkThreads(threads);
+  // ONNX Runtime's threads serve the native kernels only: without them, --threads would be ignored.
+  const refuseThreads = (where: string, orNative = false) =>
+    new CliUsageError(
+      `--threads ${threads}: ONNX Runtime's threads serve the native kernels, and this command runs ${where}; drop --threads${orNative ? ' or add --native' : ''}.`,
+    );
+  if (threads !== undefined && native === false) throw refuseThreads('without them (--no-native)');
+  if (threads !== undefined && backend === 'tensorflow') throw refuseThreads('on tensorflow');
   const refuse = (where: string) =>
     new CliUsageError(
       `--step-graphs ${stepGraphs}: step graphs need the cpu backend with the native kernels, and this command runs ${where}; drop --step-graphs or give --step-graphs off.`,
@@ -56,11 +72,27 @@ export async function prepareBackend(
   const wanted = stepGraphs !== undefined && stepGraphs !== 'off';
   if (wanted && native === false) throw refuse('without them (--no-native)');
   if (wanted && backend !== undefined && backend !== 'cpu') throw refuse(`on ${backend}`);
-  const choice = await preparePath(backend, native, io, stepGraphs);
+  const choice = await preparePath(backend, native, io, stepGraphs, threads);
   if (wanted && choice.stepGraphs !== stepGraphs) {
     throw refuse(`on ${choice.backend}${choice.native ? '' : ' without them'}`);
   }
+  if (threads !== undefined && !choice.native) {
+    throw refuseThreads(`on ${choice.backend} without them`, native === undefined);
+  }
   return choice;
+}
+
+/** "1 thread", "2 threads". */
+export function threadsText(threads: number): string {
+  return threads === 1 ? '1 thread' : `${threads} threads`;
+}
+
+/** --threads as the library gets it (commander's parser already took a positive integer). */
+export function checkThreads(threads: unknown): void {
+  if (threads === undefined) return;
+  if (typeof threads !== 'number' || !Number.isInteger(threads) || threads < 1) {
+    throw new CliUsageError(`--threads must be a positive integer, got ${String(threads)}.`);
+  }
 }
 
 async function preparePath(
@@ -68,16 +100,20 @@ async function preparePath(
   native: boolean | undefined,
   io: CliIo | undefined,
   stepGraphs: StepGraphChoice | undefined,
+  threads: number | undefined,
 ): Promise<BackendChoice> {
   if (backend === undefined) {
-    if (native === false) return preparePath('wasm', false, undefined, stepGraphs);
-    if (native === true) return preparePath('cpu', true, undefined, stepGraphs);
-    const fastest = await useFastestBackend(stepGraphOption(stepGraphs));
+    if (native === false) return preparePath('wasm', false, undefined, stepGraphs, threads);
+    if (native === true) return preparePath('cpu', true, undefined, stepGraphs, threads);
+    const fastest = await useFastestBackend({
+      ...stepGraphOption(stepGraphs),
+      ...(threads !== undefined ? { threads } : {}),
+    });
     if (!fastest.native && io !== undefined) {
       note(io, `Running on wasm, without the native kernels: ${fastest.reason}`);
     }
-    if (fastest.native) setStepGraphs(stepGraphs);
-    return { backend: fastest.backend, native: fastest.native, stepGraphs: stepGraphsOn('cpu') };
+    if (fastest.native) setNativeOptions(stepGraphs, threads);
+    return pathOn(fastest.backend, fastest.native);
   }
   if (!BACKENDS.includes(backend)) {
     throw new CliUsageError(
@@ -99,14 +135,27 @@ async function preparePath(
         '--native applies to the cpu and wasm backends (tensorflow is native already).',
       );
     }
-    const status = enableNativeKernels({ backends: [backend], ...stepGraphOption(stepGraphs) });
+    const status = enableNativeKernels({
+      backends: [backend],
+      ...stepGraphOption(stepGraphs),
+      ...(threads !== undefined ? { threads } : {}),
+    });
     if (!status.enabled) throw new CliUsageError(`--native: ${status.reason}`);
-    return { backend, native: true, stepGraphs: stepGraphsOn(backend) };
+    return pathOn(backend, true);
   }
   if (native === false && current.enabled) disableNativeKernels();
   const on = native === false ? false : nativeHere;
-  if (on) setStepGraphs(stepGraphs);
-  return { backend, native: on, stepGraphs: stepGraphsOn(backend) };
+  if (on) setNativeOptions(stepGraphs, threads);
+  return pathOn(backend, on);
+}
+
+function pathOn(backend: BackendName, native: boolean): BackendChoice {
+  return {
+    backend,
+    native,
+    stepGraphs: stepGraphsOn(backend),
+    threads: native ? nativeKernelStatus().threads : null,
+  };
 }
 
 /** enableNativeKernels' option for a --step-graphs value (none: its default, 'all'). */
@@ -115,16 +164,26 @@ function stepGraphOption(choice: StepGraphChoice | undefined): NativeKernelOptio
   return { stepGraphs: choice === 'off' ? false : choice };
 }
 
-/** Re-enables the native kernels already on when they replay other steps than `choice` says. */
-function setStepGraphs(choice: StepGraphChoice | undefined): void {
+/**
+ * Re-enables the native kernels already on when they replay other steps than `stepGraphs` says,
+ * or run on another number of threads than `threads` (undefined: as they are).
+ */
+function setNativeOptions(
+  stepGraphs: StepGraphChoice | undefined,
+  threads: number | undefined,
+): void {
   const current = nativeKernelStatus();
-  if (choice === undefined || !current.enabled || (current.stepGraphs || 'off') === choice) return;
+  if (!current.enabled) return;
+  const replayed = current.stepGraphs || 'off';
   // Step graphs are installed for cpu only: another backend has none to change.
-  if (!current.backends.includes('cpu')) return;
+  const graphsDiffer =
+    stepGraphs !== undefined && replayed !== stepGraphs && current.backends.includes('cpu');
+  const threadsDiffer = threads !== undefined && threads !== current.threads;
+  if (!graphsDiffer && !threadsDiffer) return;
   enableNativeKernels({
     backends: current.backends,
-    threads: current.threads,
-    ...stepGraphOption(choice),
+    threads: threads ?? current.threads,
+    ...stepGraphOption(graphsDiffer ? stepGraphs : replayed),
   });
 }
 

@@ -31,6 +31,11 @@ export function addBackendOption(cmd: Command): Command {
         '--step-graphs <which>',
         "training steps replayed as one ONNX graph each, on cpu with the native kernels; adahessian: AdaHessian's only, the other optimizers get TF.js's gradients bit for bit (default: all)",
       ).choices(STEP_GRAPH_CHOICES),
+    )
+    .option(
+      '--threads <n>',
+      "ONNX Runtime's threads for the native kernels and step graphs (default: 1; 2 speeds up the char transformer's steps on two idle cores, not convolutions; more than 1 rounds differently)",
+      positiveInteger,
     );
 }
 
@@ -40,8 +45,13 @@ export function addModelOption(cmd: Command, defaultModel = 'small-cnn'): Comman
   );
 }
 
-export function addDataOptions(cmd: Command): Command {
-  return cmd
+/**
+ * `sizes: false` leaves out --train-size and --test-size, for commands that choose how many
+ * examples they take (bench: four batches; analyze: --batch-size x --batches), where they would
+ * be accepted and ignored.
+ */
+export function addDataOptions(cmd: Command, { sizes = true } = {}): Command {
+  cmd
     .addOption(
       new Option(
         '--dataset <name>',
@@ -52,14 +62,25 @@ export function addDataOptions(cmd: Command): Command {
       '--data <path>',
       'dataset directory, or for --dataset text a UTF-8 file or a directory of them',
       nonEmptyPath,
-    )
-    .option('--train-size <n>', 'use only the first n training examples', positiveInteger)
-    .option('--test-size <n>', 'use only the first n test examples', positiveInteger)
-    .option(
-      '--seq-length <n>',
-      'characters per sequence for --dataset text (default: 64)',
-      positiveInteger,
     );
+  if (sizes) {
+    cmd
+      .option(
+        '--train-size <n>',
+        'use only the first n training examples (at most what the data has)',
+        positiveInteger,
+      )
+      .option(
+        '--test-size <n>',
+        'use only the first n test examples (at most what the data has)',
+        positiveInteger,
+      );
+  }
+  return cmd.option(
+    '--seq-length <n>',
+    'characters per sequence for --dataset text (default: 64)',
+    positiveInteger,
+  );
 }
 
 export function addSeedOption(cmd: Command): Command {

@@ -211,6 +211,29 @@ function textData(options: DatasetOptions): LoadedDataset {
   };
 }
 
+/**
+ * --train-size and --test-size as given: a size beyond the data would silently train or test on
+ * fewer examples than the command line says, so it is refused in one line (as the demo does),
+ * after disposing `data`.
+ */
+export function refuseLargerSizes(
+  asked: { trainSize?: number; testSize?: number },
+  data: LoadedDataset,
+): void {
+  const unit = data.name === 'text' ? 'sequences' : 'examples';
+  for (const [option, size, split, noun] of [
+    ['--train-size', asked.trainSize, data.train, 'training'],
+    ['--test-size', asked.testSize, data.test, 'test'],
+  ] as const) {
+    if (size !== undefined && split.count < size) {
+      data.dispose();
+      throw new CliUsageError(
+        `${option} ${size}: ${data.source} has ${split.count} ${noun} ${unit} (--dataset ${data.name}); give at most ${split.count}, or leave it out to use them all.`,
+      );
+    }
+  }
+}
+
 function checkNotEmpty(options: DatasetOptions, train: number, test: number): void {
   if (train < 1 || test < 1) {
     throw new CliUsageError(

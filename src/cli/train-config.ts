@@ -14,7 +14,7 @@ import {
   type SpatialAveraging,
 } from '../optimizers/index.js';
 import { SCHEDULE_NAMES, scheduleFactor, type ScheduleName } from '../optimizers/learning-rate.js';
-import { STEP_GRAPH_CHOICES, type StepGraphChoice } from './backend.js';
+import { checkThreads, STEP_GRAPH_CHOICES, type StepGraphChoice } from './backend.js';
 import { DATASET_NAMES, type DatasetName } from './datasets.js';
 import { CliUsageError } from './errors.js';
 
@@ -59,6 +59,12 @@ export interface TrainConfig {
    */
   native?: boolean;
   stepGraphs?: StepGraphChoice;
+  /**
+   * ONNX Runtime's threads with the native kernels (--threads), part of the path: more than one
+   * translates some steps differently. Absent without the native kernels, and in checkpoints
+   * written before it was recorded (those ran on 1).
+   */
+  threads?: number;
 }
 
 export type TrainSettings = Partial<TrainConfig>;
@@ -86,6 +92,7 @@ export const TRAIN_SETTING_KEYS = [
   'backend',
   'native',
   'stepGraphs',
+  'threads',
 ] as const satisfies readonly (keyof TrainConfig)[];
 
 export const TRAIN_DEFAULTS = {
@@ -177,6 +184,7 @@ export function resolveTrainConfig(settings: TrainSettings): TrainConfig {
     'weightDecay',
     'native',
     'stepGraphs',
+    'threads',
   ] as const) {
     if (settings[key] !== undefined)
       (config as unknown as Record<string, unknown>)[key] = settings[key];
@@ -227,10 +235,14 @@ function checkNumbers(c: TrainConfig): void {
       `--step-graphs '${String(c.stepGraphs)}' is unknown; expected one of ${STEP_GRAPH_CHOICES.join(', ')}.`,
     );
   }
+  checkThreads(c.threads);
 }
 
-/** Settings that choose the kernels' path (--native, --step-graphs): each rounds differently. */
-export const KERNEL_PATH_KEYS: ReadonlySet<string> = new Set(['native', 'stepGraphs']);
+/**
+ * Settings that choose the kernels' path (--native, --step-graphs, --threads): each rounds
+ * differently.
+ */
+export const KERNEL_PATH_KEYS: ReadonlySet<string> = new Set(['native', 'stepGraphs', 'threads']);
 
 /** A setting as typed: `--lr 0.1`, `--native`, `--no-native`; `flag: false`: the value alone. */
 export function optionText(key: string, value: unknown, flag = true): string {

@@ -15,7 +15,7 @@ import { checkOutputDirectory, writeFileAtomic } from './atomic-file.js';
 import { prepareBackend, type StepGraphChoice } from './backend.js';
 import { CHECKPOINT_FILE, type EpochMetrics } from './checkpoint.js';
 import { runKey } from './commands/sweep.js';
-import { loadDataset, type LoadedDataset } from './datasets.js';
+import { loadDataset, refuseLargerSizes, type LoadedDataset } from './datasets.js';
 import { CliUsageError } from './errors.js';
 import { distinctOptimizers, type OptimizerWithRate } from './options.js';
 import { note, type CliIo } from './output.js';
@@ -37,7 +37,7 @@ import {
   type TrainConfig,
   type TrainSettings,
 } from './train-config.js';
-import { refuseForceOnResume, train } from './training.js';
+import { refuseForceOnResume, train, withRecordedThreads } from './training.js';
 
 /** The plan of a set of runs, in --out DIR. */
 export const TRAIN_RUNS_FILE = 'train-runs.json';
@@ -54,6 +54,7 @@ export interface TrainManyOptions extends TrainSettings {
   checkpointEvery?: number;
   native?: boolean;
   stepGraphs?: StepGraphChoice;
+  threads?: number;
   signal?: AbortSignal;
 }
 
@@ -91,6 +92,8 @@ export interface TrainManySettings extends Pick<
   testSize: number;
   native: boolean;
   stepGraphs: StepGraphChoice;
+  /** ONNX Runtime's threads (--threads; null without the native kernels). */
+  threads: number | null;
   optimizers: OptimizerWithRate[];
   seeds: number[];
 }
@@ -149,13 +152,21 @@ export async function trainMany(options: TrainManyOptions, io: CliIo): Promise<T
       plan.settings.native ?? options.native,
       io,
       plan.settings.stepGraphs ?? options.stepGraphs,
+      plan.settings.threads ?? options.threads,
     );
-    const ran = { backend: path.backend, native: path.native, stepGraphs: path.stepGraphs };
+    const ran = {
+      backend: path.backend,
+      native: path.native,
+      stepGraphs: path.stepGraphs,
+      ...(path.threads !== null ? { threads: path.threads } : {}),
+    };
     Object.assign(plan.settings, ran);
     for (const c of configs) Object.assign(c, ran);
     if (out !== undefined)
       writeFileAtomic(join(out, TRAIN_RUNS_FILE), JSON.stringify(plan, null, 2));
-    data = loadDataset(configs[0]!);
+    const loaded = loadDataset(configs[0]!);
+    refuseLargerSizes(configs[0]!, loaded); // disposes what it refuses
+    data = loaded;
     const runs: TrainManyRun[] = [];
     let interrupted = false;
     for (const [i, config] of configs.entries()) {
@@ -189,6 +200,7 @@ export async function trainMany(options: TrainManyOptions, io: CliIo): Promise<T
         backend: first.backend,
         native: path.native,
         stepGraphs: path.stepGraphs,
+        threads: path.threads,
         optimizers: plan.optimizers,
         seeds: plan.seeds,
       },
@@ -226,6 +238,7 @@ async function oneRun(
     signal: options.signal,
     native: options.native,
     stepGraphs: options.stepGraphs,
+    threads: options.threads,
   };
   const base = { optimizer: config.optimizer, lr: config.lr, seed: config.seed };
   const where = dir !== undefined ? { dir } : {};
@@ -347,10 +360,17 @@ function resumedPlan(options: TrainManyOptions): Plan {
       `--resume ${dir}: ${join(dir, TRAIN_RUNS_FILE)} cannot be read (${(e as Error).message}).`,
     );
   }
+  plan.settings = withRecordedThreads(plan.settings);
   for (const key of SHARED_KEYS) {
     const given = options[key];
     if (given === undefined || key === 'epochs') continue;
     const saved = (plan.settings as Record<string, unknown>)[key];
+    if (key === 'threads' && plan.settings.native === false) {
+      throw new CliUsageError(
+        `--threads ${String(given)}: the runs in ${dir} are without the native kernels, which ONNX Runtime's threads serve; ` +
+          "resumed runs keep their kernels' path (drop --threads).",
+      );
+    }
     // A plan from before the kernels' path was recorded takes the one given.
     if (saved === undefined && KERNEL_PATH_KEYS.has(key)) continue;
     if (given !== saved) {

@@ -12,7 +12,7 @@ import { softmaxCrossEntropy } from '../losses.js';
 import { NonFiniteError } from '../optimizers/index.js';
 import { allFinite } from '../optimizers/non-finite.js';
 import { setLearningRate } from '../optimizers/learning-rate.js';
-import { prepareBackend, type StepGraphChoice } from './backend.js';
+import { prepareBackend, threadsText, type StepGraphChoice } from './backend.js';
 import { checkOutputDirectory, removeStaleTempFiles, writeFileAtomic } from './atomic-file.js';
 import {
   CHECKPOINT_FILE,
@@ -23,7 +23,7 @@ import {
   type EpochMetrics,
   type TrainingState,
 } from './checkpoint.js';
-import { loadDataset, type LoadedDataset, type Split } from './datasets.js';
+import { loadDataset, refuseLargerSizes, type LoadedDataset, type Split } from './datasets.js';
 import { CliUsageError, TrainingDivergedError } from './errors.js';
 import { saveModel } from './model-io.js';
 import { note, type CliIo } from './output.js';
@@ -62,6 +62,8 @@ export interface TrainOptions extends TrainSettings {
   native?: boolean;
   /** Which steps replay as ONNX graphs (--step-graphs; undefined: as they are). */
   stepGraphs?: StepGraphChoice;
+  /** ONNX Runtime's threads with the native kernels (--threads; undefined: as they are). */
+  threads?: number;
   /** Already-loaded data to train on instead of loading config.dataset (the demo shares it). */
   preloaded?: LoadedDataset;
 }
@@ -81,6 +83,8 @@ export interface TrainResult {
   /** The native kernels were on, and which steps replayed as ONNX graphs (--step-graphs). */
   native: boolean;
   stepGraphs: StepGraphChoice;
+  /** ONNX Runtime's threads (--threads; null without the native kernels). */
+  threads: number | null;
   model?: tf.LayersModel;
 }
 
@@ -186,7 +190,10 @@ async function runTraining(
   // What ran, so that a checkpoint records it and --resume takes the same path.
   config.native = path.native;
   config.stepGraphs = path.stepGraphs;
+  if (path.threads !== null) config.threads = path.threads;
+  else delete config.threads;
   const data = options.preloaded ?? loadDataset(config);
+  if (options.preloaded === undefined) refuseLargerSizes(config, data);
   const model = buildModel(config, data.modelOptions);
   const optimizer = buildOptimizer(config);
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
@@ -390,6 +397,7 @@ async function runTraining(
       msPerStep: steps > 0 ? (seconds * 1000) / steps : NaN,
       native: path.native,
       stepGraphs: path.stepGraphs,
+      threads: path.threads,
     };
     if (options.keepModel) result.model = model;
     return result;
@@ -516,11 +524,18 @@ function writeMetrics(
 }
 
 /** The checkpoint's settings, with the changes a resumed run may make; others must agree. */
-function resumedConfig(saved: TrainConfig, options: TrainOptions): TrainConfig {
+function resumedConfig(recorded: TrainConfig, options: TrainOptions): TrainConfig {
+  const saved = withRecordedThreads(recorded);
   const config = { ...saved };
   for (const [key, value] of Object.entries(options)) {
     if (!isSettingKey(key) || value === undefined) continue;
     const savedValue = (saved as unknown as Record<string, unknown>)[key];
+    if (key === 'threads' && saved.native === false) {
+      throw new CliUsageError(
+        `--threads ${String(value)}: the checkpoint's run is without the native kernels, which ONNX Runtime's threads serve; ` +
+          "a resumed run keeps its kernels' path (drop --threads).",
+      );
+    }
     // A checkpoint from before the kernels' path was recorded takes the one given.
     const unrecorded = KERNEL_PATH_KEYS.has(key) && savedValue === undefined;
     if (RESUMABLE_CHANGES.has(key) || unrecorded) {
@@ -551,10 +566,23 @@ function resumedConfig(saved: TrainConfig, options: TrainOptions): TrainConfig {
 
 const SETTING_KEYS = new Set<string>(TRAIN_SETTING_KEYS);
 
-/** "cpu with the native kernels, step graphs all", "wasm". */
-function pathText(path: { backend: string; native: boolean; stepGraphs: StepGraphChoice }): string {
+/**
+ * A recorded path's threads: a run with the native kernels recorded before --threads existed ran
+ * on ONNX Runtime's one thread.
+ */
+export function withRecordedThreads<T extends TrainSettings>(saved: T): T {
+  return saved.native === true && saved.threads === undefined ? { ...saved, threads: 1 } : saved;
+}
+
+/** "cpu with the native kernels, step graphs all, 1 thread", "wasm". */
+function pathText(path: {
+  backend: string;
+  native: boolean;
+  stepGraphs: StepGraphChoice;
+  threads: number | null;
+}): string {
   if (!path.native) return path.backend;
-  return `${path.backend} with the native kernels, step graphs ${path.stepGraphs}`;
+  return `${path.backend} with the native kernels, step graphs ${path.stepGraphs}, ${threadsText(path.threads ?? 1)}`;
 }
 
 /**
@@ -563,14 +591,22 @@ function pathText(path: { backend: string; native: boolean; stepGraphs: StepGrap
  */
 async function prepareKernelsPath(config: TrainConfig, options: TrainOptions) {
   try {
-    return await prepareBackend(config.backend, config.native, undefined, config.stepGraphs);
+    return await prepareBackend(
+      config.backend,
+      config.native,
+      undefined,
+      config.stepGraphs,
+      config.threads,
+    );
   } catch (e) {
     if (options.resume === undefined || !(e instanceof CliUsageError)) throw e;
-    const given = options.native !== undefined || options.stepGraphs !== undefined;
+    const given = [options.native, options.stepGraphs, options.threads].some(
+      (v) => v !== undefined,
+    );
     throw new CliUsageError(
       `--resume ${options.resume}: the run ${given ? 'is' : 'was started'} on ${config.backend}` +
         (config.native
-          ? ` with the native kernels (step graphs ${config.stepGraphs ?? 'all'})`
+          ? ` with the native kernels (step graphs ${config.stepGraphs ?? 'all'}, ${threadsText(config.threads ?? 1)})`
           : '') +
         `, which cannot be set up here: ${e.message.replace(/\.$/, '')}.`,
     );

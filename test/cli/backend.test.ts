@@ -30,7 +30,7 @@ describe('the CLI backend choice', () => {
     async () => {
       const io = memoryIo();
       const choice = await prepareBackend(undefined, undefined, io);
-      assert.deepEqual(choice, { backend: 'cpu', native: true, stepGraphs: 'all' });
+      assert.deepEqual(choice, { backend: 'cpu', native: true, stepGraphs: 'all', threads: 1 });
       assert.equal(tf.getBackend(), 'cpu');
       assert.equal(nativeKernelStatus().enabled, true);
       assert.equal(io.err(), '');
@@ -43,7 +43,7 @@ describe('the CLI backend choice', () => {
     const io = memoryIo();
     const choice = await prepareBackend(undefined, undefined, io);
     reloadOnnxRuntimeForTesting();
-    assert.deepEqual(choice, { backend: 'wasm', native: false, stepGraphs: 'off' });
+    assert.deepEqual(choice, { backend: 'wasm', native: false, stepGraphs: 'off', threads: null });
     assert.equal(tf.getBackend(), 'wasm');
     const lines = io.err().trimEnd().split('\n');
     assert.equal(lines.length, 1);
@@ -67,11 +67,13 @@ describe('the CLI backend choice', () => {
       backend: 'wasm',
       native: false,
       stepGraphs: 'off',
+      threads: null,
     });
     assert.deepEqual(await prepareBackend('cpu'), {
       backend: 'cpu',
       native: false,
       stepGraphs: 'off',
+      threads: null,
     });
     assert.equal(tf.getBackend(), 'cpu');
     assert.equal(nativeKernelStatus().enabled, false);
@@ -81,13 +83,14 @@ describe('the CLI backend choice', () => {
     'turns the native kernels off for --backend cpu --no-native',
     { skip: unavailable },
     async () => {
-      const on = { backend: 'cpu', native: true, stepGraphs: 'all' };
+      const on = { backend: 'cpu', native: true, stepGraphs: 'all', threads: 1 };
       assert.deepEqual(await prepareBackend('cpu', true), on);
       assert.deepEqual(await prepareBackend('cpu'), on);
       assert.deepEqual(await prepareBackend('cpu', false), {
         ...on,
         native: false,
         stepGraphs: 'off',
+        threads: null,
       });
       assert.equal(nativeKernelStatus().enabled, false);
     },
@@ -99,7 +102,12 @@ describe('the CLI backend choice', () => {
     async () => {
       const io = memoryIo();
       const choice = await prepareBackend(undefined, undefined, io, 'adahessian');
-      assert.deepEqual(choice, { backend: 'cpu', native: true, stepGraphs: 'adahessian' });
+      assert.deepEqual(choice, {
+        backend: 'cpu',
+        native: true,
+        stepGraphs: 'adahessian',
+        threads: 1,
+      });
       assert.equal(stepGraphsStatus().firstOrder, false);
       // A run of a set (train-many, a resumed run) prepares again without the flag.
       assert.equal((await prepareBackend('cpu')).stepGraphs, 'adahessian');
@@ -133,6 +141,7 @@ describe('the CLI backend choice', () => {
       backend: 'wasm',
       native: false,
       stepGraphs: 'off',
+      threads: null,
     });
   });
 

@@ -124,6 +124,7 @@ describe('train --resume of a checkpoint that does not record its path', () => {
     const saved = JSON.parse(readFileSync(file, 'utf8'));
     delete saved.config.native; // as written before the path was recorded
     delete saved.config.stepGraphs;
+    delete saved.config.threads;
     writeFileSync(file, JSON.stringify(saved));
     disableNativeKernels(); // as a fresh process finds them (earlier tests turned them on)
     const resumed = await cli(['train', '--resume', out, '--epochs', '2', '--json']);

@@ -38,6 +38,8 @@ export interface AnalyzeOptions extends AnalysisSettings {
   native?: boolean;
   /** --step-graphs (src/cli/backend.ts; analysis itself takes no training steps). */
   stepGraphs?: StepGraphChoice;
+  /** --threads: ONNX Runtime's threads with the native kernels (src/cli/backend.ts). */
+  threads?: number;
   /** Where analysis.json and the plots go (default out/analysis). */
   out?: string;
   /** Show an error's stack trace instead of one line (e.g. running out of memory). */
@@ -45,11 +47,12 @@ export interface AnalyzeOptions extends AnalysisSettings {
 }
 
 export async function analyze(options: AnalyzeOptions, io: CliIo) {
-  const { backend, native, stepGraphs } = await prepareBackend(
+  const { backend, native, stepGraphs, threads } = await prepareBackend(
     options.backend,
     options.native,
     io,
     options.stepGraphs,
+    options.threads,
   );
   const { model, metadata, path } = await loadModel(options.model);
   let lock: RunLock | undefined;
@@ -100,7 +103,7 @@ export async function analyze(options: AnalyzeOptions, io: CliIo) {
         ...options,
         microBatch,
       });
-      const where = { model: path, dataset, split, backend, native, stepGraphs };
+      const where = { model: path, dataset, split, backend, native, stepGraphs, threads };
       const { files } = writeAnalysis(out, outcome, where, 'Hessian');
       return { ...where, ...outcome, files };
     } finally {
@@ -129,7 +132,7 @@ export function analyzeCommand(ctx: CliContext): Command {
       '<model>',
       'a train --out directory, a model directory or a model.json (TF.js layers format)',
     );
-  addDataOptions(cmd);
+  addDataOptions(cmd, { sizes: false }); // it takes --batch-size x --batches examples
   cmd
     .addOption(
       new Option('--split <name>', 'which split to analyse on (default: train)').choices([

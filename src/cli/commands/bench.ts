@@ -16,7 +16,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendName } from '../../backends.js';
 import { batches } from '../../data/index.js';
 import { softmaxCrossEntropy } from '../../losses.js';
-import { prepareBackend, type StepGraphChoice } from '../backend.js';
+import { prepareBackend, threadsText, type StepGraphChoice } from '../backend.js';
 import {
   addBackendOption,
   addDataOptions,
@@ -79,6 +79,8 @@ export interface BenchOptions {
   native?: boolean;
   /** --step-graphs (src/cli/backend.ts). */
   stepGraphs?: StepGraphChoice;
+  /** --threads: ONNX Runtime's threads with the native kernels (src/cli/backend.ts). */
+  threads?: number;
   seed?: number;
 }
 
@@ -105,6 +107,8 @@ export interface BenchResult {
   backend: string;
   native: boolean;
   stepGraphs: StepGraphChoice;
+  /** ONNX Runtime's threads (null without the native kernels). */
+  threads: number | null;
   stepsPerWindow: number;
   rounds: number;
   rows: BenchRow[];
@@ -145,7 +149,13 @@ export async function bench(options: BenchOptions, io: CliIo): Promise<BenchResu
     backend: options.backend,
   };
   const base = resolveTrainConfig(settings);
-  const path = await prepareBackend(options.backend, options.native, io, options.stepGraphs);
+  const path = await prepareBackend(
+    options.backend,
+    options.native,
+    io,
+    options.stepGraphs,
+    options.threads,
+  );
   base.backend = path.backend;
   // A few distinct batches, cycled, so the timing is of real steps on real data.
   const batchesPerCycle = 4;
@@ -259,6 +269,7 @@ export async function bench(options: BenchOptions, io: CliIo): Promise<BenchResu
       backend: base.backend,
       native: path.native,
       stepGraphs: path.stepGraphs,
+      threads: path.threads,
       stepsPerWindow: steps,
       rounds,
       rows,
@@ -285,7 +296,7 @@ export function benchTable(result: BenchResult): string {
     r.paperXAdam,
   ]);
   const lines = [
-    `Time per step, ${result.model}, batch ${result.batchSize}, ${result.backend}${result.native ? ` + native kernels, step graphs ${result.stepGraphs}` : ''} (median of ${result.rounds} rounds)`,
+    `Time per step, ${result.model}, batch ${result.batchSize}, ${result.backend}${result.native ? ` + native kernels, step graphs ${result.stepGraphs}, ${threadsText(result.threads ?? 1)}` : ''} (median of ${result.rounds} rounds)`,
     formatTable(
       ['optimizer', 'ms/step', 'x SGD', 'x Adam', 'theory x SGD', 'paper x SGD', 'paper x Adam'],
       rows,
@@ -315,9 +326,8 @@ interface BenchFlags extends OutputFlags {
   backend?: BackendName;
   native?: boolean;
   stepGraphs?: StepGraphChoice;
+  threads?: number;
   seed?: number;
-  trainSize?: number;
-  testSize?: number;
   seqLength?: number;
 }
 
@@ -330,7 +340,7 @@ export function benchCommand(ctx: CliContext): Command {
       "Time per training step of sgd, adam, adamw and adahessian with the Hessian every 1..5 steps on one model, measured in one run (warm-up, interleaved rounds, medians), printed as the paper's cost table (ratios to SGD and to Adam).",
     );
   addModelOption(cmd);
-  addDataOptions(cmd);
+  addDataOptions(cmd, { sizes: false }); // it times four batches of --batch-size
   cmd
     .option('--batch-size <n>', 'examples per step (default: 64)', positiveInteger)
     .option('--steps <n>', 'steps per timed window (default: 10)', positiveInteger)

@@ -15,7 +15,12 @@ import {
   type AnalysisSettings,
 } from '../analysis.js';
 import { checkOutputDirectory, removeStaleTempFiles, writeFileAtomic } from '../atomic-file.js';
-import { prepareBackend, type BackendChoice, type StepGraphChoice } from '../backend.js';
+import {
+  prepareBackend,
+  threadsText,
+  type BackendChoice,
+  type StepGraphChoice,
+} from '../backend.js';
 import {
   addBackendOption,
   addOutputOptions,
@@ -45,6 +50,8 @@ export interface DemoOptions {
   native?: boolean;
   /** --step-graphs (src/cli/backend.ts). */
   stepGraphs?: StepGraphChoice;
+  /** --threads: ONNX Runtime's threads with the native kernels (src/cli/backend.ts). */
+  threads?: number;
   seed?: number;
   /** Where the report goes (default out/demo). */
   out?: string;
@@ -127,7 +134,13 @@ async function demoInLockedDirectory(options: DemoOptions, io: CliIo): Promise<D
   const started = performance.now();
   const { analysis: analysisOptions, ...rest } = options;
   // No --backend: the fastest path available (cpu + native kernels, else wasm).
-  const path = await prepareBackend(options.backend, options.native, io, options.stepGraphs);
+  const path = await prepareBackend(
+    options.backend,
+    options.native,
+    io,
+    options.stepGraphs,
+    options.threads,
+  );
   const s = { ...DEMO_DEFAULTS, ...definedOnly(rest), ...path };
   const settings: TrainSettings = {
     model: 'small-cnn',
@@ -149,7 +162,7 @@ async function demoInLockedDirectory(options: DemoOptions, io: CliIo): Promise<D
   }
   note(
     io,
-    `demo: small CNN on ${data.train.count} Fashion-MNIST images (${data.test.count} test), ${s.epochs} epochs, batch ${s.batchSize}, seed ${s.seed}, ${s.backend}${s.native ? ` + native kernels, step graphs ${s.stepGraphs}` : ''}`,
+    `demo: small CNN on ${data.train.count} Fashion-MNIST images (${data.test.count} test), ${s.epochs} epochs, batch ${s.batchSize}, seed ${s.seed}, ${s.backend}${s.native ? ` + native kernels, step graphs ${s.stepGraphs}, ${threadsText(s.threads ?? 1)}` : ''}`,
   );
   const trained: { result: TrainResult; lr: number }[] = [];
   const runs: DemoRun[] = [];
@@ -350,7 +363,7 @@ function writeDemoReport(
       ...analysisSections,
       {
         heading: 'Reproduce',
-        code: `npx adahessian demo --epochs ${s.epochs} --train-size ${s.trainSize} --test-size ${s.testSize} --batch-size ${s.batchSize} --seed ${s.seed} --backend ${s.backend}${s.native ? ` --native --step-graphs ${s.stepGraphs}` : ''}`,
+        code: `npx adahessian demo --epochs ${s.epochs} --train-size ${s.trainSize} --test-size ${s.testSize} --batch-size ${s.batchSize} --seed ${s.seed} --backend ${s.backend}${s.native ? ` --native --step-graphs ${s.stepGraphs} --threads ${s.threads}` : ''}`,
       },
     ],
   });

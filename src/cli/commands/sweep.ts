@@ -24,7 +24,7 @@ import {
   type OutputFlags,
 } from '../common-options.js';
 import type { CliContext } from '../context.js';
-import { loadDataset, type DatasetName } from '../datasets.js';
+import { loadDataset, refuseLargerSizes, type DatasetName } from '../datasets.js';
 import { CliUsageError } from '../errors.js';
 import { linePlotSvg, type Series } from '../line-plot.js';
 import {
@@ -57,7 +57,7 @@ import {
 } from '../seed-stats.js';
 import { formatTable, type Cell } from '../table.js';
 import { resolveTrainConfig, type TrainConfig, type TrainSettings } from '../train-config.js';
-import { train } from '../training.js';
+import { train, withRecordedThreads } from '../training.js';
 
 export { mean, std } from '../seed-stats.js';
 
@@ -94,6 +94,8 @@ export interface SweepOptions {
   native?: boolean;
   /** --step-graphs (src/cli/backend.ts). */
   stepGraphs?: StepGraphChoice;
+  /** --threads: ONNX Runtime's threads with the native kernels (src/cli/backend.ts). */
+  threads?: number;
   /** One seed (--seed) or several (--seeds); each cell runs once per seed. */
   seed?: number;
   seeds?: number[];
@@ -255,10 +257,18 @@ async function sweepInLockedDirectory(
   removeStaleTempFiles(out);
   removeStaleTempFiles(join(out, 'runs'));
   // No --backend: the fastest path available (cpu + native kernels, else wasm).
-  const path = await prepareBackend(options.backend, options.native, io, options.stepGraphs);
+  const path = await prepareBackend(
+    options.backend,
+    options.native,
+    io,
+    options.stepGraphs,
+    options.threads,
+  );
   for (const c of configs) c.backend = path.backend;
   for (const p of plan) p.settings.backend = path.backend;
   const data = loadDataset(checked);
+  // The default size (1024) takes what there is; a size given is refused beyond it.
+  refuseLargerSizes(options, data);
   const settings = {
     model: checked.model,
     dataset: checked.dataset,
@@ -273,6 +283,7 @@ async function sweepInLockedDirectory(
     backend: checked.backend,
     native: path.native,
     stepGraphs: path.stepGraphs,
+    threads: path.threads,
     optimizers,
     seeds,
     scales: options.lr !== false ? scales : [],
@@ -295,8 +306,13 @@ async function sweepInLockedDirectory(
     for (const [i, planned] of plan.entries()) {
       const config = configs[i]!;
       const file = join(out, 'runs', `${runKey(config)}.json`);
-      // The kernels' path changes the numbers by float32 rounding (--native, --step-graphs).
-      const kernels = { native: path.native, stepGraphs: path.stepGraphs };
+      // The kernels' path changes the numbers by float32 rounding (--native, --step-graphs,
+      // --threads).
+      const kernels = {
+        native: path.native,
+        stepGraphs: path.stepGraphs,
+        ...(path.threads !== null ? { threads: path.threads } : {}),
+      };
       const saved = options.resume ? savedRun(file, config, kernels) : null;
       let record: SweepRun;
       if (saved) {
@@ -390,7 +406,8 @@ export function runKey(c: TrainConfig): string {
 
 /**
  * The run saved in `file`, when it was made with exactly `config` on the same kernels' path
- * (files saved before the path was recorded are taken as made on it); otherwise null.
+ * (files saved before the path was recorded are taken as made on it, and those saved with the
+ * native kernels before their threads were, as made on one); otherwise null.
  */
 function savedRun(file: string, config: TrainConfig, kernels: object): SweepRun | null {
   if (!existsSync(file)) return null;
@@ -400,7 +417,9 @@ function savedRun(file: string, config: TrainConfig, kernels: object): SweepRun 
       kernels?: unknown;
       run: SweepRun;
     };
-    const samePath = saved.kernels === undefined || isDeepStrictEqual(saved.kernels, kernels);
+    const samePath =
+      saved.kernels === undefined ||
+      isDeepStrictEqual(withRecordedThreads(saved.kernels as TrainSettings), kernels);
     return samePath && JSON.stringify(saved.config) === JSON.stringify(config) ? saved.run : null;
   } catch {
     return null; // a file from an older version, or damaged: run the cell again

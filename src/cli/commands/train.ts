@@ -42,6 +42,7 @@ interface TrainFlags extends OutputFlags, TrainSettings {
   force?: boolean;
   native?: boolean;
   stepGraphs?: StepGraphChoice;
+  threads?: number;
   optimizers?: OptimizerWithRate[];
   seeds?: number[];
 }
@@ -111,7 +112,7 @@ export function trainCommand(ctx: CliContext): Command {
     )
     .option(
       '--resume <dir>',
-      'continue the run checkpointed in DIR, or finish the runs of DIR/train-runs.json (settings, backend and --native/--step-graphs come from it; --epochs may grow)',
+      'continue the run checkpointed in DIR, or finish the runs of DIR/train-runs.json (settings, backend and --native/--step-graphs/--threads come from it; --epochs may grow)',
       nonEmptyPath,
     )
     .option(
@@ -155,10 +156,14 @@ on text; test loss, final train loss, s/epoch); --json prints {settings, rows, r
     if (flags.resume === undefined) {
       resolveTrainConfig(single); // bad settings fail before a backend loads
       // No --backend: the fastest path available (a resumed run keeps its checkpoint's backend).
-      Object.assign(
-        options,
-        await prepareBackend(flags.backend, flags.native, io, flags.stepGraphs),
+      const { threads, ...path } = await prepareBackend(
+        flags.backend,
+        flags.native,
+        io,
+        flags.stepGraphs,
+        flags.threads,
       );
+      Object.assign(options, path, threads !== null ? { threads } : {});
     }
     const result = await train(options, io);
     if (result.interrupted) ctx.exitCode = 130;
