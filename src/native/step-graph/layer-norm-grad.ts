@@ -31,6 +31,10 @@
  *      beta's gradients become reshapes of theirs; the chain's last Add becomes the chain's
  *      other terms (in order) plus the hand-written dx. The cone and the chain's other Adds,
  *      no longer read, are left out by build.ts like any unused call.
+ *   5. The forward pass too: the FusedBatchNorm becomes y = x^ gamma + beta, with x^ and rstd
+ *      made there and kept for the gradient (TF.js's batch norm subtracts the mean a second time
+ *      and divides: two full-size passes more per layer norm; ADAHESSIAN_LN_FORWARD=0 leaves it
+ *      as it was, for A/Bs). So the loss's rounding changes too (float32 rounding).
  * The recording given is not changed (a new one is returned: replays match against the
  * captured one).
  */
@@ -70,11 +74,14 @@ interface Match {
   dgamma: number;
   dbeta: number;
   lastAdd: number;
+  /** The FusedBatchNorm (replaced too, unless ADAHESSIAN_LN_FORWARD=0). */
+  forward: number;
   /** The chain's terms that are not the layer norm's, in order. */
   otherTerms: RecordedInput[];
   centred: RecordedInput;
   variance: RecordedInput;
   gamma: RecordedInput;
+  beta: RecordedInput;
   dy: RecordedInput;
   epsilon: number;
   shape: number[];
@@ -295,6 +302,7 @@ export function rewriteLayerNormGradients(
       dgamma: rootCall(dgammaKey),
       dbeta: rootCall(dbetaKey),
       lastAdd: last,
+      forward: f,
       otherTerms,
       centred: {
         name: 'a',
@@ -309,11 +317,12 @@ export function rewriteLayerNormGradients(
         dtype: 'float32',
       },
       gamma: { name: 'b', ref: rootRef(gamma.ref), shape: [d], dtype: 'float32' },
+      beta: { name: 'b', ref: rootRef(beta.ref), shape: [d], dtype: 'float32' },
       dy: { name: 'a', ref: rootRef(dyInput.ref), shape, dtype: 'float32' },
       epsilon,
       shape,
     };
-    for (const c of [result.dgamma, result.dbeta, result.lastAdd]) {
+    for (const c of [result.dgamma, result.dbeta, result.lastAdd, f]) {
       check(!used.has(c), 'overlapping layer norms');
     }
     return result;
@@ -325,7 +334,7 @@ export function rewriteLayerNormGradients(
     if (c.kernelName !== 'FusedBatchNorm') return;
     try {
       const m = match(f);
-      [m.dgamma, m.dbeta, m.lastAdd].forEach((i) => used.add(i));
+      [m.dgamma, m.dbeta, m.lastAdd, m.forward].forEach((i) => used.add(i));
       matches.push(m);
     } catch (e) {
       if (!(e instanceof Refuse)) throw e;
@@ -337,6 +346,8 @@ export function rewriteLayerNormGradients(
   }
 
   // The new recording: hand-written calls before each match's first replaced call.
+  // ADAHESSIAN_LN_FORWARD=0 leaves the forward pass as TF.js's (A/Bs).
+  const forwardToo = process.env['ADAHESSIAN_LN_FORWARD'] !== '0';
   const newValues = [...values];
   const newExternals = [...externals];
   const before = new Map<number, RecordedCall[]>();
@@ -357,6 +368,17 @@ export function rewriteLayerNormGradients(
       const out = value(shape);
       added.push({ kernelName, attrs, inputs, outputs: [out], aliases: [-1] });
       return out;
+    };
+    const reshapeInto = (from: number, c: number): RecordedCall => {
+      const out = calls[c]!.outputs[0]!;
+      const shape = values[out]!.shape;
+      return {
+        kernelName: 'Reshape',
+        attrs: { shape },
+        inputs: [as('x', from)],
+        outputs: [out],
+        aliases: [0],
+      };
     };
     const rank = m.shape.length;
     const rows = [...m.shape.slice(0, -1), 1];
@@ -379,6 +401,14 @@ export function rewriteLayerNormGradients(
     const varEps = call('Add', [{ ...m.variance, name: 'a' }, eps], rows);
     const rstd = call('Rsqrt', [as('x', varEps)], rows);
     const xhat = call('Multiply', [{ ...m.centred, name: 'a' }, as('b', rstd)], m.shape);
+    if (forwardToo) {
+      // y = x^ gamma + beta in the forward pass, x^ kept for the gradient: TF.js's batch norm
+      // subtracts the mean again and divides by the standard deviation (two passes more).
+      const scaled = call('Multiply', [as('a', xhat), m.gamma], m.shape);
+      const y = call('Add', [as('a', scaled), m.beta], m.shape);
+      before.set(m.forward, added.splice(0));
+      replaced.set(m.forward, reshapeInto(y, m.forward));
+    }
     const g = call('Multiply', [{ ...m.dy, name: 'a' }, m.gamma], m.shape);
     const mean1 = call('Mean', [as('x', g)], rows, lastMean);
     const gx = call('Multiply', [as('a', g), as('b', xhat)], m.shape);
@@ -390,17 +420,6 @@ export function rewriteLayerNormGradients(
     const dyx = call('Multiply', [{ ...m.dy, name: 'a' }, as('b', xhat)], m.shape);
     const dgamma = call('Sum', [as('x', dyx)], [d], overRows);
     const dbeta = call('Sum', [{ ...m.dy, name: 'x' }], [d], overRows);
-    const reshapeInto = (from: number, c: number): RecordedCall => {
-      const out = calls[c]!.outputs[0]!;
-      const shape = values[out]!.shape;
-      return {
-        kernelName: 'Reshape',
-        attrs: { shape },
-        inputs: [as('x', from)],
-        outputs: [out],
-        aliases: [0],
-      };
-    };
     replaced.set(m.dgamma, reshapeInto(dgamma, m.dgamma));
     replaced.set(m.dbeta, reshapeInto(dbeta, m.dbeta));
     // x's gradient: the other terms first, in the chain's order, then dx.
