@@ -13,7 +13,7 @@
  * between the outputs, relative to each output's largest value (float32 rounding, not bit for
  * bit).
  *
- *   npx tsx bench/speed/gelu-hvp.ts [--runs 40] [--flush]
+ *   npx tsx bench/speed/gelu-hvp.ts [--runs 40] [--flush] [--batch 16 --context 32]
  */
 import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../../src/index.js';
@@ -29,7 +29,7 @@ tf.env().set('IS_TEST', false);
 const runs = Number(arg('runs', '40'));
 const flush = process.argv.includes('--flush');
 const junk = new Float32Array(flush ? 32 << 20 : 1);
-const [B, T, D] = [64, 64, 128];
+const [B, T, D] = [Number(arg('batch', '64')), Number(arg('context', '64')), 128];
 
 await useBackend('cpu');
 const runtime = loadOnnxRuntime();
