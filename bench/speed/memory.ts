@@ -1,7 +1,8 @@
 /**
  * Memory (and time) of one training configuration per process, so that the process's peak
  * RSS (getrusage's maxRSS) is this configuration's: ResNet-20 on 28x28x1 with batch norm, as
- * the issue measured it, or the small CNN. Prints one JSON line: ms per step, peak RSS, the
+ * the issue measured it, the small CNN, or the char transformer (buildCharTransformer's
+ * defaults, batch 64 sequences of 64 ids, as bench/speed/step.ts). Prints one JSON line: ms per step, peak RSS, the
  * engine's peak tensor bytes inside a step (tf.profile; it counts shared data once per tensor,
  * so it runs above RSS), tensors left after the steps, and on wasm the heap size.
  *
@@ -9,6 +10,7 @@
  *   npx tsx bench/speed/memory.ts --variant wasm --optimizer adam --model small-cnn
  *   npx tsx bench/speed/memory.ts --variant cpu+native --steps 3
  *   npx tsx bench/speed/memory.ts --variant cpu+native --steps 4 --step-graph-arena off
+ *   npx tsx bench/speed/memory.ts --variant cpu+native --model transformer --steps 5
  *
  * PyTorch's figure for the same step: python3 bench/speed/torch_memory.py (see PERFORMANCE.md).
  *
@@ -16,7 +18,8 @@
  * graphs"): RSS after each step, minor page faults per step (memory the allocator gave back
  * and took again: ONNX Runtime without its arena), and on Linux the resident size of glibc's
  * main heap ([heap]: where TF.js's op-by-op arrays live, kept after they are freed) and of the
- * largest other anonymous mapping (ONNX Runtime's arena, when a step graph ran with it).
+ * largest other anonymous mapping (ONNX Runtime's arena, when a step graph ran with it), and
+ * whether a step graph that started without the arena was opened again with it (arena.ts).
  * glibc's malloc is tuned only by environment variables read at start, e.g.
  *   MALLOC_TRIM_THRESHOLD_=1073741824 MALLOC_MMAP_THRESHOLD_=33554432 npx tsx bench/speed/memory.ts ...
  */
@@ -24,12 +27,13 @@ import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import {
   adahessian,
+  buildCharTransformer,
   buildResNet20,
   buildSmallCnn,
   softmaxCrossEntropy,
   useBackend,
 } from '../../src/index.js';
-import { enableNativeKernels } from '../../src/native/index.js';
+import { enableNativeKernels, stepGraphsStatus } from '../../src/native/index.js';
 import { arg } from './args.js';
 
 tf.env().set('IS_TEST', false);
@@ -37,7 +41,11 @@ tf.env().set('IS_TEST', false);
 const variant = arg('variant', 'cpu');
 const optimizerName = arg('optimizer', 'adahessian');
 const modelName = arg('model', 'resnet20');
+if (!['resnet20', 'small-cnn', 'transformer'].includes(modelName))
+  throw new Error(`--model: '${modelName}'; expected resnet20, small-cnn or transformer`);
 const batch = Number(arg('batch', '64'));
+const TRANSFORMER_CONTEXT = 64;
+const TRANSFORMER_VOCAB = 96;
 const steps = Number(arg('steps', '3'));
 
 async function main(): Promise<void> {
@@ -54,14 +62,28 @@ async function main(): Promise<void> {
     });
     if (!status.enabled) throw new Error(status.reason);
   }
+  const transformer = modelName === 'transformer';
   const model =
     modelName === 'resnet20'
       ? buildResNet20({ inputShape: [28, 28, 1], seed: 1 })
-      : buildSmallCnn({ seed: 1 });
+      : transformer
+        ? buildCharTransformer({
+            vocabSize: TRANSFORMER_VOCAB,
+            contextLength: TRANSFORMER_CONTEXT,
+            seed: 1,
+          })
+        : buildSmallCnn({ seed: 1 });
   const optimizer = optimizerName === 'adam' ? tf.train.adam(1e-3) : adahessian({ seed: 1 });
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const x = tf.randomNormal([batch, 28, 28, 1], 0, 1, 'float32', 1);
-  const y = tf.oneHot(tf.randomUniform([batch], 0, 10, 'int32', 2), 10).toFloat();
+  const x = transformer
+    ? tf.randomUniform([batch, TRANSFORMER_CONTEXT], 0, TRANSFORMER_VOCAB, 'int32', 1)
+    : tf.randomNormal([batch, 28, 28, 1], 0, 1, 'float32', 1);
+  const y = transformer
+    ? tf.oneHot(
+        tf.randomUniform([batch, TRANSFORMER_CONTEXT], 0, TRANSFORMER_VOCAB, 'int32', 2),
+        TRANSFORMER_VOCAB,
+      )
+    : tf.oneHot(tf.randomUniform([batch], 0, 10, 'int32', 2), 10).toFloat();
   const times: number[] = [];
   const rssAfterStepMB: number[] = [];
   const minorFaultsPerStep: number[] = [];
@@ -89,6 +111,7 @@ async function main(): Promise<void> {
     if (i === 0) baseline = tf.memory().numTensors;
   }
   const backend = tf.backend() as unknown as { wasm?: { HEAPU8: Uint8Array } };
+  const graphs = stepGraphsStatus();
   console.log(
     JSON.stringify({
       variant,
@@ -104,6 +127,10 @@ async function main(): Promise<void> {
       tensorsAfterFirstStep: baseline,
       tensorsAtEnd: tf.memory().numTensors,
       wasmHeapMB: backend.wasm ? Math.round(backend.wasm.HEAPU8.length / 2 ** 20) : undefined,
+      // Replayed steps, and step graphs opened again with ONNX Runtime's arena (arena.ts).
+      stepGraphs: graphs.enabled
+        ? { replays: graphs.replays, arenaReopened: graphs.arenaReopened }
+        : undefined,
     }),
   );
 }

@@ -65,10 +65,11 @@ export interface NativeKernelOptions {
    */
   stepGraphs?: StepGraphMode | boolean;
   /**
-   * ONNX Runtime's memory arena for step graphs. Default: on, unless glibc was told at start to
-   * keep freed memory (malloc-tuning.ts: MALLOC_TRIM_THRESHOLD_ and MALLOC_MMAP_THRESHOLD_), where
-   * off is as fast and takes less. Off otherwise trades speed for memory (ResNet-20's AdaHessian
-   * step 15-45 % slower, ~300 MB less peak RSS; see StepGraphOptions).
+   * ONNX Runtime's memory arena for step graphs. Default: off when glibc was told at start to
+   * keep freed memory (malloc-tuning.ts: MALLOC_TRIM_THRESHOLD_ and MALLOC_MMAP_THRESHOLD_);
+   * otherwise by the step: off for big steps (ResNet-20's and the char transformer's AdaHessian
+   * steps: ~220 MB less peak RSS), turned on if their runs page-fault, on for the rest
+   * (src/native/step-graph/arena.ts). true / false: always on / off.
    */
   stepGraphMemoryArena?: boolean;
 }
@@ -212,7 +213,8 @@ export function enableNativeKernels(options: NativeKernelOptions = {}): NativeKe
     const firstOrder = stepGraphs === 'all';
     // The output pool keeps nothing while a step is captured or replayed (buffer-pool.ts).
     const suspendOutputPool = () => state.pool?.suspend() ?? (() => {});
-    const memoryArena = options.stepGraphMemoryArena ?? !mallocKeepsFreedMemory();
+    const memoryArena =
+      options.stepGraphMemoryArena ?? (mallocKeepsFreedMemory() ? false : undefined);
     status.stepGraphs = enableStepGraphs({ threads, firstOrder, suspendOutputPool, memoryArena })
       .enabled
       ? stepGraphs

@@ -15,6 +15,9 @@
  * 1.5-1.8x PyTorch's memory, the transformer's and ResNet-20's steps as fast as with the arena).
  * Setting a trim threshold alone also fixes the mmap threshold at its 128 KiB default (glibc
  * then stops adjusting it), which maps and unmaps every large tensor: both are required.
+ * Without that environment, big steps start without the arena anyway, and get it back if their
+ * runs page-fault (step-graph/arena.ts: the ninth session); with it, no step has the arena and
+ * none is watched.
  */
 
 /** The values the rule was measured with; larger ones keep more, so they qualify too. */

@@ -24,6 +24,8 @@ export interface StepGraphsStatus {
   /** Milliseconds of replays spent in the stubbed forward pass and in ONNX Runtime. */
   stubMs: number;
   graphMs: number;
+  /** Step graphs opened again with ONNX Runtime's arena because their runs faulted (arena.ts). */
+  arenaReopened: number;
   lastReason: string;
 }
 
@@ -177,8 +179,9 @@ function partsOf(all: Set<CompiledSteps>): StepGraphStatus[] {
 }
 
 function statusOf(parts: StepGraphStatus[]): StepGraphsStatus {
-  const sum = (k: 'replays' | 'opByOp' | 'compiled' | 'compileMs' | 'stubMs' | 'graphMs') =>
-    parts.reduce((a, p) => a + p[k], 0);
+  const sum = (
+    k: 'replays' | 'opByOp' | 'compiled' | 'compileMs' | 'stubMs' | 'graphMs' | 'arenaReopened',
+  ) => parts.reduce((a, p) => a + p[k], 0);
   return {
     enabled: true,
     firstOrder: false,
@@ -189,6 +192,7 @@ function statusOf(parts: StepGraphStatus[]): StepGraphsStatus {
     compileMs: sum('compileMs'),
     stubMs: sum('stubMs'),
     graphMs: sum('graphMs'),
+    arenaReopened: sum('arenaReopened'),
     lastReason:
       parts
         .map((p) => p.lastReason)
@@ -208,6 +212,7 @@ function emptyStatus(): StepGraphsStatus {
     compileMs: 0,
     stubMs: 0,
     graphMs: 0,
+    arenaReopened: 0,
     lastReason: '',
   };
 }

@@ -81,6 +81,7 @@ import {
 } from './assign.js';
 import { aliveAfter, fillData, poison, watchMadeTensors, type Escape } from './escape.js';
 import { interceptKernels, sameAttrs, sameShape } from './stub-kernels.js';
+import { ArenaChoice, minorPageFaults } from './arena.js';
 
 export interface StepGraphOptions {
   /** ONNX Runtime intra-op threads for the whole step (default 1). */
@@ -88,9 +89,9 @@ export interface StepGraphOptions {
   /** ONNX Runtime graph optimisation level (default 'all'). */
   optimization?: 'disabled' | 'basic' | 'extended' | 'all';
   /**
-   * ONNX Runtime's memory arena (default on: it keeps the graph's intermediates' memory
-   * between runs; off, each run allocates afresh: ResNet-20's AdaHessian step ~40 % slower,
-   * the transformer's ~25 %, for ~300 MB less peak RSS on ResNet-20).
+   * ONNX Runtime's memory arena. Default (undefined): by the step's size, off for big steps
+   * while their runs do not fault, else on (arena.ts). true / false: as given. Off, the graph's
+   * tensors come from glibc's heap, reusing what the op-by-op capture left there.
    */
   memoryArena?: boolean;
   /**
@@ -138,6 +139,8 @@ export interface StepGraphStatus {
   graphMs: number;
   lastGraphNodes: number;
   lastGraphCalls: number;
+  /** Sessions opened again with ONNX Runtime's arena because their runs faulted (arena.ts). */
+  arenaReopened: number;
 }
 
 interface OrtTensor {
@@ -186,6 +189,10 @@ interface CompiledEntry<E> {
   attrsJson: string[];
   /** Replayed only once a second capture matched the one it was built from. */
   confirmed: boolean;
+  /** Whether the session has ONNX Runtime's arena, and the watch that may turn it on. */
+  arena: ArenaChoice;
+  /** Opens the session again (with `arena`'s choice); null once nothing can change it. */
+  reopen: (() => OrtSession) | null;
 }
 
 /** The body of a step: runs `forward` (the loss function, counted) once and returns tensors. */
@@ -233,6 +240,7 @@ export class StepGraphCompiler<E> {
     graphMs: 0,
     lastGraphNodes: 0,
     lastGraphCalls: 0,
+    arenaReopened: 0,
   };
 
   constructor(private readonly options: StepGraphOptions = {}) {}
@@ -648,7 +656,6 @@ export class StepGraphCompiler<E> {
     });
     const runtime = loadOnnxRuntime()!;
     const bytes = encodeOnnxModel(built.graph);
-    const session = new runtime.binding.binding.InferenceSession() as unknown as OrtSession;
     // ONNX Runtime's common subexpression elimination merges equal nodes anywhere in the step,
     // whose one value then lives from its first reader to its last. In a big step that doubled
     // the arena (ResNet-20: 1,073 -> 536 MB reserved without it, the same CPU time); in a small
@@ -659,29 +666,36 @@ export class StepGraphCompiler<E> {
     // (docs/PERFORMANCE.md, eighth session, ResNet-20's memory, second task);
     // ADAHESSIAN_ORT_CSE=1 / 0 keeps it / leaves it out regardless (A/Bs).
     const keepCse = keepsCommonSubexpressionElimination(capture.recording);
-    session.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, {
-      intraOpNumThreads: this.options.threads ?? 1,
-      interOpNumThreads: 1,
-      executionMode: 'sequential',
-      graphOptimizationLevel: this.options.optimization ?? 'all',
-      ...(this.options.profilePrefix != null
-        ? { enableProfiling: true, profileFilePrefix: this.options.profilePrefix }
-        : {}),
-      logSeverityLevel: 3,
-      enableCpuMemArena: this.options.memoryArena ?? true,
-      enableMemPattern: this.options.memoryPattern ?? false,
-      extra: {
-        session: { intra_op: { allow_spinning: '0' } },
-        ...(keepCse
-          ? {}
-          : { optimization: { disable_specified_optimizers: 'CommonSubexpressionElimination' } }),
-      },
-    });
+    const arena = new ArenaChoice(this.options.memoryArena, capture.recording);
+    const open = (): OrtSession => {
+      const session = new runtime.binding.binding.InferenceSession() as unknown as OrtSession;
+      session.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, {
+        intraOpNumThreads: this.options.threads ?? 1,
+        interOpNumThreads: 1,
+        executionMode: 'sequential',
+        graphOptimizationLevel: this.options.optimization ?? 'all',
+        ...(this.options.profilePrefix != null
+          ? { enableProfiling: true, profileFilePrefix: this.options.profilePrefix }
+          : {}),
+        logSeverityLevel: 3,
+        enableCpuMemArena: arena.arena,
+        enableMemPattern: this.options.memoryPattern ?? false,
+        extra: {
+          session: { intra_op: { allow_spinning: '0' } },
+          ...(keepCse
+            ? {}
+            : { optimization: { disable_specified_optimizers: 'CommonSubexpressionElimination' } }),
+        },
+      });
+      return session;
+    };
     const { start, end } = capture.forward;
     const entry: CompiledEntry<E> = {
       capture,
-      session,
+      session: open(),
       confirmed: false,
+      arena,
+      reopen: arena.watched ? open : null,
       inputExternals: built.inputExternals,
       outputShapes: capture.outputs.map((o) => o.shape),
       outputDtypes: capture.outputs.map((o) =>
@@ -758,7 +772,18 @@ export class StepGraphCompiler<E> {
           entry.outputShapes[k]!,
         )),
     );
+    const faultsBefore = entry.arena.watching ? minorPageFaults() : 0;
     entry.session.run(ortFeeds, fetches, {});
+    if (entry.arena.watching && entry.arena.observe(minorPageFaults() - faultsBefore)) {
+      // This run's values stand; the next runs get the arena (arena.ts).
+      entry.session.dispose();
+      entry.session = entry.reopen!();
+      entry.reopen = null;
+      this.status.arenaReopened++;
+      this.options.debug?.(
+        "step graph opened again with ONNX Runtime's arena: its runs without it page-faulted",
+      );
+    }
     this.status.graphMs += performance.now() - t1;
     return results.map((r, k) => tf.tensor(r, entry.outputShapes[k]!, entry.outputDtypes[k]!));
   }
