@@ -183,6 +183,8 @@ function variant(spec: string, base: Variant): Variant {
     else if (k === 'ftz') v.ftz = x === '1';
     else if (k === 'nchwc') v.env = { ...v.env, ADAHESSIAN_NCHWC: x };
     else if (k === 'fgrad') v.env = { ...v.env, ADAHESSIAN_FILTER_GRAD: x };
+    // convbias=0: channel biases stay Adds after the NCHWc Convs (conv-bias.ts).
+    else if (k === 'convbias') v.env = { ...v.env, ADAHESSIAN_CONV_BIAS: x };
     else if (k === 'lnforward') v.env = { ...v.env, ADAHESSIAN_LN_FORWARD: x };
     else if (k === 'skip') v.skip.push(...(x.split('+') as SimplifyPass[]));
     else if (k === 'lngrad') v.layerNormGradients = x === '1';
@@ -192,7 +194,7 @@ function variant(spec: string, base: Variant): Variant {
     else if (k === 'spin') v.spin = x === '1';
     else
       throw new Error(
-        `--ab: unknown key '${k}' (threads, interop, opt, mempattern, arena, ftz, nchwc, skip, lngrad, lnforward, gelugrad, step, disable, fgrad, spin)`,
+        `--ab: unknown key '${k}' (threads, interop, opt, mempattern, arena, ftz, nchwc, skip, lngrad, lnforward, gelugrad, step, disable, fgrad, convbias, spin)`,
       );
   }
   return v;

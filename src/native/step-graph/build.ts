@@ -7,6 +7,7 @@
  */
 import type { OnnxGraph, OnnxNode, OnnxTensorInitializer, OnnxValueInfo } from '../onnx-model.js';
 import { StepGraphRefusal, type Recording, type StepDtype, type ValueRef } from './capture.js';
+import { fuseConvBiases } from './conv-bias.js';
 import { simplifyGraph, type SimplifyPass } from './simplify.js';
 import { rewriteLayerNormGradients } from './layer-norm-grad.js';
 import { rewriteGeluGradients } from './gelu-grad.js';
@@ -217,13 +218,20 @@ export function buildStepGraph(
   externals.forEach((e, i) => shapes.set(`e${i}`, e.shape));
   for (const [key, name] of reshaped)
     shapes.set(name, key.split('|')[1]!.split(',').filter(Boolean).map(Number));
-  const finalNodes = simplifyGraph(nodes, {
+  const simplified = simplifyGraph(nodes, {
     shapes,
     initializers: tensorInitializers,
     outputs: graphOutputs.map((o) => o.name),
     int64s,
     derived: (node, from) => nodeCall.set(node, nodeCall.get(from) ?? -1),
     skip: options.skipRewrites ?? [],
+  });
+  // After simplify.ts: the sweep's bias tangents are broadcasts there, read unbroadcast here.
+  const finalNodes = fuseConvBiases(simplified, {
+    shapes,
+    outputs: graphOutputs.map((o) => o.name),
+    int64s,
+    derived: (node, from) => nodeCall.set(node, nodeCall.get(from) ?? -1),
   });
   const used = new Set(finalNodes.flatMap((n) => n.inputs));
   return {
