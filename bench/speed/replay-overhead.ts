@@ -105,7 +105,8 @@ timed(tf.AdamOptimizer.prototype, 'applyGradients', 'update');
 
 function setUp(name: string) {
   const heavy = name !== 'cnn';
-  const batch = heavy ? 64 : 128;
+  // --batch: the demo's small CNN trains at 64 (bench/speed/demo-steps.ts).
+  const batch = Number(arg('batch', heavy ? '64' : '128'));
   const model =
     name === 'cnn'
       ? buildSmallCnn({ seed: 1 })

@@ -54,8 +54,17 @@ export interface TrainOptions extends TrainSettings {
   force?: boolean;
   /** Stop after the current step, checkpoint, and return with interrupted: true. */
   signal?: AbortSignal;
-  /** Called after every step (tests use it to interrupt at a chosen step). */
-  onStep?: (info: { epoch: number; step: number; globalStep: number; loss: number }) => void;
+  /**
+   * Called after every step (tests use it to interrupt at a chosen step; `ms`, the step's own
+   * time as msPerStep counts it, lets a benchmark split the mean: bench/speed/demo-steps.ts).
+   */
+  onStep?: (info: {
+    epoch: number;
+    step: number;
+    globalStep: number;
+    loss: number;
+    ms: number;
+  }) => void;
   /** Keep the trained model in the result (the caller disposes it); default: dispose it. */
   keepModel?: boolean;
   /** Route heavy kernels through ONNX Runtime (--native). */
@@ -311,7 +320,8 @@ async function runTraining(
           );
         }
         const size = Math.min(config.batchSize, data.train.count - step * config.batchSize);
-        acc.seconds += (performance.now() - started) / 1000;
+        const stepMs = performance.now() - started;
+        acc.seconds += stepMs / 1000;
         acc.steps++;
         acc.lossSum += loss * size;
         acc.correct += correct;
@@ -324,7 +334,13 @@ async function runTraining(
           loss: acc.lossSum / (acc.seen / exampleUnits(data.train)),
           accuracy: acc.correct / acc.seen,
         });
-        options.onStep?.({ epoch: epoch + 1, step, globalStep: state.globalStep, loss });
+        options.onStep?.({
+          epoch: epoch + 1,
+          step,
+          globalStep: state.globalStep,
+          loss,
+          ms: stepMs,
+        });
         // Steps never wait for anything, so without this the SIGINT handler (Ctrl-C) would not
         // run until the whole run was over.
         await new Promise<void>((r) => setImmediate(r));
