@@ -40,7 +40,6 @@ const spent: Record<Part, number> = {
   stubForward: 0,
 };
 const calls: Record<Part, number> = { ...spent };
-let depth = 0;
 
 function wrap(method: string, part: (args: unknown[]) => Part): void {
   const proto = StepGraphCompiler.prototype as unknown as Record<
@@ -51,11 +50,9 @@ function wrap(method: string, part: (args: unknown[]) => Part): void {
   proto[method] = function (this: unknown, ...a: unknown[]) {
     const p = part(a);
     const t0 = performance.now();
-    depth++;
     try {
       return original.apply(this, a);
     } finally {
-      depth--;
       spent[p] += performance.now() - t0;
       calls[p]++;
     }
