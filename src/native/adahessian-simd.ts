@@ -6,7 +6,7 @@
  * f32x4.demote_f64x2_zero then f64x2.promote_low_f32x4 is Math.fround, so the bits are the JS
  * loop's (test/native/adahessian-simd.test.ts). Like adam-simd.ts (which explains the byte
  * encoding), values go through the module's own memory in chunks; the new values come back as
- * float64 holding float32 values, stored into Float32Arrays exactly. The loop also sums x - x
+ * float32 (demoted from float64 values that are float32 already: exact). The loop also sums x - x
  * over g, |D|, and the new m, v and w: 0 while all are finite (the update's finiteness check).
  */
 
@@ -29,7 +29,12 @@ import {
 } from './wasm-module.js';
 
 const CHUNK = 32768;
-/** Byte offsets of the regions (float32 inputs, |D| as float64, float64 outputs, the sum). */
+/**
+ * Byte offsets of the regions (float32 inputs, |D| as float64, float32 outputs, the sum). The
+ * outputs are float32 (demoted in the loop, exactly: they hold float32 values) so that copying
+ * them out is a memcpy; as float64 the three conversions in JS cost ~1 ms of a small CNN's
+ * 207k-parameter step, more than the loop's own arithmetic.
+ */
 const F32 = CHUNK * 4 + 16;
 const F64 = CHUNK * 8 + 16;
 const AT = {
@@ -40,9 +45,9 @@ const AT = {
   d32: 4 * F32,
   d64: 5 * F32,
   outW: 5 * F32 + F64,
-  outM: 5 * F32 + 2 * F64,
-  outV: 5 * F32 + 3 * F64,
-  sum: 5 * F32 + 4 * F64,
+  outM: 6 * F32 + F64,
+  outV: 7 * F32 + F64,
+  sum: 8 * F32 + F64,
 };
 const BYTES = AT.sum + 16;
 
@@ -117,9 +122,10 @@ function moduleBytes(rawDiagonal: boolean): Uint8Array<ArrayBuffer> {
     ...f32At(AT.w), ...LOAD, ...PROMOTE,
     ...get(M), ...get(BC1), ...DIV, ...get(DEN), ...DIV, ...get(LR), ...MUL, ...SUB, ...ROUND,
     ...set(W),
-    ...f64At(AT.outW), ...get(W), ...STORE,
-    ...f64At(AT.outM), ...get(M), ...STORE,
-    ...f64At(AT.outV), ...get(V), ...STORE,
+    // Two float32 and two zeros: the next pair overwrites the zeros (the regions have room).
+    ...f32At(AT.outW), ...get(W), ...DEMOTE, ...STORE,
+    ...f32At(AT.outM), ...get(M), ...DEMOTE, ...STORE,
+    ...f32At(AT.outV), ...get(V), ...DEMOTE, ...STORE,
     ...get(ACC), ...get(G), ...get(G), ...SUB, ...ADD, ...get(M), ...get(M), ...SUB, ...ADD,
     ...get(D), ...get(D), ...SUB, ...ADD, ...get(V), ...get(V), ...SUB, ...ADD,
     ...get(W), ...get(W), ...SUB, ...ADD, ...set(ACC),
@@ -149,8 +155,17 @@ function instantiate(rawDiagonal: boolean): AdaHessianSimd {
   const buffer = memory.buffer;
   const f32 = (at: number) => new Float32Array(buffer, at, CHUNK + 4);
   const f64 = (at: number) => new Float64Array(buffer, at, CHUNK + 2);
-  const [w, g, m, v, d32] = [AT.w, AT.g, AT.m, AT.v, AT.d32].map(f32);
-  const [d64, outW, outM, outV] = [AT.d64, AT.outW, AT.outM, AT.outV].map(f64);
+  const [w, g, m, v, d32, outW, outM, outV] = [
+    AT.w,
+    AT.g,
+    AT.m,
+    AT.v,
+    AT.d32,
+    AT.outW,
+    AT.outM,
+    AT.outV,
+  ].map(f32);
+  const d64 = f64(AT.d64);
   const sum = new Float64Array(buffer, AT.sum, 2);
   return {
     update(input, newW, newM, newV) {
@@ -180,7 +195,6 @@ function instantiate(rawDiagonal: boolean): AdaHessianSimd {
           input.learningRate,
           input.epsilon,
         );
-        // float64 holding float32 values: stored exactly.
         newW.set(outW!.subarray(0, count), start);
         newM.set(outM!.subarray(0, count), start);
         newV.set(outV!.subarray(0, count), start);
