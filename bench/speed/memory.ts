@@ -11,6 +11,7 @@
  *   npx tsx bench/speed/memory.ts --variant cpu+native --steps 3
  *   npx tsx bench/speed/memory.ts --variant cpu+native --steps 4 --step-graph-arena off
  *   npx tsx bench/speed/memory.ts --variant cpu+native --model transformer --steps 5
+ *   npx tsx bench/speed/memory.ts --variant cpu+native --threads 2 --steps 5
  *
  * PyTorch's figure for the same step: python3 bench/speed/torch_memory.py (see PERFORMANCE.md).
  *
@@ -47,12 +48,15 @@ const batch = Number(arg('batch', '64'));
 const TRANSFORMER_CONTEXT = 64;
 const TRANSFORMER_VOCAB = 96;
 const steps = Number(arg('steps', '3'));
+/** ONNX Runtime's intra-op threads (the native kernels and step graphs), as step.ts --threads. */
+const threads = Number(arg('threads', '1'));
 
 async function main(): Promise<void> {
   await useBackend(variant === 'wasm' ? 'wasm' : 'cpu');
   if (variant === 'cpu+native') {
     const poolMb = arg('pool-mb', '');
     const status = enableNativeKernels({
+      threads,
       ...(poolMb === '' ? {} : { outputPoolBytes: Number(poolMb) * 2 ** 20 }),
       // --step-graph-arena on|off: ONNX Runtime's arena for step graphs; without the flag,
       // enableNativeKernels' default (off when glibc keeps freed memory: malloc-tuning.ts).
@@ -118,6 +122,7 @@ async function main(): Promise<void> {
       model: modelName,
       optimizer: optimizerName,
       batch,
+      threads: variant === 'cpu+native' ? threads : undefined,
       msPerStep: times.map((t) => Math.round(t)),
       peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
       rssAfterStepMB,
