@@ -130,6 +130,11 @@ describe('--threads with the native kernels', { skip: unavailable }, () => {
     assert.equal((await prepareBackend('cpu', true, undefined, undefined, 3)).threads, 3);
     assert.equal(nativeKernelStatus().stepGraphs, 'adahessian', 'the step graphs kept');
     assert.equal((await prepareBackend('cpu', false)).threads, null);
+    // Without --backend (the fastest path), from kernels off.
+    disableNativeKernels();
+    const fastest = await prepareBackend(undefined, undefined, memoryIo(), undefined, 2);
+    assert.deepEqual(fastest, { backend: 'cpu', native: true, stepGraphs: 'all', threads: 2 });
+    assert.equal(nativeKernelStatus().threads, 2);
   });
 
   it('is recorded in the checkpoint, kept by --resume in a fresh process, another refused', async () => {
