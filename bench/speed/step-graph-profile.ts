@@ -154,6 +154,8 @@ interface Variant {
   layerNormGradients: boolean;
   /** gelugrad=1: GELU's gradients by hand (build.ts geluGradients, first order). */
   geluGradients: boolean;
+  /** barematmul=1: products without their no-op Reshapes (build.ts elideMatMulReshapes). */
+  elideMatMulReshapes: boolean;
   /** step=where: relu's mask as translate.ts wrote it before (Greater, Where, IsNaN, Where). */
   stepWhere: boolean;
   /** disable=A+B: ONNX Runtime graph optimisers left out (optimization.disable_specified_optimizers). */
@@ -189,12 +191,13 @@ function variant(spec: string, base: Variant): Variant {
     else if (k === 'skip') v.skip.push(...(x.split('+') as SimplifyPass[]));
     else if (k === 'lngrad') v.layerNormGradients = x === '1';
     else if (k === 'gelugrad') v.geluGradients = x === '1';
+    else if (k === 'barematmul') v.elideMatMulReshapes = x === '1';
     else if (k === 'step') v.stepWhere = x === 'where';
     else if (k === 'disable') v.disable = x.split('+');
     else if (k === 'spin') v.spin = x === '1';
     else
       throw new Error(
-        `--ab: unknown key '${k}' (threads, interop, opt, mempattern, arena, ftz, nchwc, skip, lngrad, lnforward, gelugrad, step, disable, fgrad, convbias, spin)`,
+        `--ab: unknown key '${k}' (threads, interop, opt, mempattern, arena, ftz, nchwc, skip, lngrad, lnforward, gelugrad, barematmul, step, disable, fgrad, convbias, spin)`,
       );
   }
   return v;
@@ -210,6 +213,7 @@ const baseVariant = variant(arg('a', ''), {
   env: {},
   layerNormGradients: false,
   geluGradients: false,
+  elideMatMulReshapes: false,
   stepWhere: false,
   disable: [],
   spin: false,
@@ -225,6 +229,7 @@ function session(v: Variant, profile: boolean) {
     skipRewrites: v.skip,
     layerNormGradients: v.layerNormGradients,
     geluGradients: v.geluGradients,
+    elideMatMulReshapes: v.elideMatMulReshapes,
   });
   table.Step = step;
   for (const [k, x] of saved) {

@@ -45,6 +45,13 @@ export interface BuildOptions {
   layerNormGradients?: boolean;
   /** GELU's gradients written by hand (gelu-grad.ts; first-order graphs only). Default off. */
   geluGradients?: boolean;
+  /**
+   * Products written straight into their outputs where the Reshape after them would change
+   * nothing (translate.ts): ONNX Runtime can then fuse a bias Add (Gemm) or a scale (FusedMatMul
+   * alpha) into them. First-order graphs only: the same bits there, but in the AdaHessian graph
+   * the fusions change the rounding (lr-text-graph-hash.ts: 84bf7d51 -> 169c3ab6). Default off.
+   */
+  elideMatMulReshapes?: boolean;
 }
 
 export function buildStepGraph(
@@ -150,6 +157,7 @@ export function buildStepGraph(
     const ctx: TranslationContext = {
       call,
       threads: options.threads ?? 1,
+      elideMatMulReshapes: options.elideMatMulReshapes === true,
       input: (name) => nameIn(inputOf(name).ref, inputOf(name).shape),
       hasInput: (name) => byName.has(name),
       inputAs: (name, shape) => nameIn(inputOf(name).ref, [...shape]),

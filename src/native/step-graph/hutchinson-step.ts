@@ -35,10 +35,17 @@ export class CompiledSteps {
   ) {
     this.hutchinson = new StepGraphCompiler(options);
     // First-order only: the AdaHessian graph's rounding stays (lr-text's results are pinned).
-    // ADAHESSIAN_LN_GRAD=0 and ADAHESSIAN_GELU_GRAD=0 leave them out (benchmarks' A/Bs).
+    // ADAHESSIAN_LN_GRAD=0, ADAHESSIAN_GELU_GRAD=0 and ADAHESSIAN_MATMUL_RESHAPES=1 leave them
+    // out (benchmarks' A/Bs).
     const layerNormGradients = process.env['ADAHESSIAN_LN_GRAD'] !== '0';
     const geluGradients = process.env['ADAHESSIAN_GELU_GRAD'] !== '0';
-    this.gradient = new StepGraphCompiler({ ...options, layerNormGradients, geluGradients });
+    const elideMatMulReshapes = process.env['ADAHESSIAN_MATMUL_RESHAPES'] !== '1';
+    this.gradient = new StepGraphCompiler({
+      ...options,
+      layerNormGradients,
+      geluGradients,
+      elideMatMulReshapes,
+    });
   }
 
   /** Loss, gradients and (1/s) sum_j z_j * (H z_j) for the given probes (s lists of one per variable). */

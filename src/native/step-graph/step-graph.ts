@@ -103,6 +103,8 @@ export interface StepGraphOptions {
   layerNormGradients?: boolean;
   /** GELU's gradients by hand (build.ts, gelu-grad.ts; first-order graphs only). Default off. */
   geluGradients?: boolean;
+  /** Products without their no-op Reshapes (build.ts; first-order graphs only). Default off. */
+  elideMatMulReshapes?: boolean;
   /** Compiled graphs kept per compiler (default 4); the oldest is dropped beyond. */
   maxGraphs?: number;
   /** ONNX Runtime's per-node profile into files with this prefix (a benchmark's tool). */
@@ -653,6 +655,7 @@ export class StepGraphCompiler<E> {
       threads: this.options.threads ?? 1,
       layerNormGradients: this.options.layerNormGradients === true,
       geluGradients: this.options.geluGradients === true,
+      elideMatMulReshapes: this.options.elideMatMulReshapes === true,
     });
     const runtime = loadOnnxRuntime()!;
     const bytes = encodeOnnxModel(built.graph);

@@ -13,6 +13,12 @@ export interface TranslationContext {
   readonly call: RecordedCall;
   /** ONNX Runtime intra-op threads the graph will run with (see UnsortedSegmentSum). */
   readonly threads: number;
+  /**
+   * A product whose TF.js shape is already numpy's is written straight into its output, without
+   * the no-op Reshape that otherwise follows every product (build.ts `elideMatMulReshapes`;
+   * first-order graphs only).
+   */
+  readonly elideMatMulReshapes?: boolean;
   /** The ONNX name of the kernel input called `name` (shaped as the kernel saw it). */
   input(name: string): string;
   hasInput(name: string): boolean;
@@ -151,10 +157,29 @@ function matMul(ctx: TranslationContext, out: string): void {
     ctx.node('Transpose', [x], [t], { perm: ints(perm) });
     return t;
   };
+  const a = side('a', 'transposeA');
+  const b = side('b', 'transposeB');
+  if (ctx.elideMatMulReshapes === true && out === ctx.output() && sameRankProduct(ctx)) {
+    ctx.node('MatMul', [a, b], [out]);
+    return;
+  }
   const product = ctx.temp();
-  ctx.node('MatMul', [side('a', 'transposeA'), side('b', 'transposeB')], [product]);
+  ctx.node('MatMul', [a, b], [product]);
   // TF.js's batch shape can differ from numpy's broadcast in rank only: the output shape decides.
   ctx.node('Reshape', [product, ctx.int64s(ctx.outputShape())], [out]);
+}
+
+/** Whether ONNX's MatMul gives TF.js's output shape: equal ranks and batch dimensions. */
+function sameRankProduct(ctx: TranslationContext): boolean {
+  const a = ctx.inputShape('a');
+  const b = ctx.inputShape('b');
+  const out = ctx.outputShape();
+  const rank = out.length;
+  return (
+    a.length === rank &&
+    b.length === rank &&
+    out.slice(0, -2).every((d, i) => a[i] === d && b[i] === d)
+  );
 }
 
 function activation(ctx: TranslationContext, x: string, out: string): void {

@@ -134,8 +134,10 @@ describe('hand-written GELU gradient (cpu)', { skip: unavailable || false }, () 
       };
       const compile = compiler.compile.bind(compiler);
       compiler.compile = (capture) => {
+        // The compiler's own build options, but for this rewrite.
+        const own = (compiler as unknown as { options: BuildOptions }).options;
         const nodes = (geluGradients: boolean) =>
-          buildStepGraph(capture.recording, capture.outputs, { geluGradients }).nodeCount;
+          buildStepGraph(capture.recording, capture.outputs, { ...own, geluGradients }).nodeCount;
         const entry = compile(capture);
         built[kind] = {
           plain: nodes(false),

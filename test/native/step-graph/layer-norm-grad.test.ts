@@ -14,7 +14,11 @@ import { onBackend } from '../../helpers.js';
 import { buildCharTransformer, softmaxCrossEntropy } from '../../../src/index.js';
 import { onnxRuntimeUnavailableReason } from '../../../src/native/onnx-runtime.js';
 import { record, type Recording } from '../../../src/native/step-graph/capture.js';
-import { buildStepGraph, type GraphOutput } from '../../../src/native/step-graph/build.js';
+import {
+  buildStepGraph,
+  type BuildOptions,
+  type GraphOutput,
+} from '../../../src/native/step-graph/build.js';
 import { rewriteLayerNormGradients } from '../../../src/native/step-graph/layer-norm-grad.js';
 import { CompiledSteps } from '../../../src/native/step-graph/hutchinson-step.js';
 import { assertClose, runBuiltGraph } from './helpers.js';
@@ -144,8 +148,11 @@ describe('hand-written layer-norm gradient (cpu)', { skip: unavailable || false 
       };
       const compile = compiler.compile.bind(compiler);
       compiler.compile = (capture) => {
+        // The compiler's own build options, but for this rewrite.
+        const own = (compiler as unknown as { options: BuildOptions }).options;
         const nodes = (layerNormGradients: boolean) =>
-          buildStepGraph(capture.recording, capture.outputs, { layerNormGradients }).nodeCount;
+          buildStepGraph(capture.recording, capture.outputs, { ...own, layerNormGradients })
+            .nodeCount;
         const entry = compile(capture);
         built[kind] = {
           plain: nodes(false),
