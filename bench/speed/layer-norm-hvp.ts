@@ -15,9 +15,19 @@
  *   R{y} = R{x^} gamma + x^ zgamma + zbeta,  R{dy} = c R{y},  R{g} = R{dy} gamma + dy zgamma
  *   Hz_x = s dx + r (R{g} - mean(R{g}) - R{x^} m2 - x^ mean(R{g} x^ + g R{x^}))
  *   Hz_gamma = sum(R{dy} x^ + dy R{x^}),  Hz_beta = sum(R{dy})
- * Prints both medians (wall and process CPU time), the node counts and the largest difference
- * between the outputs, relative to each output's largest value (float32 rounding, not bit for
- * bit).
+ * and, third, as reverse over reverse: the block a sweep-level rewrite would put in place of the
+ * sweep's calls for one layer norm. Given the adjoints u of dx, u_gamma of dgamma, u_beta of
+ * dbeta (here the probe) and, later, ybar of y:
+ *   w = r u,  gbar = w - mean(w) - x^ mean(w x^)            (g's adjoint)
+ *   dybar = gbar gamma + u_gamma x^ + u_beta                  (dy's adjoint: on to the layer above)
+ *   gammabar = sum(gbar dy) + sum(ybar x^),  betabar = sum(ybar)
+ *   x^bar = u_gamma dy - w m2 - g mean(w x^) + ybar gamma,  rbar = sum_row(u (g - mean(g) - x^ m2))
+ *   xbar = r (x^bar - mean(x^bar) - x^ mean(x^bar x^)) - rbar r^2 x^ / d
+ * (here ybar = c dybar, and Hz = (xbar, gammabar, betabar)). Mutations checked: the last term's
+ * sign flipped, or gamma read as beta in dybar, put the diagonal off by 1e-1 and more.
+ * Prints the medians (wall and process CPU time), the node counts and the largest differences
+ * from the recorded graph's outputs, relative to each output's largest value (float32 rounding,
+ * not bit for bit).
  *
  *   npx tsx bench/speed/layer-norm-hvp.ts [--runs 40] [--flush] [--batch 16 --context 32]
  */
@@ -95,75 +105,124 @@ const i64 = (name: string, v: number[]) => ({
   dtype: 'int64' as const,
   raw: new Uint8Array(BigInt64Array.from(v.map(BigInt)).buffer),
 });
-const byHand: OnnxGraph = {
-  nodes: [
-    // forward and loss
-    n('ReduceMean', ['x'], 'mean', rows),
-    n('Sub', ['x', 'mean'], 'xc'),
-    n('Mul', ['xc', 'xc'], 'xc2'),
-    n('ReduceMean', ['xc2'], 'var', rows),
-    n('Add', ['var', 'eps'], 'varEps'),
-    n('Sqrt', ['varEps'], 'std'),
-    n('Reciprocal', ['std'], 'r'),
-    n('Mul', ['xc', 'r'], 'xh'),
-    n('Mul', ['xh', 'gamma'], 'xhg'),
-    n('Add', ['xhg', 'beta'], 'y'),
-    n('Mul', ['c', 'y'], 'dy'),
-    n('Mul', ['dy', 'y'], 'cyy'),
-    n('ReduceSum', ['cyy'], 'sum', all),
-    n('Mul', ['sum', 'half'], 'loss'),
-    // gradient
-    n('ReduceSum', ['dy', 'axis0'], 'dbeta', all),
-    n('Mul', ['dy', 'xh'], 'dyxh'),
-    n('ReduceSum', ['dyxh', 'axis0'], 'dgamma', all),
-    n('Mul', ['dy', 'gamma'], 'g'),
-    n('ReduceMean', ['g'], 'm1', rows),
-    n('Mul', ['g', 'xh'], 'gxh'),
-    n('ReduceMean', ['gxh'], 'm2', rows),
-    n('Mul', ['xh', 'm2'], 'xhm2'),
-    n('Sub', ['g', 'm1'], 'g1'),
-    n('Sub', ['g1', 'xhm2'], 'g2'),
-    n('Mul', ['g2', 'r'], 'dx'),
-    // along the probe
-    n('ReduceMean', ['zx'], 'mz', rows),
-    n('Mul', ['xh', 'zx'], 'xhz'),
-    n('ReduceMean', ['xhz'], 'mxhz', rows),
-    n('Mul', ['r', 'mxhz'], 'rmxhz'),
-    n('Neg', ['rmxhz'], 's'),
-    n('Sub', ['zx', 'mz'], 'z1'),
-    n('Mul', ['xh', 'mxhz'], 'xhmxhz'),
-    n('Sub', ['z1', 'xhmxhz'], 'z2'),
-    n('Mul', ['z2', 'r'], 'Rxh'),
-    n('Mul', ['Rxh', 'gamma'], 'Rxhg'),
-    n('Mul', ['xh', 'zg'], 'xhzg'),
-    n('Add', ['Rxhg', 'xhzg'], 'Ry1'),
-    n('Add', ['Ry1', 'zb'], 'Ry'),
-    n('Mul', ['c', 'Ry'], 'Rdy'),
-    n('Mul', ['Rdy', 'gamma'], 'Rg1'),
-    n('Mul', ['dy', 'zg'], 'dyzg'),
-    n('Add', ['Rg1', 'dyzg'], 'Rg'),
-    n('ReduceSum', ['Rdy', 'axis0'], 'Hzb', all),
-    n('Mul', ['Rdy', 'xh'], 'Rdyxh'),
-    n('Mul', ['dy', 'Rxh'], 'dyRxh'),
-    n('Add', ['Rdyxh', 'dyRxh'], 'Rdg'),
-    n('ReduceSum', ['Rdg', 'axis0'], 'Hzg', all),
-    n('ReduceMean', ['Rg'], 'mRg', rows),
-    n('Mul', ['Rg', 'xh'], 'Rgxh'),
-    n('Mul', ['g', 'Rxh'], 'gRxh'),
-    n('Add', ['Rgxh', 'gRxh'], 'Rm2in'),
-    n('ReduceMean', ['Rm2in'], 'Rm2', rows),
-    n('Sub', ['Rg', 'mRg'], 'h1'),
-    n('Mul', ['Rxh', 'm2'], 'Rxhm2'),
-    n('Sub', ['h1', 'Rxhm2'], 'h2'),
-    n('Mul', ['xh', 'Rm2'], 'xhRm2'),
-    n('Sub', ['h2', 'xhRm2'], 'h3'),
-    n('Mul', ['h3', 'r'], 'h4'),
-    n('Mul', ['dx', 's'], 'sdx'),
-    n('Add', ['sdx', 'h4'], 'Hzx'),
-    n('Mul', ['zx', 'Hzx'], 'diagx'),
-    n('Mul', ['zg', 'Hzg'], 'diagg'),
-    n('Mul', ['zb', 'Hzb'], 'diagb'),
-  ],
+const forwardAndGradient: OnnxNode[] = [
+  // forward and loss
+  n('ReduceMean', ['x'], 'mean', rows),
+  n('Sub', ['x', 'mean'], 'xc'),
+  n('Mul', ['xc', 'xc'], 'xc2'),
+  n('ReduceMean', ['xc2'], 'var', rows),
+  n('Add', ['var', 'eps'], 'varEps'),
+  n('Sqrt', ['varEps'], 'std'),
+  n('Reciprocal', ['std'], 'r'),
+  n('Mul', ['xc', 'r'], 'xh'),
+  n('Mul', ['xh', 'gamma'], 'xhg'),
+  n('Add', ['xhg', 'beta'], 'y'),
+  n('Mul', ['c', 'y'], 'dy'),
+  n('Mul', ['dy', 'y'], 'cyy'),
+  n('ReduceSum', ['cyy'], 'sum', all),
+  n('Mul', ['sum', 'half'], 'loss'),
+  // gradient
+  n('ReduceSum', ['dy', 'axis0'], 'dbeta', all),
+  n('Mul', ['dy', 'xh'], 'dyxh'),
+  n('ReduceSum', ['dyxh', 'axis0'], 'dgamma', all),
+  n('Mul', ['dy', 'gamma'], 'g'),
+  n('ReduceMean', ['g'], 'm1', rows),
+  n('Mul', ['g', 'xh'], 'gxh'),
+  n('ReduceMean', ['gxh'], 'm2', rows),
+  n('Mul', ['xh', 'm2'], 'xhm2'),
+  n('Sub', ['g', 'm1'], 'g1'),
+  n('Sub', ['g1', 'xhm2'], 'g2'),
+  n('Mul', ['g2', 'r'], 'dx'),
+];
+// Forward over reverse: the gradient's derivative along the probe.
+const tangent: OnnxNode[] = [
+  n('ReduceMean', ['zx'], 'mz', rows),
+  n('Mul', ['xh', 'zx'], 'xhz'),
+  n('ReduceMean', ['xhz'], 'mxhz', rows),
+  n('Mul', ['r', 'mxhz'], 'rmxhz'),
+  n('Neg', ['rmxhz'], 's'),
+  n('Sub', ['zx', 'mz'], 'z1'),
+  n('Mul', ['xh', 'mxhz'], 'xhmxhz'),
+  n('Sub', ['z1', 'xhmxhz'], 'z2'),
+  n('Mul', ['z2', 'r'], 'Rxh'),
+  n('Mul', ['Rxh', 'gamma'], 'Rxhg'),
+  n('Mul', ['xh', 'zg'], 'xhzg'),
+  n('Add', ['Rxhg', 'xhzg'], 'Ry1'),
+  n('Add', ['Ry1', 'zb'], 'Ry'),
+  n('Mul', ['c', 'Ry'], 'Rdy'),
+  n('Mul', ['Rdy', 'gamma'], 'Rg1'),
+  n('Mul', ['dy', 'zg'], 'dyzg'),
+  n('Add', ['Rg1', 'dyzg'], 'Rg'),
+  n('ReduceSum', ['Rdy', 'axis0'], 'Hzb', all),
+  n('Mul', ['Rdy', 'xh'], 'Rdyxh'),
+  n('Mul', ['dy', 'Rxh'], 'dyRxh'),
+  n('Add', ['Rdyxh', 'dyRxh'], 'Rdg'),
+  n('ReduceSum', ['Rdg', 'axis0'], 'Hzg', all),
+  n('ReduceMean', ['Rg'], 'mRg', rows),
+  n('Mul', ['Rg', 'xh'], 'Rgxh'),
+  n('Mul', ['g', 'Rxh'], 'gRxh'),
+  n('Add', ['Rgxh', 'gRxh'], 'Rm2in'),
+  n('ReduceMean', ['Rm2in'], 'Rm2', rows),
+  n('Sub', ['Rg', 'mRg'], 'h1'),
+  n('Mul', ['Rxh', 'm2'], 'Rxhm2'),
+  n('Sub', ['h1', 'Rxhm2'], 'h2'),
+  n('Mul', ['xh', 'Rm2'], 'xhRm2'),
+  n('Sub', ['h2', 'xhRm2'], 'h3'),
+  n('Mul', ['h3', 'r'], 'h4'),
+  n('Mul', ['dx', 's'], 'sdx'),
+  n('Add', ['sdx', 'h4'], 'Hzx'),
+  n('Mul', ['zx', 'Hzx'], 'diagx'),
+  n('Mul', ['zg', 'Hzg'], 'diagg'),
+  n('Mul', ['zb', 'Hzb'], 'diagb'),
+];
+// Reverse over reverse, as a sweep-level rewrite would run (see the header): the gradient's
+// outputs dx, dgamma, dbeta get the probe as their adjoints u, u_gamma, u_beta.
+const reverse: OnnxNode[] = [
+  n('Mul', ['zx', 'r'], 'w'),
+  n('ReduceMean', ['w'], 'mw', rows),
+  n('Mul', ['w', 'xh'], 'wxh'),
+  n('ReduceMean', ['wxh'], 'mwxh', rows),
+  n('Sub', ['w', 'mw'], 'gb1'),
+  n('Mul', ['xh', 'mwxh'], 'gb2'),
+  n('Sub', ['gb1', 'gb2'], 'gbar'),
+  n('Mul', ['w', 'm2'], 'a1'),
+  n('Mul', ['g', 'mwxh'], 'a2'),
+  n('Add', ['a1', 'a2'], 'a3'),
+  n('Mul', ['dy', 'zg'], 'a4'),
+  n('Sub', ['a4', 'a3'], 'xhbar0'),
+  n('Mul', ['zx', 'g2'], 'ug2'),
+  n('ReduceSum', ['ug2', 'axis1'], 'rbar'),
+  n('Mul', ['gbar', 'gamma'], 'b1'),
+  n('Mul', ['xh', 'zg'], 'b2'),
+  n('Add', ['b1', 'b2'], 'b3'),
+  n('Add', ['b3', 'zb'], 'dybar'),
+  n('Mul', ['gbar', 'dy'], 'gdy'),
+  n('ReduceSum', ['gdy', 'axis0'], 'gammabar1', all),
+  n('Mul', ['c', 'dybar'], 'ybar'),
+  n('Mul', ['ybar', 'xh'], 'yxh'),
+  n('ReduceSum', ['yxh', 'axis0'], 'gammabar2', all),
+  n('Add', ['gammabar1', 'gammabar2'], 'Hzg'),
+  n('ReduceSum', ['ybar', 'axis0'], 'Hzb', all),
+  n('Mul', ['ybar', 'gamma'], 'yg'),
+  n('Add', ['xhbar0', 'yg'], 'xhbar'),
+  n('ReduceMean', ['xhbar'], 'mxb', rows),
+  n('Mul', ['xhbar', 'xh'], 'xbxh'),
+  n('ReduceMean', ['xbxh'], 'mxbxh', rows),
+  n('Sub', ['xhbar', 'mxb'], 'e1'),
+  n('Mul', ['xh', 'mxbxh'], 'e2'),
+  n('Sub', ['e1', 'e2'], 'e3'),
+  n('Mul', ['e3', 'r'], 'e4'),
+  n('Mul', ['r', 'r'], 'rr'),
+  n('Mul', ['rbar', 'rr'], 'k1'),
+  n('Div', ['k1', 'width'], 'k2'),
+  n('Mul', ['xh', 'k2'], 'f'),
+  n('Sub', ['e4', 'f'], 'Hzx'),
+  n('Mul', ['zx', 'Hzx'], 'diagx'),
+  n('Mul', ['zg', 'Hzg'], 'diagg'),
+  n('Mul', ['zb', 'Hzb'], 'diagb'),
+];
+const handGraph = (nodes: OnnxNode[]): OnnxGraph => ({
+  nodes: [...forwardAndGradient, ...nodes],
   inputs: [
     { name: 'x', shape: [B * T, D] },
     { name: 'gamma', shape: [D] },
@@ -177,8 +236,16 @@ const byHand: OnnxGraph = {
     name,
     shape: name === 'loss' ? [] : name.endsWith('x') ? [B * T, D] : [D],
   })),
-  tensorInitializers: [f32('eps', EPS), f32('half', 0.5), i64('axis0', [0])],
-};
+  tensorInitializers: [
+    f32('eps', EPS),
+    f32('half', 0.5),
+    f32('width', D),
+    i64('axis0', [0]),
+    i64('axis1', [1]),
+  ],
+});
+const byHand = handGraph(tangent);
+const byHandReverse = handGraph(reverse);
 
 function session(graph: OnnxGraph): Session {
   const bytes = encodeOnnxModel(graph);
@@ -205,6 +272,7 @@ for (const e of built.inputExternals) {
   recordedFeeds[`e${e}`] = new Tensor(ext.dtype, backend.readSync(ext.dataId!), ext.shape);
 }
 const hand = session(byHand);
+const handReverse = session(byHandReverse);
 const [zx, zg, zb] = probes[0]!;
 const handFeeds = {
   x: asTensor(x, [B * T, D]),
@@ -216,14 +284,15 @@ const handFeeds = {
   zb: asTensor(zb!),
 };
 const sizes = outputs.map((o) => o.shape.reduce((a, b) => a * b, 1));
-const got = [sizes.map((s) => new Float32Array(s)), sizes.map((s) => new Float32Array(s))];
+const got = [0, 1, 2].map(() => sizes.map((s) => new Float32Array(s)));
 const cases = [
   { s: recorded, feeds: recordedFeeds, names: built.graph.outputs.map((o) => o.name) },
   { s: hand, feeds: handFeeds, names: byHand.outputs.map((o) => o.name) },
+  { s: handReverse, feeds: handFeeds, names: byHand.outputs.map((o) => o.name) },
 ];
-const times: number[][] = [[], []];
+const times: number[][] = [[], [], []];
 // Process CPU time too: less noisy than wall time on a loaded machine.
-const cpu: number[][] = [[], []];
+const cpu: number[][] = [[], [], []];
 for (let r = 0; r < runs + 3; r++) {
   cases.forEach((cs, k) => {
     if (flush) junk.fill(r + k);
@@ -248,19 +317,23 @@ for (let r = 0; r < runs + 3; r++) {
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 const names = ['loss', 'dx', 'dgamma', 'dbeta', 'z*Hz x', 'z*Hz gamma', 'z*Hz beta'];
-const differences = got[0]!.map((a, i) => {
-  const scale = a.reduce((m, v) => Math.max(m, Math.abs(v)), 1e-30);
-  let largest = 0;
-  a.forEach((v, j) => (largest = Math.max(largest, Math.abs(v - got[1]![i]![j]!) / scale)));
-  return `${names[i]} ${largest.toExponential(1)}`;
-});
+const differences = (k: number) =>
+  got[0]!.map((a, i) => {
+    const scale = a.reduce((m, v) => Math.max(m, Math.abs(v)), 1e-30);
+    let largest = 0;
+    a.forEach((v, j) => (largest = Math.max(largest, Math.abs(v - got[k]![i]![j]!) / scale)));
+    return `${names[i]} ${largest.toExponential(1)}`;
+  });
+const line = (label: string, k: number, nodes: number) =>
+  `  ${label.padEnd(30)} ${String(nodes).padStart(3)} nodes, median ${median(times[k]!).toFixed(3)} ms, min ${Math.min(...times[k]!).toFixed(3)}, process CPU median ${median(cpu[k]!).toFixed(3)} ms` +
+  (k === 0
+    ? ''
+    : ` (${(median(cpu[k]!) / median(cpu[0]!)).toFixed(3)} of recorded)\n    largest differences from recorded, relative to each output's largest value: ${differences(k).join(', ')}`);
 console.log(
   `layer norm [${B}, ${T}, ${D}], loss 0.5 sum(c y^2): loss, gradients and Hutchinson diagonal, 1 thread, ${runs} runs${flush ? ', cache flushed' : ''}:\n` +
-    `  as recorded and built: ${built.nodeCount} nodes, median ${median(times[0]!).toFixed(3)} ms, min ${Math.min(...times[0]!).toFixed(3)}\n` +
-    `  by hand:               ${byHand.nodes.length} nodes, median ${median(times[1]!).toFixed(3)} ms, min ${Math.min(...times[1]!).toFixed(3)}\n` +
-    `  process CPU medians ${median(cpu[0]!).toFixed(3)} and ${median(cpu[1]!).toFixed(3)} ms\n` +
-    `  by hand / recorded ${(median(times[1]!) / median(times[0]!)).toFixed(3)} (CPU time ${(median(cpu[1]!) / median(cpu[0]!)).toFixed(3)})\n` +
-    `  largest differences, relative to each output's largest value: ${differences.join(', ')}`,
+    `${line('as recorded and built:', 0, built.nodeCount)}\n` +
+    `${line('by hand, forward over reverse:', 1, byHand.nodes.length)}\n` +
+    `${line('by hand, reverse over reverse:', 2, byHandReverse.nodes.length)}`,
 );
 tf.dispose([...result, x, c, ...probes.flat()]);
 ln.weights.forEach((w) => w.dispose());
