@@ -34,7 +34,7 @@ export function addBackendOption(cmd: Command): Command {
     )
     .option(
       '--threads <n>',
-      "ONNX Runtime's threads for the native kernels and step graphs (default: 1; 2 speeds up the char transformer's steps on two idle cores, not convolutions; more than 1 rounds differently)",
+      "ONNX Runtime's threads for the native kernels and step graphs (default: 1; on two idle cores, 2 speeds up the char transformer's AdaHessian step, not convolutions; more than 1 rounds differently)",
       positiveInteger,
     );
 }
