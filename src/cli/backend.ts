@@ -4,6 +4,7 @@ import { BACKENDS, useBackend, type BackendName } from '../backends.js';
 import {
   disableNativeKernels,
   enableNativeKernels,
+  nativeKernelOptions,
   nativeKernelStatus,
   useFastestBackend,
   type NativeKernelOptions,
@@ -135,7 +136,9 @@ async function preparePath(
         '--native applies to the cpu and wasm backends (tensorflow is native already).',
       );
     }
+    // Kernels on for another backend: their other options (pool, cache, ...) are kept.
     const status = enableNativeKernels({
+      ...nativeKernelOptions(),
       backends: [backend],
       ...stepGraphOption(stepGraphs),
       ...(threads !== undefined ? { threads } : {}),
@@ -166,7 +169,8 @@ function stepGraphOption(choice: StepGraphChoice | undefined): NativeKernelOptio
 
 /**
  * Re-enables the native kernels already on when they replay other steps than `stepGraphs` says,
- * or run on another number of threads than `threads` (undefined: as they are).
+ * or run on another number of threads than `threads` (undefined: as they are), keeping every
+ * other option their caller gave enableNativeKernels (a library caller's pool, cache, arena...).
  */
 function setNativeOptions(
   stepGraphs: StepGraphChoice | undefined,
@@ -181,9 +185,9 @@ function setNativeOptions(
   const threadsDiffer = threads !== undefined && threads !== current.threads;
   if (!graphsDiffer && !threadsDiffer) return;
   enableNativeKernels({
-    backends: current.backends,
-    threads: threads ?? current.threads,
-    ...stepGraphOption(graphsDiffer ? stepGraphs : replayed),
+    ...nativeKernelOptions(),
+    ...(threadsDiffer ? { threads } : {}),
+    ...(graphsDiffer ? stepGraphOption(stepGraphs) : {}),
   });
 }
 

@@ -121,6 +121,8 @@ interface TensorInfoMaker {
 }
 
 interface Installed {
+  /** The options as the caller gave them (nativeKernelOptions()). */
+  options: NativeKernelOptions;
   cache: SessionCache;
   restore: (() => void)[];
   failedKeys: Set<string>;
@@ -173,6 +175,7 @@ export function enableNativeKernels(options: NativeKernelOptions = {}): NativeKe
   const maxPoolBytes = options.outputPoolBytes ?? DEFAULT_POOL_BYTES;
   const pool = maxPoolBytes > 0 ? new OutputBufferPool(maxPoolBytes) : null;
   const state: Installed = {
+    options: copyOptions(options),
     cache,
     restore: [],
     failedKeys: new Set(),
@@ -268,6 +271,21 @@ export function nativeKernelStatus(): NativeKernelStatus {
     compiledGraphs: cache.created,
     reusedOutputs: pool?.reused ?? 0,
   };
+}
+
+/**
+ * The options the native kernels were last enabled with, as the caller gave them (defaults left
+ * out), or null when they are off: a caller changing one option re-enables with the rest kept.
+ */
+export function nativeKernelOptions(): NativeKernelOptions | null {
+  return installed == null ? null : copyOptions(installed.options);
+}
+
+function copyOptions(options: NativeKernelOptions): NativeKernelOptions {
+  const copy = { ...options };
+  if (options.backends !== undefined) copy.backends = [...options.backends];
+  if (options.kernels !== undefined) copy.kernels = [...options.kernels];
+  return copy;
 }
 
 function emptyStatus(threads: number, backends: string[]): NativeKernelStatus {

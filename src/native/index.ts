@@ -3,6 +3,7 @@ export {
   enableNativeKernels,
   disableNativeKernels,
   nativeKernelStatus,
+  nativeKernelOptions,
   NATIVE_KERNEL_NAMES,
   STEP_GRAPH_MODES,
   type StepGraphMode,

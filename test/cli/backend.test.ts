@@ -6,8 +6,11 @@ import { prepareBackend } from '../../src/cli/backend.js';
 import { memoryIo } from '../../src/cli/output.js';
 import {
   disableNativeKernels,
+  enableNativeKernels,
+  nativeKernelOptions,
   nativeKernelStatus,
   stepGraphsStatus,
+  type NativeKernelOptions,
 } from '../../src/native/index.js';
 import {
   loadOnnxRuntime,
@@ -144,6 +147,41 @@ describe('the CLI backend choice', () => {
       threads: null,
     });
   });
+
+  it(
+    "changing threads or step graphs keeps every other option the kernels' caller gave",
+    { skip: unavailable },
+    async () => {
+      // A library caller's own options, none of them the defaults.
+      const given: NativeKernelOptions = {
+        backends: ['cpu'],
+        threads: 1,
+        cacheSize: 7,
+        sessionArenas: true,
+        kernels: ['BatchMatMul', 'Conv2D'],
+        fusedOptimizerUpdate: false,
+        outputPoolBytes: 0,
+        stepGraphs: 'adahessian',
+        stepGraphMemoryArena: true,
+      };
+      enableNativeKernels(given);
+      await prepareBackend('cpu', true, undefined, undefined, 2);
+      assert.deepEqual(nativeKernelOptions(), { ...given, threads: 2 });
+      assert.deepEqual(nativeKernelStatus().kernels, ['BatchMatMul', 'Conv2D']);
+      await prepareBackend('cpu', undefined, undefined, 'all');
+      assert.deepEqual(nativeKernelOptions(), { ...given, threads: 2, stepGraphs: 'all' });
+      // The fastest path (no --backend) adjusts the kernels already on the same way.
+      await prepareBackend(undefined, undefined, memoryIo(), 'off', 1);
+      assert.deepEqual(nativeKernelOptions(), { ...given, stepGraphs: false });
+      assert.equal(nativeKernelStatus().stepGraphs, false);
+      // Kernels on for wasm, --native on cpu: the other backend, the rest kept.
+      enableNativeKernels({ ...given, backends: ['wasm'] });
+      await prepareBackend('cpu', true);
+      assert.deepEqual(nativeKernelOptions(), given);
+      assert.deepEqual(nativeKernelStatus().backends, ['cpu']);
+      disableNativeKernels();
+    },
+  );
 
   it('the install hint names the onnxruntime-node version package.json lists', () => {
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
