@@ -226,6 +226,8 @@ function session(v: Variant, profile: boolean) {
   const step = table.Step!;
   if (v.stepWhere) table.Step = STEP_WITH_WHERE;
   const built = buildStepGraph(recording, outputs, {
+    // As step-graph.ts: above one thread, kernels whose ONNX Runtime form races translate otherwise.
+    threads: v.threads,
     skipRewrites: v.skip,
     layerNormGradients: v.layerNormGradients,
     geluGradients: v.geluGradients,
