@@ -9,6 +9,7 @@ import {
   useFastestBackend,
   type NativeKernelOptions,
 } from '../native/index.js';
+import { onnxRuntimeUnavailableReason } from '../native/onnx-runtime.js';
 import { CliUsageError } from './errors.js';
 import { note, type CliIo } from './output.js';
 
@@ -60,12 +61,24 @@ export async function prepareBackend(
   }
   checkThreads(threads);
   // ONNX Runtime's threads serve the native kernels only: without them, --threads would be ignored.
-  const refuseThreads = (where: string, orNative = false) =>
-    new CliUsageError(
-      `--threads ${threads}: ONNX Runtime's threads serve the native kernels, and this command runs ${where}; drop --threads${orNative ? ' or add --native' : ''}.`,
+  // `orNative`: the command left the native kernels to us, so --native is a way out where
+  // onnxruntime-node loads; where it does not, the line says why instead.
+  const refuseThreads = (where: string, orNative = false) => {
+    const missing = orNative ? onnxRuntimeUnavailableReason() : '';
+    const fix =
+      missing !== ''
+        ? `drop --threads. The native kernels are not available: ${missing}`
+        : `drop --threads${orNative ? ' or add --native' : ''}.`;
+    return new CliUsageError(
+      `--threads ${threads}: ONNX Runtime's threads serve the native kernels, and this command runs ${where}; ${fix}`,
     );
+  };
   if (threads !== undefined && native === false) throw refuseThreads('without them (--no-native)');
   if (threads !== undefined && backend === 'tensorflow') throw refuseThreads('on tensorflow');
+  // Without onnxruntime-node the path has no native kernels: refused before the fallback's note.
+  if (threads !== undefined && native === undefined && onnxRuntimeUnavailableReason() !== '') {
+    throw refuseThreads(`on ${backend ?? 'wasm'} without them`, true);
+  }
   const refuse = (where: string) =>
     new CliUsageError(
       `--step-graphs ${stepGraphs}: step graphs need the cpu backend with the native kernels, and this command runs ${where}; drop --step-graphs or give --step-graphs off.`,

@@ -20,7 +20,11 @@ import {
   nativeKernelStatus,
   stepGraphsStatus,
 } from '../../src/native/index.js';
-import { loadOnnxRuntime, onnxRuntimeUnavailableReason } from '../../src/native/onnx-runtime.js';
+import {
+  loadOnnxRuntime,
+  onnxRuntimeUnavailableReason,
+  reloadOnnxRuntimeForTesting,
+} from '../../src/native/onnx-runtime.js';
 import { cli, tempDir, TINY } from './helpers.js';
 
 const unavailable = onnxRuntimeUnavailableReason() || false;
@@ -98,10 +102,37 @@ describe('--threads: parsing and refusal', () => {
     disableNativeKernels();
     const wasm = await cli(['train', ...FAST, '--backend', 'wasm', '--threads', '2']);
     assert.equal(wasm.code, 2);
-    assertOneLine(wasm.err, /runs on wasm without them; drop --threads or add --native\.$/);
+    if (!unavailable) {
+      assertOneLine(wasm.err, /runs on wasm without them; drop --threads or add --native\.$/);
+    }
     const tfjsNode = await cli(['train', ...FAST, '--backend', 'tensorflow', '--threads', '2']);
     assert.equal(tfjsNode.code, 2);
     assertOneLine(tfjsNode.err, /^error: --threads 2: .*this command runs on tensorflow; drop/);
+  });
+});
+
+describe('--threads without onnxruntime-node', () => {
+  after(() => reloadOnnxRuntimeForTesting());
+
+  it('says why the native kernels are not there, and no --native hint (it would fail too)', async () => {
+    disableNativeKernels();
+    reloadOnnxRuntimeForTesting('onnxruntime-node-that-is-not-installed');
+    // Without --backend and --quiet: the fastest path, whose fallback note would be a second line.
+    const fastest = FAST.filter(
+      (a, i) => a !== '--quiet' && a !== '--backend' && FAST[i - 1] !== '--backend',
+    );
+    for (const args of [fastest, [...FAST, '--backend', 'wasm'], FAST]) {
+      const run = await cli(['train', ...args, '--threads', '2']);
+      assert.equal(run.code, 2, args.join(' '));
+      assertOneLine(
+        run.err,
+        /^error: --threads 2: .* runs on (wasm|cpu) without them; drop --threads\. The native kernels are not available: onnxruntime-node could not be loaded: it is not installed\. .*npm install onnxruntime-node@[0-9.]+$/,
+      );
+      assert.doesNotMatch(run.err, /add --native/);
+    }
+    const native = await cli(['train', ...FAST, '--native', '--threads', '2']);
+    assert.equal(native.code, 2);
+    assertOneLine(native.err, /^error: --native: onnxruntime-node could not be loaded: /);
   });
 });
 
