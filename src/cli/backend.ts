@@ -96,6 +96,15 @@ export async function prepareBackend(
   return choice;
 }
 
+/**
+ * The path in words, as commands' first lines and tables name it: "cpu + native kernels, step
+ * graphs all, 1 thread", or the backend alone without the native kernels.
+ */
+export function pathText(path: Omit<BackendChoice, 'backend'> & { backend: string }): string {
+  if (!path.native) return path.backend;
+  return `${path.backend} + native kernels, step graphs ${path.stepGraphs}, ${threadsText(path.threads ?? 1)}`;
+}
+
 /** "1 thread", "2 threads". */
 export function threadsText(threads: number): string {
   return threads === 1 ? '1 thread' : `${threads} threads`;

@@ -168,6 +168,28 @@ describe('--threads with the native kernels', { skip: unavailable }, () => {
     assert.equal(nativeKernelStatus().threads, 2);
   });
 
+  it("bench's first note, train's summary and a set's table name the path with its threads", async () => {
+    const benchRun = await cli(['bench', '--model', 'mlp', '--batch-size', '16', '--backend', 'cpu',
+      '--native', '--threads', '2', '--optimizers', 'sgd', '--steps', '1', '--rounds', '1',
+      '--warmup', '1']); // prettier-ignore
+    assert.equal(benchRun.code, 0, benchRun.err);
+    const path = 'cpu \\+ native kernels, step graphs all, 2 threads';
+    assert.match(benchRun.err.split('\n')[0]!, new RegExp(`^bench: .* mlp on ${path}$`));
+    assert.match(benchRun.out, new RegExp(`^Time per step, mlp, batch 16, ${path} \\(`));
+    const trained = await cli(['train', ...FAST, '--native', '--threads', '2']);
+    assert.equal(trained.code, 0, trained.err);
+    assert.match(trained.out.split('\n')[0]!, new RegExp(`, seed 1, ${path}$`));
+    const off = await cli(['train', ...FAST, '--no-native']);
+    assert.match(off.out.split('\n')[0]!, /, seed 1, cpu$/);
+    const set = await cli(['train', ...TINY, '--optimizers', 'sgd', '--seeds', '1', '--native',
+      '--threads', '2', '--step-graphs', 'adahessian']); // prettier-ignore
+    assert.equal(set.code, 0, set.err);
+    assert.match(
+      set.out.split('\n')[0]!,
+      /, cpu \+ native kernels, step graphs adahessian, 2 threads; mean \+- std over seeds 1:$/,
+    );
+  });
+
   it('is recorded in the checkpoint, kept by --resume in a fresh process, another refused', async () => {
     const out = tempDir();
     const args = ['train', ...FAST, '--native', '--threads', '2', '--epochs', '1', '--out', out];

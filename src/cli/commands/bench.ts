@@ -16,7 +16,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendName } from '../../backends.js';
 import { batches } from '../../data/index.js';
 import { softmaxCrossEntropy } from '../../losses.js';
-import { prepareBackend, threadsText, type StepGraphChoice } from '../backend.js';
+import { pathText, prepareBackend, type StepGraphChoice } from '../backend.js';
 import {
   addBackendOption,
   addDataOptions,
@@ -207,7 +207,7 @@ export async function bench(options: BenchOptions, io: CliIo): Promise<BenchResu
     };
     note(
       io,
-      `bench: ${configs.length} configurations, ${rounds} rounds of ~${steps} steps, batch ${base.batchSize}, ${base.model} on ${base.backend}${path.native ? ' + native' : ''}`,
+      `bench: ${configs.length} configurations, ${rounds} rounds of ~${steps} steps, batch ${base.batchSize}, ${base.model} on ${pathText(path)}`,
     );
     const progress = startProgress(io, {
       label: 'bench',
@@ -296,7 +296,7 @@ export function benchTable(result: BenchResult): string {
     r.paperXAdam,
   ]);
   const lines = [
-    `Time per step, ${result.model}, batch ${result.batchSize}, ${result.backend}${result.native ? ` + native kernels, step graphs ${result.stepGraphs}, ${threadsText(result.threads ?? 1)}` : ''} (median of ${result.rounds} rounds)`,
+    `Time per step, ${result.model}, batch ${result.batchSize}, ${pathText(result)} (median of ${result.rounds} rounds)`,
     formatTable(
       ['optimizer', 'ms/step', 'x SGD', 'x Adam', 'theory x SGD', 'paper x SGD', 'paper x Adam'],
       rows,

@@ -12,7 +12,7 @@ import {
   addSeedOption,
   type OutputFlags,
 } from '../common-options.js';
-import { prepareBackend, type StepGraphChoice } from '../backend.js';
+import { pathText, prepareBackend, type StepGraphChoice } from '../backend.js';
 import type { CliContext } from '../context.js';
 import {
   addScheduleOptions,
@@ -202,7 +202,7 @@ export function trainSummary(result: TrainResult): string {
     m.msPerStep,
   ]);
   const lines = [
-    `${c.optimizer} (lr ${c.lr}${scheduleText(c)}) on ${c.model} / ${c.dataset}, batch ${c.batchSize}, seed ${c.seed}, ${c.backend}`,
+    `${c.optimizer} (lr ${c.lr}${scheduleText(c)}) on ${c.model} / ${c.dataset}, batch ${c.batchSize}, seed ${c.seed}, ${pathText({ ...result, backend: c.backend })}`,
     formatTable(
       [
         'epoch',
@@ -233,7 +233,7 @@ export function trainManyTable(result: TrainManyResult): string {
   const s = result.settings;
   const text = s.dataset === 'text';
   const lines = [
-    `${s.model} / ${s.dataset}, ${s.epochs} epoch(s), batch ${s.batchSize}${scheduleText(s)}, ${s.backend}; ` +
+    `${s.model} / ${s.dataset}, ${s.epochs} epoch(s), batch ${s.batchSize}${scheduleText(s)}, ${pathText(s)}; ` +
       `mean +- std over seeds ${s.seeds.join(',')}:`,
     formatTable(
       ['optimizer', 'lr', 'seeds', mainHeader(text), 'test loss', 'train loss', 's/epoch'],
