@@ -86,6 +86,7 @@ const data = loadDataset(resolveTrainConfig(settings));
 
 type Kind = 'replay' | 'capture' | 'confirm' | 'op by op';
 const means: Record<string, number[]> = {};
+const cpuMeans: Record<string, number[]> = {};
 for (let round = 0; round < rounds; round++) {
   for (const optimizer of optimizers) {
     const config = resolveTrainConfig({
@@ -97,6 +98,14 @@ for (let round = 0; round < rounds; round++) {
     const steps: { kind: Kind; ms: number; epoch: number; step: number; parts: string }[] = [];
     let last = { ...calls };
     let lastSpent = { ...spent };
+    // Process CPU time from one step's end to the next's (the batch's slicing included): less
+    // disturbed by other processes' load than the wall time msPerStep averages.
+    const cpuNow = () => {
+      const u = process.cpuUsage();
+      return (u.user + u.system) / 1000;
+    };
+    let lastCpu = cpuNow();
+    const cpuByKind = new Map<Kind, number>();
     const result = await train(
       {
         ...config,
@@ -116,16 +125,20 @@ for (let round = 0; round < rounds; round++) {
             .join(', ');
           last = { ...calls };
           lastSpent = { ...spent };
+          const c = cpuNow();
+          cpuByKind.set(kind, (cpuByKind.get(kind) ?? 0) + c - lastCpu);
+          lastCpu = c;
           steps.push({ kind, ms, epoch, step, parts });
         },
       },
       memoryIo(),
     );
     const total = steps.reduce((a, s) => a + s.ms, 0);
+    const cpuTotal = [...cpuByKind.values()].reduce((a, b) => a + b, 0);
     const byKind = new Map<Kind, number[]>();
     for (const s of steps) byKind.set(s.kind, [...(byKind.get(s.kind) ?? []), s.ms]);
     console.log(
-      `\n${optimizer} (round ${round + 1}): ${steps.length} steps, mean ${result.msPerStep.toFixed(1)} ms/step (sum of steps ${total.toFixed(0)} ms)`,
+      `\n${optimizer} (round ${round + 1}): ${steps.length} steps, mean ${result.msPerStep.toFixed(1)} ms/step (sum of steps ${total.toFixed(0)} ms); CPU ${(cpuTotal / steps.length).toFixed(1)} ms/step (${[...cpuByKind].map(([k, v]) => `${k} ${(v / steps.length).toFixed(1)}`).join(', ')})`,
     );
     for (const [kind, ms] of byKind) {
       const sum = ms.reduce((a, b) => a + b, 0);
@@ -154,10 +167,11 @@ for (let round = 0; round < rounds; round++) {
       }
     }
     (means[optimizer] ??= []).push(result.msPerStep);
+    (cpuMeans[optimizer] ??= []).push(cpuTotal / steps.length);
   }
   if (means['adam'] != null && means['adahessian'] != null) {
     console.log(
-      `\nround ${round + 1}: AdaHessian/Adam ${(means['adahessian'].at(-1)! / means['adam'].at(-1)!).toFixed(2)}`,
+      `\nround ${round + 1}: AdaHessian/Adam ${(means['adahessian'].at(-1)! / means['adam'].at(-1)!).toFixed(2)} (CPU ${(cpuMeans['adahessian']!.at(-1)! / cpuMeans['adam']!.at(-1)!).toFixed(2)})`,
     );
   }
 }
