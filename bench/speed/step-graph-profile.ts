@@ -188,6 +188,8 @@ function variant(spec: string, base: Variant): Variant {
     // convbias=0: channel biases stay Adds after the NCHWc Convs (conv-bias.ts).
     else if (k === 'convbias') v.env = { ...v.env, ADAHESSIAN_CONV_BIAS: x };
     else if (k === 'lnforward') v.env = { ...v.env, ADAHESSIAN_LN_FORWARD: x };
+    // rowblocks=0: sums and means over [R, N]'s rows stay one reduction on several threads.
+    else if (k === 'rowblocks') v.env = { ...v.env, ADAHESSIAN_ROW_BLOCKS: x };
     else if (k === 'skip') v.skip.push(...(x.split('+') as SimplifyPass[]));
     else if (k === 'lngrad') v.layerNormGradients = x === '1';
     else if (k === 'gelugrad') v.geluGradients = x === '1';
@@ -197,7 +199,7 @@ function variant(spec: string, base: Variant): Variant {
     else if (k === 'spin') v.spin = x === '1';
     else
       throw new Error(
-        `--ab: unknown key '${k}' (threads, interop, opt, mempattern, arena, ftz, nchwc, skip, lngrad, lnforward, gelugrad, barematmul, step, disable, fgrad, convbias, spin)`,
+        `--ab: unknown key '${k}' (threads, interop, opt, mempattern, arena, ftz, nchwc, skip, lngrad, lnforward, gelugrad, barematmul, step, disable, fgrad, convbias, rowblocks, spin)`,
       );
   }
   return v;
@@ -293,14 +295,23 @@ if (ab) {
     }
   }
   let maxDiff = 0;
-  a.results.forEach((x, k) =>
-    x.forEach((v, i) => (maxDiff = Math.max(maxDiff, Math.abs(v - b.results[k]![i]!)))),
-  );
+  // Also each output's largest difference over its largest magnitude (outputs differ in scale).
+  let maxRel = 0;
+  a.results.forEach((x, k) => {
+    let diff = 0;
+    let size = 0;
+    x.forEach((v, i) => {
+      diff = Math.max(diff, Math.abs(v - b.results[k]![i]!));
+      size = Math.max(size, Math.abs(v));
+    });
+    maxDiff = Math.max(maxDiff, diff);
+    if (diff > 0) maxRel = Math.max(maxRel, diff / size);
+  });
   const [ma, mb] = times.map(median) as [number, number];
   console.log(
     `A '${arg('a', '')}' (${a.built.nodeCount} nodes): median ${ma.toFixed(1)} ms (${times[0]!.map((x) => x.toFixed(0)).join(', ')})\n` +
       `B '${ab}' (${b.built.nodeCount} nodes): median ${mb.toFixed(1)} ms (${times[1]!.map((x) => x.toFixed(0)).join(', ')})\n` +
-      `B / A ${(mb / ma).toFixed(3)}; process CPU medians ${median(cpu[0]!).toFixed(1)} and ${median(cpu[1]!).toFixed(1)} ms, B / A ${(median(cpu[1]!) / median(cpu[0]!)).toFixed(3)}; largest difference between their outputs ${maxDiff}`,
+      `B / A ${(mb / ma).toFixed(3)}; process CPU medians ${median(cpu[0]!).toFixed(1)} and ${median(cpu[1]!).toFixed(1)} ms, B / A ${(median(cpu[1]!) / median(cpu[0]!)).toFixed(3)}; largest difference between their outputs ${maxDiff} (${maxRel.toExponential(1)} of the output's largest magnitude)`,
   );
   process.exit(0);
 }

@@ -136,14 +136,44 @@ const reduce =
     );
     const axes = merged.flatMap((m, i) => (m.reduced ? [i] : []));
     const reduced = ctx.temp();
-    if (opType === 'ReduceSum') {
-      ctx.node(opType, [x, ctx.int64s(axes)], [reduced], { keepdims: int(0) });
+    const node = (input: string, over: number[], output: string) => {
+      if (opType === 'ReduceSum') {
+        ctx.node(opType, [input, ctx.int64s(over)], [output], { keepdims: int(0) });
+      } else {
+        ctx.node(opType, [input], [output], { axes: ints(over), keepdims: int(0) });
+      }
+    };
+    const blocks = opType === 'ReduceSum' || opType === 'ReduceMean' ? rowBlocks(ctx, merged) : 1;
+    if (blocks > 1) {
+      // [R, N] over its rows (a conv's bias gradient, batch norm's per-channel sums) on several
+      // threads: ONNX Runtime splits the N columns among the threads, each walking all R rows,
+      // 3-27x slower than one thread at [R, 16-64] (bench/speed/reduce-threads.ts). As [k, R/k,
+      // N] over the middle axis it splits the k row blocks instead (one MLAS product each), then
+      // adds the k partial rows. One thread keeps the plain reduction (its rounding).
+      const [rows, cols] = [merged[0]!.size, merged[1]!.size];
+      const partial = ctx.temp();
+      node(ctx.inputAs('x', [blocks, rows / blocks, cols]), [1], partial);
+      node(partial, [0], reduced);
     } else {
-      ctx.node(opType, [x], [reduced], { axes: ints(axes), keepdims: int(0) });
+      node(x, axes, reduced);
     }
     // The output shape TF.js reports decides (keepDims or not).
     ctx.node('Reshape', [reduced, ctx.int64s(ctx.outputShape())], [out]);
   };
+
+/**
+ * For a sum or mean of [R, N] over its R rows on several threads: the number k of equal row
+ * blocks to split it into (the largest divisor of R up to 8 per thread), else 1 (one thread,
+ * another reduction, or R without such a divisor).
+ */
+function rowBlocks(ctx: TranslationContext, merged: { size: number; reduced: boolean }[]): number {
+  if (ctx.threads <= 1 || merged.length !== 2 || !merged[0]!.reduced) return 1;
+  // ADAHESSIAN_ROW_BLOCKS=0: the plain reduction on any thread count (A/Bs).
+  if (process.env['ADAHESSIAN_ROW_BLOCKS'] === '0') return 1;
+  const rows = merged[0]!.size;
+  for (let k = Math.min(8 * ctx.threads, rows >> 1); k > 1; k--) if (rows % k === 0) return k;
+  return 1;
+}
 
 /** a @ b with TF.js's transpose flags (the last two axes), batch axes broadcast. */
 function matMul(ctx: TranslationContext, out: string): void {

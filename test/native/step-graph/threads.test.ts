@@ -40,8 +40,69 @@ function worstOverRuns(threads: number, runs: number): { err: number; scale: num
   return { err, scale };
 }
 
+/**
+ * A sum or mean over the rows of [R, N] (here NHWC [8, 7, 7, 16] over its first three axes, a
+ * conv's bias gradient): the graph built for `threads`, run on `threads`, against TF.js; and the
+ * ONNX reductions the graph holds.
+ */
+function rowReduction(
+  kernel: 'sum' | 'mean',
+  threads: number,
+): { err: number; scale: number; ops: string[]; shapes: number[][] } {
+  const x = tf.randomNormal([8, 7, 7, 16], 0.5, 1, 'float32', 9);
+  const { result, recording, refOf } = record(() =>
+    kernel === 'sum' ? tf.sum(x, [0, 1, 2]) : tf.mean(x, [0, 1, 2]),
+  );
+  const built = buildStepGraph(recording, [{ ref: refOf(result)!, shape: [...result.shape] }], {
+    threads,
+  });
+  const want = result.dataSync();
+  const [[got]] = runBuiltGraph(built, recording, { threads, runs: 1 });
+  let err = 0;
+  let scale = 0;
+  for (let i = 0; i < want.length; i++) {
+    scale = Math.max(scale, Math.abs(want[i]!));
+    err = Math.max(err, Math.abs(got![i]! - want[i]!));
+  }
+  const reductions = built.graph.nodes.filter((n) => n.opType.startsWith('Reduce'));
+  // The shapes the reductions read: the Reshape targets (int64 initializers) feeding them.
+  const shapeOf = new Map(
+    built.graph.nodes
+      .filter((n) => n.opType === 'Reshape')
+      .map((n) => [n.outputs[0]!, n.inputs[1]!] as const),
+  );
+  const init = new Map(
+    (built.graph.tensorInitializers ?? [])
+      .filter((i) => i.dtype === 'int64')
+      .map((i) => [i.name, Array.from(new BigInt64Array(i.raw.slice().buffer), Number)]),
+  );
+  const shapes = reductions.map((n) => init.get(shapeOf.get(n.inputs[0]!) ?? '') ?? []);
+  tf.dispose([x, result]);
+  return { err, scale, ops: reductions.map((n) => n.opType), shapes };
+}
+
 describe('step graphs on two threads (cpu)', { skip: unavailable || false }, () => {
   before(async () => onBackend('cpu'));
+
+  // ONNX Runtime splits [R, N]'s N columns among its threads, each walking all rows: 3-27x
+  // slower on two threads than on one (bench/speed/reduce-threads.ts). Blocks of rows instead.
+  for (const kernel of ['sum', 'mean'] as const) {
+    it(`${kernel}s [R, N] over its rows in row blocks on two threads, as TF.js; one reduction on one`, () => {
+      const start = tf.memory().numTensors;
+      const op = kernel === 'sum' ? 'ReduceSum' : 'ReduceMean';
+      const two = rowReduction(kernel, 2);
+      assert.deepEqual(two.ops, [op, op], 'blocks, then their partial rows');
+      // 392 rows: 14 blocks of 28 (the largest divisor up to 8 per thread).
+      assert.deepEqual(two.shapes[0], [14, 28, 16]);
+      assert.ok(two.scale > 0);
+      assert.ok(two.err <= 1e-5 * two.scale, `differs by ${two.err} against ${two.scale}`);
+      const one = rowReduction(kernel, 1);
+      assert.deepEqual(one.ops, [op], 'one thread keeps the plain reduction (its rounding)');
+      assert.deepEqual(one.shapes[0], [392, 16]);
+      assert.ok(one.err <= 1e-5 * one.scale, `differs by ${one.err} against ${one.scale}`);
+      assert.equal(tf.memory().numTensors, start, 'no tensors leaked');
+    });
+  }
 
   it("gives an embedding's gradient (a segment sum over repeated ids) as TF.js, run after run", () => {
     const start = tf.memory().numTensors;
