@@ -342,19 +342,7 @@ export class StepGraphCompiler<E> {
         ...capture.assigned,
         ...escaped.map((e) => e.tensor),
       ]);
-      if (differs == null) {
-        tf.dispose(result.outputs);
-        this.fruitless = 0;
-        return {
-          outputs: this.finish(
-            entry,
-            fromGraph,
-            escaped.map((e) => e.fill),
-          ),
-          extra: result.extra,
-          replayed: false,
-        };
-      }
+      if (differs == null) return this.graphInstead(entry, fromGraph, result, escaped);
       tf.dispose(fromGraph);
       this.drop(entry, `not compiled: the graph's ${differs} (against op by op)`);
     }
@@ -392,20 +380,32 @@ export class StepGraphCompiler<E> {
         discard();
         return null;
       }
-      const fromGraph = this.runGraph(entry, feeds, probes);
-      tf.dispose(result.outputs);
-      this.fruitless = 0;
-      return {
-        outputs: this.finish(
-          entry,
-          fromGraph,
-          escaped.map((e) => e.fill),
-        ),
-        extra: result.extra,
-        replayed: false,
-      };
+      return this.graphInstead(entry, this.runGraph(entry, feeds, probes), result, escaped);
     }
     return null;
+  }
+
+  /**
+   * A captured step (op by op, or stubbed) returning its graph's values rather than its own:
+   * its outputs go, the graph's fill the assigned variables and escaped tensors (finish).
+   */
+  private graphInstead(
+    entry: CompiledEntry<E>,
+    fromGraph: tf.Tensor[],
+    captured: { outputs: tf.Tensor[]; extra: E },
+    escaped: { fill: object | null }[],
+  ): StepResult<E> {
+    tf.dispose(captured.outputs);
+    this.fruitless = 0;
+    return {
+      outputs: this.finish(
+        entry,
+        fromGraph,
+        escaped.map((e) => e.fill),
+      ),
+      extra: captured.extra,
+      replayed: false,
+    };
   }
 
   /**
