@@ -162,6 +162,10 @@ interface Variant {
   disable: string[];
   /** spin=1: ONNX Runtime's intra-op threads spin between parallel sections (off by default). */
   spin: boolean;
+  /** dynblock=n: ONNX Runtime's session.dynamic_block_base (parallel loops' shrinking blocks). */
+  dynamicBlockBase: number;
+  /** affinity=2: session.intra_op_thread_affinities (the worker threads' logical processors, 1-based, ';'-separated as '2+3'). */
+  affinity: string;
 }
 
 /** translate.ts's Step before the eighth session's second task: the A/B's baseline. */
@@ -197,9 +201,11 @@ function variant(spec: string, base: Variant): Variant {
     else if (k === 'step') v.stepWhere = x === 'where';
     else if (k === 'disable') v.disable = x.split('+');
     else if (k === 'spin') v.spin = x === '1';
+    else if (k === 'dynblock') v.dynamicBlockBase = Number(x);
+    else if (k === 'affinity') v.affinity = x.split('+').join(';');
     else
       throw new Error(
-        `--ab: unknown key '${k}' (threads, interop, opt, mempattern, arena, ftz, nchwc, skip, lngrad, lnforward, gelugrad, barematmul, step, disable, fgrad, convbias, rowblocks, spin)`,
+        `--ab: unknown key '${k}' (threads, interop, opt, mempattern, arena, ftz, nchwc, skip, lngrad, lnforward, gelugrad, barematmul, step, disable, fgrad, convbias, rowblocks, spin, dynblock, affinity)`,
       );
   }
   return v;
@@ -219,6 +225,8 @@ const baseVariant = variant(arg('a', ''), {
   stepWhere: false,
   disable: [],
   spin: false,
+  dynamicBlockBase: 0,
+  affinity: '',
 });
 
 function session(v: Variant, profile: boolean) {
@@ -254,6 +262,8 @@ function session(v: Variant, profile: boolean) {
     extra: {
       session: {
         intra_op: { allow_spinning: v.spin ? '1' : '0' },
+        ...(v.dynamicBlockBase > 0 ? { dynamic_block_base: String(v.dynamicBlockBase) } : {}),
+        ...(v.affinity ? { intra_op_thread_affinities: v.affinity } : {}),
         ...(v.ftz ? { set_denormal_as_zero: '1' } : {}),
       },
       ...(v.disable.length > 0
