@@ -92,7 +92,11 @@ export function rewriteLayerNormGradients(
   outputs: readonly GraphOutput[],
 ): LayerNormRewrite {
   const { calls, values, externals } = recording;
-  const isAlias = (c: RecordedCall) => c.outputs.length === 1 && c.aliases[0] === 0;
+  // A call returning its input's data (a bool -> float32 Cast too, but that is a new value).
+  const isAlias = (c: RecordedCall) =>
+    c.outputs.length === 1 &&
+    c.aliases[0] === 0 &&
+    c.inputs[0]?.dtype === values[c.outputs[0]!]!.dtype;
   const root = new Map<Key, ValueRef>();
   const producer = new Map<Key, number>();
   calls.forEach((c, i) => {
