@@ -446,7 +446,7 @@ function tryNative(
 ): tf.TensorInfo | null {
   let plan: NativePlan | null;
   try {
-    plan = kernel.plan(inputs, attrs);
+    plan = kernel.plan(inputs, attrs, { threads: state.status.threads });
   } catch (e) {
     state.status.lastError = `${kernel.kernelName}: ${e instanceof Error ? e.message : String(e)}`;
     return null;

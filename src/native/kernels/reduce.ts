@@ -133,12 +133,28 @@ export function simplifyReduction(
 }
 
 /**
+ * For a sum or mean of [R, N] over its R rows on `threads` ONNX Runtime threads: how many equal
+ * row blocks to reduce it in, as [k, R/k, N] over the middle axis and then over k (the largest
+ * divisor of R up to 8 per thread), else 1 (one thread, or no such divisor). ONNX Runtime's plain
+ * form splits the N columns among the threads, each walking all R rows: 3-27x slower on two
+ * threads than on one at [R, 16-64] (bench/speed/reduce-threads.ts); the blocks split the rows.
+ * The step graphs (translate.ts) and the native Sum use it alike, so that a step graph on
+ * several threads and the op-by-op step its check compares it with round their sums alike.
+ * ADAHESSIAN_ROW_BLOCKS=0: the plain form on any thread count (A/Bs).
+ */
+export function rowBlockCount(rows: number, threads: number): number {
+  if (threads <= 1 || process.env['ADAHESSIAN_ROW_BLOCKS'] === '0') return 1;
+  for (let k = Math.min(8 * threads, rows >> 1); k > 1; k--) if (rows % k === 0) return k;
+  return 1;
+}
+
+/**
  * Sum: JS below MIN_ELEMENTWISE_SIZE elements and over axes of size 1 (a copy), ONNX Runtime's
- * ReduceSum on the simplified shape for other large sums.
+ * ReduceSum on the simplified shape for other large sums (in row blocks on several threads).
  */
 export const sumKernel: DirectKernel & { plan: NativeKernel['plan'] } = {
   kernelName: 'Sum',
-  plan(inputs, attrs): NativePlan | null {
+  plan(inputs, attrs, context): NativePlan | null {
     const x = inputs['x']!;
     if (x.dtype !== 'float32' || tf.util.sizeFromShape(x.shape) < MIN_ELEMENTWISE_SIZE) return null;
     const axes = tf.util.parseAxisParam(attrs['axis'] as number | number[], x.shape);
@@ -149,21 +165,35 @@ export const sumKernel: DirectKernel & { plan: NativeKernel['plan'] } = {
       ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d))
       : x.shape.filter((_, i) => !axes.includes(i));
     const graphOut = simple.shape.filter((_, i) => !simple.axes.includes(i));
-    const key = `ReduceSum|[${simple.shape.join(',')}]|${simple.axes.join(',')}`;
-    const build = () => ({
-      nodes: [
-        {
-          opType: 'ReduceSum',
-          inputs: ['x', 'axes'],
-          outputs: ['y'],
-          attributes: { keepdims: int(0) },
-        },
-      ],
-      initializers: [{ name: 'axes', values: simple.axes }],
-      inputs: [{ name: 'x', shape: simple.shape }],
-      outputs: [{ name: 'y', shape: graphOut.length > 0 ? graphOut : [] }],
+    const rowsOnly = simple.shape.length === 2 && simple.axes.length === 1 && simple.axes[0] === 0;
+    const blocks = rowsOnly ? rowBlockCount(simple.shape[0]!, context?.threads ?? 1) : 1;
+    const key = `ReduceSum|[${simple.shape.join(',')}]|${simple.axes.join(',')}${blocks > 1 ? `|${blocks} blocks` : ''}`;
+    const sum = (input: string, axes: string, output: string) => ({
+      opType: 'ReduceSum',
+      inputs: [input, axes],
+      outputs: [output],
+      attributes: { keepdims: int(0) },
     });
-    return { key, build, inputs: [x], inputShapes: [simple.shape], outShape };
+    const build = () =>
+      blocks > 1
+        ? {
+            nodes: [sum('x', 'rows', 'partial'), sum('partial', 'first', 'y')],
+            initializers: [
+              { name: 'rows', values: [1] },
+              { name: 'first', values: [0] },
+            ],
+            inputs: [{ name: 'x', shape: [blocks, simple.shape[0]! / blocks, simple.shape[1]!] }],
+            outputs: [{ name: 'y', shape: graphOut }],
+          }
+        : {
+            nodes: [sum('x', 'axes', 'y')],
+            initializers: [{ name: 'axes', values: simple.axes }],
+            inputs: [{ name: 'x', shape: simple.shape }],
+            outputs: [{ name: 'y', shape: graphOut.length > 0 ? graphOut : [] }],
+          };
+    const inputShape =
+      blocks > 1 ? [blocks, simple.shape[0]! / blocks, simple.shape[1]!] : simple.shape;
+    return { key, build, inputs: [x], inputShapes: [inputShape], outShape };
   },
   run(inputs, attrs, backend, buffers) {
     const x = inputs['x']!;

@@ -19,7 +19,12 @@ export interface NativePlan {
 
 export interface NativeKernel {
   kernelName: string;
-  plan(inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap): NativePlan | null;
+  /** `threads`: ONNX Runtime's intra-op threads the plan's graph will run on. */
+  plan(
+    inputs: tf.NamedTensorInfoMap,
+    attrs: tf.NamedAttrMap,
+    context?: { threads: number },
+  ): NativePlan | null;
   /**
    * One-input kernels whose result a training step asks for twice on the same input (Step:
    * relu's gradient mask, in the gradient and again in the second-order sweep): a repeated

@@ -7,6 +7,7 @@
 import type { OnnxAttribute, OnnxNode, OnnxTensorInitializer } from '../onnx-model.js';
 import { StepGraphRefusal, type RecordedCall, type StepDtype } from './capture.js';
 import { CONV_TRANSLATIONS } from './translate-conv.js';
+import { rowBlockCount } from '../kernels/reduce.js';
 
 /** What a rule sees: its call's inputs and outputs as ONNX value names, and a node writer. */
 export interface TranslationContext {
@@ -146,10 +147,8 @@ const reduce =
     const blocks = opType === 'ReduceSum' || opType === 'ReduceMean' ? rowBlocks(ctx, merged) : 1;
     if (blocks > 1) {
       // [R, N] over its rows (a conv's bias gradient, batch norm's per-channel sums) on several
-      // threads: ONNX Runtime splits the N columns among the threads, each walking all R rows,
-      // 3-27x slower than one thread at [R, 16-64] (bench/speed/reduce-threads.ts). As [k, R/k,
-      // N] over the middle axis it splits the k row blocks instead (one MLAS product each), then
-      // adds the k partial rows. One thread keeps the plain reduction (its rounding).
+      // threads, as [k, R/k, N] over the middle axis, then over k (kernels/reduce.ts
+      // rowBlockCount says why). One thread keeps the plain reduction (its rounding).
       const [rows, cols] = [merged[0]!.size, merged[1]!.size];
       const partial = ctx.temp();
       node(ctx.inputAs('x', [blocks, rows / blocks, cols]), [1], partial);
@@ -161,18 +160,10 @@ const reduce =
     ctx.node('Reshape', [reduced, ctx.int64s(ctx.outputShape())], [out]);
   };
 
-/**
- * For a sum or mean of [R, N] over its R rows on several threads: the number k of equal row
- * blocks to split it into (the largest divisor of R up to 8 per thread), else 1 (one thread,
- * another reduction, or R without such a divisor).
- */
+/** For a sum or mean of [R, N] over its R rows: rowBlockCount's k, else 1. */
 function rowBlocks(ctx: TranslationContext, merged: { size: number; reduced: boolean }[]): number {
-  if (ctx.threads <= 1 || merged.length !== 2 || !merged[0]!.reduced) return 1;
-  // ADAHESSIAN_ROW_BLOCKS=0: the plain reduction on any thread count (A/Bs).
-  if (process.env['ADAHESSIAN_ROW_BLOCKS'] === '0') return 1;
-  const rows = merged[0]!.size;
-  for (let k = Math.min(8 * ctx.threads, rows >> 1); k > 1; k--) if (rows % k === 0) return k;
-  return 1;
+  if (merged.length !== 2 || !merged[0]!.reduced) return 1;
+  return rowBlockCount(merged[0]!.size, ctx.threads);
 }
 
 /** a @ b with TF.js's transpose flags (the last two axes), batch axes broadcast. */
