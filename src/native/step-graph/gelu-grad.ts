@@ -3,7 +3,7 @@
  * set by hutchinson-step.ts for its `gradient` compiler, never for the AdaHessian one, whose
  * rounding lr-text's pinned results depend on). It changes the rounding: the gradients agree
  * with TF.js's to float32 rounding, not bit for bit. The same kind of rewrite as
- * layer-norm-grad.ts, and matched the same way.
+ * layer-norm-grad.ts, and matched the same way (recording-rewrite.ts).
  *
  * Why: tf.layers' 'gelu' (erf form) is y = x cdf with z = x / sqrt 2, cdf = 0.5 (1 + erf(z)).
  * TF.js differentiates each op, so x's gradient takes ten full-size passes: dy cdf, dy x,
@@ -36,6 +36,19 @@
  */
 import type { GraphOutput } from './build.js';
 import type { Recording, RecordedCall, RecordedInput, ValueRef } from './capture.js';
+import {
+  check,
+  coneExits,
+  gradientChain,
+  gradientCone,
+  indexRecording,
+  matchEach,
+  RecordingSplice,
+  sizeOf,
+  unchanged,
+  type Key,
+  type RecordingRewrite,
+} from './recording-rewrite.js';
 
 /** Kernels (aliases left out), sorted, as TF.js 4.22 differentiates tf.layers' 'gelu'. */
 const SIGNATURES = {
@@ -47,24 +60,8 @@ const SIGNATURES = {
   constants: [0.5, 2 / Math.sqrt(Math.PI), Math.SQRT2].map(Math.fround).sort().join(' '),
 };
 
-export interface GeluRewrite {
-  recording: Recording;
-  /** Per call of the new recording, the call of the given one it stands for (profiles). */
-  origin: number[];
-  /** GELUs whose gradient was replaced. */
-  rewritten: number;
-  /** Why each other Erf was left alone. */
-  refused: string[];
-}
-
-type Key = string;
-const keyOf = (ref: ValueRef): Key => (ref.kind === 'value' ? `v${ref.index}` : `e${ref.index}`);
-const sizeOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
-
-class Refuse extends Error {}
-function check(ok: boolean, why: string): asserts ok {
-  if (!ok) throw new Refuse(why);
-}
+/** GELUs whose gradient was replaced (`rewritten`), and why each other Erf was left alone. */
+export type GeluRewrite = RecordingRewrite;
 
 /** One matched GELU: what the rewrite replaces and what it reads. */
 interface Match {
@@ -82,63 +79,11 @@ export function rewriteGeluGradients(
   recording: Recording,
   outputs: readonly GraphOutput[],
 ): GeluRewrite {
-  const { calls, values, externals } = recording;
-  // A call returning its input's data (a bool -> float32 Cast too, but that is a new value).
-  const isAlias = (c: RecordedCall) =>
-    c.outputs.length === 1 &&
-    c.aliases[0] === 0 &&
-    c.inputs[0]?.dtype === values[c.outputs[0]!]!.dtype;
-  const root = new Map<Key, ValueRef>();
-  const producer = new Map<Key, number>();
-  calls.forEach((c, i) => {
-    if (isAlias(c)) {
-      const from = c.inputs[0]!.ref;
-      root.set(`v${c.outputs[0]}`, root.get(keyOf(from)) ?? from);
-    } else c.outputs.forEach((v) => producer.set(`v${v}`, i));
-  });
-  const rootRef = (ref: ValueRef): ValueRef => root.get(keyOf(ref)) ?? ref;
-  const canon = (ref: ValueRef): Key => keyOf(rootRef(ref));
-  const shapeOfKey = (k: Key) =>
-    k[0] === 'v' ? values[Number(k.slice(1))]!.shape : externals[Number(k.slice(1))]!.shape;
-  /** Non-alias readers of each value (by root). */
-  const readers = new Map<Key, number[]>();
-  calls.forEach((c, i) => {
-    if (isAlias(c)) return;
-    for (const input of c.inputs) {
-      const k = canon(input.ref);
-      let list = readers.get(k);
-      if (list == null) readers.set(k, (list = []));
-      if (list.at(-1) !== i) list.push(i);
-    }
-  });
-  const outputKeys = new Set(outputs.map((o) => canon(o.ref)));
-  /** A float32 scalar made during the step (a baked constant), or null. */
-  const scalarOf = (k: Key): number | null => {
-    if (k[0] !== 'e') return null;
-    const ext = externals[Number(k.slice(1))]!;
-    const ok = ext.origin === 'made' && ext.dtype === 'float32' && ext.values?.length === 1;
-    return ok ? ext.values![0]! : null;
-  };
-  const inputNamed = (c: RecordedCall, name: string) => {
-    const input = c.inputs.find((i) => i.name === name);
-    check(input != null, `${c.kernelName} without input ${name}`);
-    return input;
-  };
-  /** The one non-alias reader of `k` with this kernel and another input equal to `other`. */
-  const binaryReader = (k: Key, kernel: string, isOther: (o: Key) => boolean) => {
-    const found = (readers.get(k) ?? []).filter((r) => {
-      const c = calls[r]!;
-      if (c.kernelName !== kernel || c.inputs.length !== 2) return false;
-      const [a, b] = c.inputs.map((q) => canon(q.ref));
-      return (a === k && isOther(b!)) || (b === k && isOther(a!));
-    });
-    check(found.length === 1, `${found.length} ${kernel} readers`);
-    return found[0]!;
-  };
+  const index = indexRecording(recording, outputs);
+  const { calls, values, producer, readers, canon, shapeOfKey, scalarOf, inputNamed } = index;
   const scalarIs = (value: number) => (k: Key) => scalarOf(k) === Math.fround(value);
-  const used = new Set<number>();
 
-  function match(e: number): Match {
+  function match(e: number, used: ReadonlySet<number>): Match {
     const erf = calls[e]!;
     const zInput = inputNamed(erf, 'x');
     const z = canon(zInput.ref);
@@ -151,11 +96,11 @@ export function rewriteGeluGradients(
     const x = canon(xInput.ref);
     check(sizeOf(xInput.shape) === n, 'x size');
     const erfOut = `v${erf.outputs[0]}`;
-    const add = calls[binaryReader(erfOut, 'Add', scalarIs(1))]!;
+    const add = calls[index.binaryReader(erfOut, 'Add', scalarIs(1))]!;
     const s = `v${add.outputs[0]}`;
-    const half = calls[binaryReader(s, 'Multiply', scalarIs(0.5))]!;
+    const half = calls[index.binaryReader(s, 'Multiply', scalarIs(0.5))]!;
     const cdf = `v${half.outputs[0]}`;
-    const yCall = binaryReader(cdf, 'Multiply', (o) => o === x);
+    const yCall = index.binaryReader(cdf, 'Multiply', (o) => o === x);
     const y = `v${calls[yCall]!.outputs[0]}`;
     const pattern = [div, erf, add, half, calls[yCall]!];
     check(
@@ -179,25 +124,8 @@ export function rewriteGeluGradients(
     check(!base.has(dy) && dy !== y, 'dy is a forward value');
 
     // The cone, and what only the forward values make.
-    const derived = new Map<Key, number>();
-    const cone = new Set<Key>();
-    const coneCalls: number[] = [];
-    for (let i = yCall + 1; i < calls.length; i++) {
-      const c = calls[i]!;
-      if (isAlias(c) || c.outputs.length !== 1) continue;
-      const ins = c.inputs.map((q) => canon(q.ref));
-      const forwardOnly = (k: Key) => base.has(k) || derived.has(k) || scalarOf(k) != null;
-      if (ins.every(forwardOnly)) {
-        derived.set(`v${c.outputs[0]}`, i);
-        continue;
-      }
-      const fromDy = ins.some((k) => k === dy || cone.has(k));
-      const inCone = ins.every((k) => forwardOnly(k) || k === dy || cone.has(k));
-      const accumulates = c.kernelName === 'Add' && sizeOf(values[c.outputs[0]!]!.shape) === n;
-      if (!fromDy || !inCone || accumulates) continue;
-      cone.add(`v${c.outputs[0]}`);
-      coneCalls.push(i);
-    }
+    const cone = gradientCone(index, yCall, dy, base, n, (k) => scalarOf(k) != null);
+    const { derived } = cone;
     // The forward-only calls the cone reads, and what they read in turn.
     const derivedCalls = new Set<number>();
     const constants: number[] = [];
@@ -211,64 +139,29 @@ export function rewriteGeluGradients(
         } else if (d == null && scalarOf(k) != null) constants.push(scalarOf(k)!);
       }
     };
-    coneCalls.forEach(visit);
+    cone.calls.forEach(visit);
     const kernels = (list: Iterable<number>) =>
       [...list]
         .map((i) => calls[i]!.kernelName)
         .sort()
         .join(' ');
-    check(kernels(coneCalls) === SIGNATURES.cone, `cone ${kernels(coneCalls)}`);
+    check(kernels(cone.calls) === SIGNATURES.cone, `cone ${kernels(cone.calls)}`);
     check(kernels(derivedCalls) === SIGNATURES.derived, `derived ${kernels(derivedCalls)}`);
     const constantList = constants.sort().join(' ');
     check(constantList === SIGNATURES.constants, `constants ${constantList}`);
 
     // What leaves the cone: two full-size terms of x's gradient.
-    const coneCallSet = new Set(coneCalls);
-    const exits = new Map<Key, number[]>();
-    for (const k of cone) {
-      const out = (readers.get(k) ?? []).filter((r) => !coneCallSet.has(r));
-      if (out.length > 0 || outputKeys.has(k)) exits.set(k, out);
-    }
+    const exits = coneExits(index, cone);
     const full = [...exits.keys()];
     check(full.length === 2 && full.every((k) => sizeOf(shapeOfKey(k)) === n), 'exits');
 
     // x's gradient: one chain of Adds reading the two terms.
-    const adds = full.map((k) => {
-      const r = exits.get(k)!;
-      check(!outputKeys.has(k) && r.length === 1 && calls[r[0]!]!.kernelName === 'Add', 'term');
-      return r[0]!;
-    });
-    const first = Math.min(...adds);
-    const last = Math.max(...adds);
-    const chain = [first];
-    while (chain.at(-1)! !== last) {
-      const out = `v${calls[chain.at(-1)!]!.outputs[0]}`;
-      const next = readers.get(out) ?? [];
-      check(!outputKeys.has(out) && next.length === 1, 'chain read once');
-      check(calls[next[0]!]!.kernelName === 'Add', 'chain of Adds');
-      chain.push(next[0]!);
-    }
-    const terms = new Set(full);
-    const otherTerms: RecordedInput[] = [];
-    chain.forEach((a, j) => {
-      const c = calls[a]!;
-      check(sizeOf(values[c.outputs[0]!]!.shape) === n, 'chain size');
-      const previous = j === 0 ? null : `v${calls[chain[j - 1]!]!.outputs[0]}`;
-      let fromPrevious = 0;
-      for (const q of c.inputs) {
-        const k = canon(q.ref);
-        check(sizeOf(q.shape) === n, 'term size');
-        if (k === previous && fromPrevious++ === 0) continue;
-        if (terms.delete(k)) continue;
-        otherTerms.push(q);
-      }
-    });
-    check(terms.size === 0, 'each term once');
+    const { last, otherTerms } = gradientChain(index, exits, full, n);
     check(otherTerms.length <= 1, `${otherTerms.length} other terms`);
     check(!used.has(last), 'overlapping GELUs');
     const input = (name: string, ref: ValueRef): RecordedInput => ({
       name,
-      ref: rootRef(ref),
+      ref: index.rootRef(ref),
       shape,
       dtype: 'float32',
     });
@@ -283,55 +176,17 @@ export function rewriteGeluGradients(
     };
   }
 
-  const matches: Match[] = [];
-  const refused: string[] = [];
-  calls.forEach((c, e) => {
-    if (c.kernelName !== 'Erf') return;
-    try {
-      const m = match(e);
-      used.add(m.lastAdd);
-      matches.push(m);
-    } catch (err) {
-      if (!(err instanceof Refuse)) throw err;
-      refused.push(`Erf call ${e}: ${err.message}`);
-    }
-  });
-  if (matches.length === 0) {
-    return { recording, origin: calls.map((_, i) => i), rewritten: 0, refused };
-  }
+  const { matches, refused } = matchEach(calls, 'Erf', match, (m) => [m.lastAdd]);
+  if (matches.length === 0) return unchanged(recording, refused);
 
   // The new recording: the hand-written calls before each match's last Add.
-  const newValues = [...values];
-  const newExternals = [...externals];
-  newExternals.push({
-    shape: [],
-    dtype: 'float32',
-    origin: 'made',
-    values: Float32Array.of(-0.5 * Math.log(2 * Math.PI)),
-    firstRead: { call: -1, input: 0 },
-  });
-  const logDensityConstant: RecordedInput = {
-    name: 'a',
-    ref: { kind: 'external', index: newExternals.length - 1 },
-    shape: [],
-    dtype: 'float32',
-  };
-  const before = new Map<number, RecordedCall[]>();
-  const replaced = new Map<number, RecordedCall>();
+  const splice = new RecordingSplice(recording);
+  const logDensityConstant = splice.constant(-0.5 * Math.log(2 * Math.PI), 'a', 0);
   for (const m of matches) {
     const added: RecordedCall[] = [];
-    const as = (name: string, index: number): RecordedInput => ({
-      name,
-      ref: { kind: 'value', index },
-      shape: m.shape,
-      dtype: 'float32',
-    });
-    const call = (kernelName: string, inputs: RecordedInput[]) => {
-      newValues.push({ shape: m.shape, dtype: 'float32' });
-      const out = newValues.length - 1;
-      added.push({ kernelName, attrs: {}, inputs, outputs: [out], aliases: [-1] });
-      return out;
-    };
+    const as = (name: string, index: number) => splice.input(name, index, m.shape);
+    const call = (kernelName: string, inputs: RecordedInput[]) =>
+      splice.call(added, kernelName, inputs, m.shape);
     const zz = call('Multiply', [
       { ...m.z, name: 'a' },
       { ...m.z, name: 'b' },
@@ -344,42 +199,8 @@ export function rewriteGeluGradients(
     // x's gradient: the earlier gradient, then dx.
     const outShape = values[calls[m.lastAdd]!.outputs[0]!]!.shape;
     const sum: RecordedInput | null = m.earlier && { ...m.earlier, shape: outShape };
-    const out = calls[m.lastAdd]!.outputs[0]!;
-    const dxIn: RecordedInput = { ...as('b', dx), shape: outShape };
-    replaced.set(
-      m.lastAdd,
-      sum == null
-        ? {
-            kernelName: 'Reshape',
-            attrs: { shape: outShape },
-            inputs: [{ ...dxIn, name: 'x' }],
-            outputs: [out],
-            aliases: [0],
-          }
-        : {
-            kernelName: 'Add',
-            attrs: {},
-            inputs: [{ ...sum, name: 'a' }, dxIn],
-            outputs: [out],
-            aliases: [-1],
-          },
-    );
-    before.set(m.lastAdd, added);
+    splice.sumInto(m.lastAdd, sum, dx, outShape);
+    splice.insertBefore(m.lastAdd, added);
   }
-  const newCalls: RecordedCall[] = [];
-  const origin: number[] = [];
-  calls.forEach((c, i) => {
-    for (const a of before.get(i) ?? []) {
-      newCalls.push(a);
-      origin.push(i);
-    }
-    newCalls.push(replaced.get(i) ?? c);
-    origin.push(i);
-  });
-  return {
-    recording: { calls: newCalls, values: newValues, externals: newExternals },
-    origin,
-    rewritten: matches.length,
-    refused,
-  };
+  return splice.finish(matches.length, refused);
 }

@@ -36,10 +36,23 @@
  *      and divides: two full-size passes more per layer norm; ADAHESSIAN_LN_FORWARD=0 leaves it
  *      as it was, for A/Bs). So the loss's rounding changes too (float32 rounding).
  * The recording given is not changed (a new one is returned: replays match against the
- * captured one).
+ * captured one). The machinery shared with gelu-grad.ts is recording-rewrite.ts's.
  */
 import type { GraphOutput } from './build.js';
-import type { Recording, RecordedCall, RecordedInput, ValueRef } from './capture.js';
+import type { Recording, RecordedCall, RecordedInput } from './capture.js';
+import {
+  check,
+  coneExits,
+  gradientChain,
+  gradientCone,
+  indexRecording,
+  matchEach,
+  RecordingSplice,
+  sizeOf,
+  unchanged,
+  type Key,
+  type RecordingRewrite,
+} from './recording-rewrite.js';
 
 /**
  * The cone's kernels (aliases left out), sorted, as TF.js 4.22 makes them for tf.layers' layer
@@ -49,24 +62,8 @@ const CONE_SIGNATURES = new Set([
   'Add Multiply Multiply Multiply Multiply Multiply Multiply Multiply Neg RealDiv RealDiv Sum Sum Sum Sum Sum Sum Sum Tile Tile',
 ]);
 
-export interface LayerNormRewrite {
-  recording: Recording;
-  /** Per call of the new recording, the call of the given one it stands for (profiles). */
-  origin: number[];
-  /** Layer norms whose gradient was replaced. */
-  rewritten: number;
-  /** Why each other FusedBatchNorm was left alone. */
-  refused: string[];
-}
-
-type Key = string;
-const keyOf = (ref: ValueRef): Key => (ref.kind === 'value' ? `v${ref.index}` : `e${ref.index}`);
-const sizeOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
-
-class Refuse extends Error {}
-function check(ok: boolean, why: string): asserts ok {
-  if (!ok) throw new Refuse(why);
-}
+/** Layer norms whose gradient was replaced (`rewritten`); why each other FusedBatchNorm was not. */
+export type LayerNormRewrite = RecordingRewrite;
 
 /** One matched layer norm: what the rewrite replaces and what it reads. */
 interface Match {
@@ -91,59 +88,15 @@ export function rewriteLayerNormGradients(
   recording: Recording,
   outputs: readonly GraphOutput[],
 ): LayerNormRewrite {
-  const { calls, values, externals } = recording;
-  // A call returning its input's data (a bool -> float32 Cast too, but that is a new value).
-  const isAlias = (c: RecordedCall) =>
-    c.outputs.length === 1 &&
-    c.aliases[0] === 0 &&
-    c.inputs[0]?.dtype === values[c.outputs[0]!]!.dtype;
-  const root = new Map<Key, ValueRef>();
-  const producer = new Map<Key, number>();
-  calls.forEach((c, i) => {
-    if (isAlias(c)) {
-      const from = c.inputs[0]!.ref;
-      root.set(`v${c.outputs[0]}`, root.get(keyOf(from)) ?? from);
-    } else c.outputs.forEach((v) => producer.set(`v${v}`, i));
-  });
-  const canon = (ref: ValueRef): Key => keyOf(root.get(keyOf(ref)) ?? ref);
-  const rootRef = (ref: ValueRef): ValueRef => root.get(keyOf(ref)) ?? ref;
-  const shapeOfKey = (k: Key) =>
-    k[0] === 'v' ? values[Number(k.slice(1))]!.shape : externals[Number(k.slice(1))]!.shape;
-  /** Non-alias readers of each value (by root). */
-  const readers = new Map<Key, number[]>();
-  calls.forEach((c, i) => {
-    if (isAlias(c)) return;
-    for (const input of c.inputs) {
-      const k = canon(input.ref);
-      let list = readers.get(k);
-      if (list == null) readers.set(k, (list = []));
-      if (list.at(-1) !== i) list.push(i);
-    }
-  });
-  const outputKeys = new Set(outputs.map((o) => canon(o.ref)));
-  const inputNamed = (c: RecordedCall, name: string) => {
-    const input = c.inputs.find((i) => i.name === name);
-    check(input != null, `${c.kernelName} without input ${name}`);
-    return input;
-  };
-  const producerOf = (k: Key, kernel: string) => {
-    const p = producer.get(k);
-    check(p != null && calls[p]!.kernelName === kernel, `${k} is not a ${kernel}`);
-    return calls[p]!;
-  };
+  const index = indexRecording(recording, outputs);
+  const { calls, values, producer, canon, rootRef, shapeOfKey, inputNamed, producerOf } = index;
   const lastAxis = (c: RecordedCall, rank: number) => {
     const axis = c.attrs['axis'];
     const list = Array.isArray(axis) ? axis : [axis];
     return list.length === 1 && (list[0] === rank - 1 || list[0] === -1);
   };
-  const scalarConstant = (k: Key) => {
-    if (k[0] !== 'e') return false;
-    const ext = externals[Number(k.slice(1))]!;
-    return ext.origin === 'made' && ext.values != null && ext.values.length === 1;
-  };
-  const used = new Set<number>();
 
-  function match(f: number): Match {
+  function match(f: number, used: ReadonlySet<number>): Match {
     const fbn = calls[f]!;
     const x = canon(inputNamed(fbn, 'x').ref);
     const tileOf = (name: string) => {
@@ -219,88 +172,25 @@ export function rewriteLayerNormGradients(
     const dyInput = candidates.get(dy)!;
 
     // The cone, and what only the forward values make (D*).
-    const derived = new Set<Key>();
-    const cone = new Set<Key>();
-    const coneCalls: number[] = [];
-    const coneReadsForward = new Map<Key, boolean>();
-    for (let i = f + 1; i < calls.length; i++) {
-      const c = calls[i]!;
-      if (isAlias(c) || c.outputs.length !== 1) continue;
-      const ins = c.inputs.map((q) => canon(q.ref));
-      const forwardOnly = (k: Key) => base.has(k) || derived.has(k) || scalarConstant(k);
-      if (ins.every(forwardOnly)) {
-        derived.add(`v${c.outputs[0]}`);
-        continue;
-      }
-      const fromDy = ins.some((k) => k === dy || cone.has(k));
-      const inCone = ins.every((k) => forwardOnly(k) || k === dy || cone.has(k));
-      // A full-size Add is x's gradient accumulating (the cone's own Add is over rows).
-      const accumulates = c.kernelName === 'Add' && sizeOf(values[c.outputs[0]!]!.shape) === n;
-      if (!fromDy || !inCone || accumulates) continue;
-      const out = `v${c.outputs[0]}`;
-      cone.add(out);
-      coneCalls.push(i);
-      coneReadsForward.set(
-        out,
-        ins.some((k) => base.has(k) || derived.has(k) || coneReadsForward.get(k) === true),
-      );
-    }
-    const signature = coneCalls
+    const cone = gradientCone(index, f, dy, base, n, index.isScalarConstant);
+    const signature = cone.calls
       .map((i) => calls[i]!.kernelName)
       .sort()
       .join(' ');
     check(CONE_SIGNATURES.has(signature), `cone ${signature}`);
-    const coneCallSet = new Set(coneCalls);
 
     // What leaves the cone.
-    const exits = new Map<Key, number[]>();
-    for (const k of cone) {
-      const out = (readers.get(k) ?? []).filter((r) => !coneCallSet.has(r));
-      if (out.length > 0 || outputKeys.has(k)) exits.set(k, out);
-    }
+    const exits = coneExits(index, cone);
     const full = [...exits.keys()].filter((k) => sizeOf(shapeOfKey(k)) === n);
     const small = [...exits.keys()].filter((k) => sizeOf(shapeOfKey(k)) === d);
     check(full.length === 3 && small.length === 2 && exits.size === 5, 'exits');
+    const coneReadsForward = cone.readsForward;
     const dbetaKey = small.find((k) => coneReadsForward.get(k) === false);
     const dgammaKey = small.find((k) => coneReadsForward.get(k) === true);
     check(dbetaKey != null && dgammaKey != null, "gamma's and beta's gradients");
 
     // x's gradient: one chain of Adds reading the three terms.
-    const adds = full.map((k) => {
-      const r = exits.get(k)!;
-      check(!outputKeys.has(k) && r.length === 1 && calls[r[0]!]!.kernelName === 'Add', 'term');
-      return r[0]!;
-    });
-    const first = Math.min(...adds);
-    const last = Math.max(...adds);
-    const chain = [first];
-    while (chain.at(-1)! !== last) {
-      const out = `v${calls[chain.at(-1)!]!.outputs[0]}`;
-      const next = readers.get(out) ?? [];
-      check(!outputKeys.has(out) && next.length === 1, 'chain read once');
-      check(calls[next[0]!]!.kernelName === 'Add', 'chain of Adds');
-      chain.push(next[0]!);
-    }
-    check(
-      adds.every((a) => chain.includes(a)),
-      'one chain',
-    );
-    const terms = new Set(full);
-    const otherTerms: RecordedInput[] = [];
-    chain.forEach((a, j) => {
-      const c = calls[a]!;
-      check(sizeOf(values[c.outputs[0]!]!.shape) === n, 'chain size');
-      const previous = j === 0 ? null : `v${calls[chain[j - 1]!]!.outputs[0]}`;
-      let fromPrevious = 0;
-      for (const q of c.inputs) {
-        const k = canon(q.ref);
-        check(sizeOf(q.shape) === n, 'term size');
-        if (k === previous && fromPrevious++ === 0) continue;
-        if (terms.delete(k)) continue;
-        otherTerms.push(q);
-      }
-    });
-    check(terms.size === 0, 'each term once');
+    const { last, otherTerms } = gradientChain(index, exits, full, n);
     const rootCall = (k: Key) => producer.get(k)!;
     const result: Match = {
       dgamma: rootCall(dgammaKey),
@@ -332,74 +222,27 @@ export function rewriteLayerNormGradients(
     return result;
   }
 
-  const matches: Match[] = [];
-  const refused: string[] = [];
-  calls.forEach((c, f) => {
-    if (c.kernelName !== 'FusedBatchNorm') return;
-    try {
-      const m = match(f);
-      [m.dgamma, m.dbeta, m.lastAdd, m.forward].forEach((i) => used.add(i));
-      matches.push(m);
-    } catch (e) {
-      if (!(e instanceof Refuse)) throw e;
-      refused.push(`FusedBatchNorm call ${f}: ${e.message}`);
-    }
-  });
-  if (matches.length === 0) {
-    return { recording, origin: calls.map((_, i) => i), rewritten: 0, refused };
-  }
+  const { matches, refused } = matchEach(calls, 'FusedBatchNorm', match, (m) => [
+    m.dgamma,
+    m.dbeta,
+    m.lastAdd,
+    m.forward,
+  ]);
+  if (matches.length === 0) return unchanged(recording, refused);
 
   // The new recording: hand-written calls before each match's first replaced call.
   // ADAHESSIAN_LN_FORWARD=0 leaves the forward pass as TF.js's (A/Bs).
   const forwardToo = process.env['ADAHESSIAN_LN_FORWARD'] !== '0';
-  const newValues = [...values];
-  const newExternals = [...externals];
-  const before = new Map<number, RecordedCall[]>();
-  const replaced = new Map<number, RecordedCall>();
+  const splice = new RecordingSplice(recording);
   for (const m of matches) {
     const added: RecordedCall[] = [];
-    const value = (shape: number[]) => {
-      newValues.push({ shape, dtype: 'float32' });
-      return newValues.length - 1;
-    };
-    const as = (name: string, index: number, shape = newValues[index]!.shape): RecordedInput => ({
-      name,
-      ref: { kind: 'value', index },
-      shape,
-      dtype: 'float32',
-    });
-    const call = (kernelName: string, inputs: RecordedInput[], shape: number[], attrs = {}) => {
-      const out = value(shape);
-      added.push({ kernelName, attrs, inputs, outputs: [out], aliases: [-1] });
-      return out;
-    };
-    const reshapeInto = (from: number, c: number): RecordedCall => {
-      const out = calls[c]!.outputs[0]!;
-      const shape = values[out]!.shape;
-      return {
-        kernelName: 'Reshape',
-        attrs: { shape },
-        inputs: [as('x', from)],
-        outputs: [out],
-        aliases: [0],
-      };
-    };
+    const as = (name: string, index: number, shape?: number[]) => splice.input(name, index, shape);
+    const call = (kernelName: string, inputs: RecordedInput[], shape: number[], attrs = {}) =>
+      splice.call(added, kernelName, inputs, shape, attrs);
     const rank = m.shape.length;
     const rows = [...m.shape.slice(0, -1), 1];
     const d = m.shape.at(-1)!;
-    newExternals.push({
-      shape: [],
-      dtype: 'float32',
-      origin: 'made',
-      values: Float32Array.of(m.epsilon),
-      firstRead: { call: -1, input: 1 },
-    });
-    const eps: RecordedInput = {
-      name: 'b',
-      ref: { kind: 'external', index: newExternals.length - 1 },
-      shape: [],
-      dtype: 'float32',
-    };
+    const eps = splice.constant(m.epsilon, 'b', 1);
     const lastMean = { axis: [rank - 1], keepDims: true };
     const overRows = { axis: Array.from({ length: rank - 1 }, (_, i) => i), keepDims: false };
     const varEps = call('Add', [{ ...m.variance, name: 'a' }, eps], rows);
@@ -410,8 +253,8 @@ export function rewriteLayerNormGradients(
       // subtracts the mean again and divides by the standard deviation (two passes more).
       const scaled = call('Multiply', [as('a', xhat), m.gamma], m.shape);
       const y = call('Add', [as('a', scaled), m.beta], m.shape);
-      before.set(m.forward, added.splice(0));
-      replaced.set(m.forward, reshapeInto(y, m.forward));
+      splice.insertBefore(m.forward, added.splice(0));
+      splice.replace(m.forward, splice.reshapeInto(y, m.forward));
     }
     const g = call('Multiply', [{ ...m.dy, name: 'a' }, m.gamma], m.shape);
     const mean1 = call('Mean', [as('x', g)], rows, lastMean);
@@ -424,8 +267,8 @@ export function rewriteLayerNormGradients(
     const dyx = call('Multiply', [{ ...m.dy, name: 'a' }, as('b', xhat)], m.shape);
     const dgamma = call('Sum', [as('x', dyx)], [d], overRows);
     const dbeta = call('Sum', [{ ...m.dy, name: 'x' }], [d], overRows);
-    replaced.set(m.dgamma, reshapeInto(dgamma, m.dgamma));
-    replaced.set(m.dbeta, reshapeInto(dbeta, m.dbeta));
+    splice.replace(m.dgamma, splice.reshapeInto(dgamma, m.dgamma));
+    splice.replace(m.dbeta, splice.reshapeInto(dbeta, m.dbeta));
     // x's gradient: the other terms first, in the chain's order, then dx.
     const outShape = values[calls[m.lastAdd]!.outputs[0]!]!.shape;
     const terms = m.otherTerms.map((t): RecordedInput => ({ ...t, shape: outShape }));
@@ -434,36 +277,8 @@ export function rewriteLayerNormGradients(
       const a: RecordedInput = { ...sum!, name: 'a' };
       sum = as('a', call('Add', [a, { ...term, name: 'b' }], outShape));
     }
-    const out = calls[m.lastAdd]!.outputs[0]!;
-    replaced.set(
-      m.lastAdd,
-      sum == null
-        ? reshapeInto(dx, m.lastAdd)
-        : {
-            kernelName: 'Add',
-            attrs: {},
-            inputs: [{ ...sum, name: 'a' }, as('b', dx, outShape)],
-            outputs: [out],
-            aliases: [-1],
-          },
-    );
-    const at = Math.min(m.dgamma, m.dbeta, m.lastAdd);
-    before.set(at, [...(before.get(at) ?? []), ...added]);
+    splice.sumInto(m.lastAdd, sum, dx);
+    splice.insertBefore(Math.min(m.dgamma, m.dbeta, m.lastAdd), added);
   }
-  const newCalls: RecordedCall[] = [];
-  const origin: number[] = [];
-  calls.forEach((c, i) => {
-    for (const a of before.get(i) ?? []) {
-      newCalls.push(a);
-      origin.push(i);
-    }
-    newCalls.push(replaced.get(i) ?? c);
-    origin.push(i);
-  });
-  return {
-    recording: { calls: newCalls, values: newValues, externals: newExternals },
-    origin,
-    rewritten: matches.length,
-    refused,
-  };
+  return splice.finish(matches.length, refused);
 }
