@@ -12,7 +12,7 @@ import { softmaxCrossEntropy } from '../losses.js';
 import { NonFiniteError } from '../optimizers/index.js';
 import { allFinite } from '../optimizers/non-finite.js';
 import { setLearningRate } from '../optimizers/learning-rate.js';
-import { prepareBackend, threadsText, type StepGraphChoice } from './backend.js';
+import { pathText, prepareBackend, threadsText, type StepGraphChoice } from './backend.js';
 import { checkOutputDirectory, removeStaleTempFiles, writeFileAtomic } from './atomic-file.js';
 import {
   CHECKPOINT_FILE,
@@ -588,17 +588,6 @@ const SETTING_KEYS = new Set<string>(TRAIN_SETTING_KEYS);
  */
 export function withRecordedThreads<T extends TrainSettings>(saved: T): T {
   return saved.native === true && saved.threads === undefined ? { ...saved, threads: 1 } : saved;
-}
-
-/** "cpu with the native kernels, step graphs all, 1 thread", "wasm". */
-function pathText(path: {
-  backend: string;
-  native: boolean;
-  stepGraphs: StepGraphChoice;
-  threads: number | null;
-}): string {
-  if (!path.native) return path.backend;
-  return `${path.backend} with the native kernels, step graphs ${path.stepGraphs}, ${threadsText(path.threads ?? 1)}`;
 }
 
 /**

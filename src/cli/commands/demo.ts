@@ -15,12 +15,7 @@ import {
   type AnalysisSettings,
 } from '../analysis.js';
 import { checkOutputDirectory, removeStaleTempFiles, writeFileAtomic } from '../atomic-file.js';
-import {
-  prepareBackend,
-  threadsText,
-  type BackendChoice,
-  type StepGraphChoice,
-} from '../backend.js';
+import { pathText, prepareBackend, type BackendChoice, type StepGraphChoice } from '../backend.js';
 import {
   addBackendOption,
   addOutputOptions,
@@ -162,7 +157,7 @@ async function demoInLockedDirectory(options: DemoOptions, io: CliIo): Promise<D
   }
   note(
     io,
-    `demo: small CNN on ${data.train.count} Fashion-MNIST images (${data.test.count} test), ${s.epochs} epochs, batch ${s.batchSize}, seed ${s.seed}, ${s.backend}${s.native ? ` + native kernels, step graphs ${s.stepGraphs}, ${threadsText(s.threads ?? 1)}` : ''}`,
+    `demo: small CNN on ${data.train.count} Fashion-MNIST images (${data.test.count} test), ${s.epochs} epochs, batch ${s.batchSize}, seed ${s.seed}, ${pathText(s)}`,
   );
   const trained: { result: TrainResult; lr: number }[] = [];
   const runs: DemoRun[] = [];
