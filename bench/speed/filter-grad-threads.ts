@@ -8,17 +8,10 @@
  *   npx tsx bench/speed/filter-grad-threads.ts                  # M 32, K 25088, N 16 (second conv)
  *   npx tsx bench/speed/filter-grad-threads.ts --m 9 --k 100352 --n 16 --blocks 16
  */
-import { encodeOnnxModel, type OnnxGraph } from '../../src/native/onnx-model.js';
-import { loadOnnxRuntime } from '../../src/native/onnx-runtime.js';
+import { type OnnxGraph } from '../../src/native/onnx-model.js';
 import { arg } from './args.js';
+import { openSession, Tensor } from './ort-session.js';
 
-const runtime = loadOnnxRuntime();
-if (runtime == null) throw new Error('onnxruntime-node did not load');
-type Session = {
-  loadModel(b: ArrayBuffer, o: number, l: number, options: object): void;
-  run(feeds: object, fetches: object, options: object): void;
-};
-const Tensor = runtime.Tensor as unknown as new (t: string, d: unknown, s: number[]) => object;
 const [M, K, N] = [Number(arg('m', '32')), Number(arg('k', '25088')), Number(arg('n', '16'))];
 const blocks = Number(arg('blocks', '16'));
 const runs = Number(arg('runs', '30'));
@@ -51,21 +44,6 @@ const split: OnnxGraph = {
     { name: 'a0', values: [0] },
   ],
 };
-function session(g: OnnxGraph, threads: number): Session {
-  const bytes = encodeOnnxModel(g);
-  const s = new runtime!.binding.binding.InferenceSession() as unknown as Session;
-  s.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, {
-    intraOpNumThreads: threads,
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
-    logSeverityLevel: 3,
-    enableCpuMemArena: true,
-    enableMemPattern: false,
-    extra: { session: { intra_op: { allow_spinning: '0' } } },
-  });
-  return s;
-}
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const a = new Float32Array(M * K).map((_, i) => Math.sin(i * 0.37));
 const b = new Float32Array(K * N).map((_, i) => Math.cos(i * 0.11));
@@ -77,7 +55,7 @@ const cases = (
 ).flatMap(([name, g]) =>
   [1, 2].map((threads) => ({
     name: `${name} ${threads}t`,
-    s: session(g, threads),
+    s: openSession(g, threads),
     feeds: {
       a: new Tensor('float32', a, name === 'plain' ? [M, K] : [blocks, M, K / blocks]),
       b: new Tensor('float32', b, [K, N]),

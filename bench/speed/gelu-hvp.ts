@@ -17,13 +17,13 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../../src/index.js';
-import { encodeOnnxModel, type OnnxGraph, type OnnxNode } from '../../src/native/onnx-model.js';
-import { loadOnnxRuntime } from '../../src/native/onnx-runtime.js';
+import { type OnnxGraph, type OnnxNode } from '../../src/native/onnx-model.js';
 import { record } from '../../src/native/step-graph/capture.js';
 import { buildStepGraph } from '../../src/native/step-graph/build.js';
 import { hutchinsonDiagonal, drawProbes } from '../../src/optimizers/hutchinson.js';
 import { RademacherGenerator } from '../../src/optimizers/rademacher.js';
 import { arg } from './args.js';
+import { openSession, Tensor } from './ort-session.js';
 
 tf.env().set('IS_TEST', false);
 const runs = Number(arg('runs', '40'));
@@ -32,13 +32,6 @@ const junk = new Float32Array(flush ? 32 << 20 : 1);
 const [B, T, D] = [Number(arg('batch', '64')), Number(arg('context', '64')), 128];
 
 await useBackend('cpu');
-const runtime = loadOnnxRuntime();
-if (runtime == null) throw new Error('onnxruntime-node is not available');
-const Tensor = runtime.Tensor as unknown as new (t: string, d: unknown, s: number[]) => object;
-type Session = {
-  loadModel(b: ArrayBuffer, o: number, l: number, options: object): void;
-  run(feeds: object, fetches: object, options: object): void;
-};
 
 const gelu = tf.layers.activation({ activation: 'gelu' });
 const x = tf.tidy(() => tf.variable(tf.randomNormal([B, T, D], 0, 1.5, 'float32', 1)));
@@ -121,31 +114,16 @@ const byHand: OnnxGraph = {
   ],
 };
 
-function session(graph: OnnxGraph): Session {
-  const bytes = encodeOnnxModel(graph);
-  const s = new runtime!.binding.binding.InferenceSession() as unknown as Session;
-  s.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, {
-    intraOpNumThreads: 1,
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
-    logSeverityLevel: 3,
-    enableCpuMemArena: true,
-    enableMemPattern: false,
-    extra: { session: { intra_op: { allow_spinning: '0' } } },
-  });
-  return s;
-}
 const backend = tf.backend() as unknown as { readSync(id: object): unknown };
 const asTensor = (t: tf.Tensor, shape = t.shape) => new Tensor('float32', t.dataSync(), [...shape]);
 
-const recorded = session(built.graph);
+const recorded = openSession(built.graph);
 const recordedFeeds: Record<string, object> = {};
 for (const e of built.inputExternals) {
   const ext = recording.externals[e]!;
   recordedFeeds[`e${e}`] = new Tensor(ext.dtype, backend.readSync(ext.dataId!), ext.shape);
 }
-const hand = session(byHand);
+const hand = openSession(byHand);
 const [zx] = probes[0]!;
 const handFeeds = {
   x: asTensor(x, [B * T, D]),

@@ -11,11 +11,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../../src/index.js';
-import { encodeOnnxModel, type OnnxGraph, type OnnxNode } from '../../src/native/onnx-model.js';
-import { loadOnnxRuntime } from '../../src/native/onnx-runtime.js';
+import { type OnnxGraph, type OnnxNode } from '../../src/native/onnx-model.js';
 import { record } from '../../src/native/step-graph/capture.js';
 import { buildStepGraph } from '../../src/native/step-graph/build.js';
 import { arg } from './args.js';
+import { openSession, Tensor } from './ort-session.js';
 
 tf.env().set('IS_TEST', false);
 const runs = Number(arg('runs', '40'));
@@ -25,13 +25,6 @@ const [B, T, D] = [64, 64, 64];
 const EPS = 1e-3; // tf.layers.layerNormalization's default epsilon
 
 await useBackend('cpu');
-const runtime = loadOnnxRuntime();
-if (runtime == null) throw new Error('onnxruntime-node is not available');
-const Tensor = runtime.Tensor as unknown as new (t: string, d: unknown, s: number[]) => object;
-type Session = {
-  loadModel(b: ArrayBuffer, o: number, l: number, options: object): void;
-  run(feeds: object, fetches: object, options: object): void;
-};
 
 const ln = tf.layers.layerNormalization({ axis: -1, epsilon: EPS });
 ln.build([B, T, D]);
@@ -113,31 +106,16 @@ const byHand: OnnxGraph = {
   tensorInitializers: [f32('eps', EPS), i64('axis0', [0])],
 };
 
-function session(graph: OnnxGraph): Session {
-  const bytes = encodeOnnxModel(graph);
-  const s = new runtime!.binding.binding.InferenceSession() as unknown as Session;
-  s.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, {
-    intraOpNumThreads: 1,
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
-    logSeverityLevel: 3,
-    enableCpuMemArena: true,
-    enableMemPattern: false,
-    extra: { session: { intra_op: { allow_spinning: '0' } } },
-  });
-  return s;
-}
 const backend = tf.backend() as unknown as { readSync(id: object): unknown };
 const asTensor = (t: tf.Tensor, shape = t.shape) => new Tensor('float32', t.dataSync(), [...shape]);
 
-const recorded = session(built.graph);
+const recorded = openSession(built.graph);
 const recordedFeeds: Record<string, object> = {};
 for (const e of built.inputExternals) {
   const ext = recording.externals[e]!;
   recordedFeeds[`e${e}`] = new Tensor(ext.dtype, backend.readSync(ext.dataId!), ext.shape);
 }
-const hand = session(byHand);
+const hand = openSession(byHand);
 const handFeeds = {
   x: asTensor(x, [B * T, D]),
   gamma: asTensor(vars[1]!),

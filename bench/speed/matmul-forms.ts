@@ -15,17 +15,8 @@
  * with the bias; --big-k: K of 192 to 4096, where MLAS sums K in several blocks).
  */
 import type { OnnxGraph, OnnxNode } from '../../src/native/onnx-model.js';
-import { encodeOnnxModel } from '../../src/native/onnx-model.js';
-import { loadOnnxRuntime } from '../../src/native/onnx-runtime.js';
 import { arg } from './args.js';
-
-const runtime = loadOnnxRuntime();
-if (runtime == null) throw new Error('onnxruntime-node is not available');
-const Tensor = runtime.Tensor as unknown as new (t: string, d: unknown, s: number[]) => object;
-type Session = {
-  loadModel(b: ArrayBuffer, o: number, l: number, options: object): void;
-  run(feeds: object, fetches: object, options: object): void;
-};
+import { openSession, Tensor } from './ort-session.js';
 
 const flush = process.argv.includes('--flush');
 const bigK = process.argv.includes('--big-k');
@@ -48,22 +39,6 @@ const node = (
 const perm = (value: number[]) => ({ perm: { kind: 'ints' as const, value } });
 const transA = { transA: { kind: 'int' as const, value: 1 } };
 
-function session(graph: OnnxGraph): Session {
-  const bytes = encodeOnnxModel(graph);
-  const s = new runtime!.binding.binding.InferenceSession() as unknown as Session;
-  s.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, {
-    intraOpNumThreads: 1,
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
-    logSeverityLevel: 3,
-    enableCpuMemArena: true,
-    enableMemPattern: false,
-    extra: { session: { intra_op: { allow_spinning: '0' } } },
-  });
-  return s;
-}
-
 /** Deterministic values in [-0.5, 0.5). */
 function values(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);
@@ -82,7 +57,7 @@ interface Form {
 
 /** Runs the forms alternately on the same inputs; the output is `y` of shape `outShape`. */
 function compare(forms: Form[], inputs: Record<string, number[]>, outShape: number[]): void {
-  const sessions = forms.map((f) => session(f.graph));
+  const sessions = forms.map((f) => openSession(f.graph));
   const feeds: Record<string, object> = {};
   Object.entries(inputs).forEach(([name, shape], k) => {
     feeds[name] = new Tensor(

@@ -12,17 +12,9 @@
  *   npx tsx bench/speed/reduce-threads.ts                       # the small CNN's and ResNet-20's shapes
  *   npx tsx bench/speed/reduce-threads.ts --shapes 100352x16 --runs 40 --k 8
  */
-import { encodeOnnxModel, type OnnxGraph } from '../../src/native/onnx-model.js';
-import { loadOnnxRuntime } from '../../src/native/onnx-runtime.js';
+import { type OnnxGraph } from '../../src/native/onnx-model.js';
 import { arg } from './args.js';
-
-const runtime = loadOnnxRuntime();
-if (runtime == null) throw new Error('onnxruntime-node did not load');
-type Session = {
-  loadModel(b: ArrayBuffer, o: number, l: number, options: object): void;
-  run(feeds: object, fetches: object, options: object): void;
-};
-const Tensor = runtime.Tensor as unknown as new (t: string, d: unknown, s: number[]) => object;
+import { openSession, Tensor } from './ort-session.js';
 
 const shapes = arg('shapes', '100352x16,25088x32,50176x16,12544x32,3136x64')
   .split(',')
@@ -72,22 +64,6 @@ function graph(form: (typeof forms)[number], R: number, N: number): OnnxGraph {
 }
 const keep0 = { keepdims: { kind: 'int', value: 0 } } as const;
 
-function session(g: OnnxGraph, threads: number): Session {
-  const bytes = encodeOnnxModel(g);
-  const s = new runtime!.binding.binding.InferenceSession() as unknown as Session;
-  // As step-graph.ts opens a step's session.
-  s.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, {
-    intraOpNumThreads: threads,
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
-    logSeverityLevel: 3,
-    enableCpuMemArena: true,
-    enableMemPattern: false,
-    extra: { session: { intra_op: { allow_spinning: '0' } } },
-  });
-  return s;
-}
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 for (const [R, N] of shapes) {
@@ -99,7 +75,7 @@ for (const [R, N] of shapes) {
   const cases = forms.flatMap((form) =>
     [1, 2].map((threads) => ({
       name: `${form} ${threads}t`,
-      s: session(graph(form, R, N), threads),
+      s: openSession(graph(form, R, N), threads),
       y: new Float32Array(N),
       wall: [] as number[],
       cpu: [] as number[],
