@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import { onBackend } from '../../helpers.js';
 import { buildCharTransformer, softmaxCrossEntropy } from '../../../src/index.js';
 import { onnxRuntimeUnavailableReason } from '../../../src/native/onnx-runtime.js';
-import { record, type Recording } from '../../../src/native/step-graph/capture.js';
+import type { Recording } from '../../../src/native/step-graph/capture.js';
 import {
   buildStepGraph,
   type BuildOptions,
@@ -20,21 +20,9 @@ import {
 } from '../../../src/native/step-graph/build.js';
 import { rewriteGeluGradients } from '../../../src/native/step-graph/gelu-grad.js';
 import { CompiledSteps } from '../../../src/native/step-graph/hutchinson-step.js';
-import { assertClose, runBuiltGraph } from './helpers.js';
+import { assertClose, recordGradients, runBuiltGraph } from './helpers.js';
 
 const unavailable = onnxRuntimeUnavailableReason();
-
-/** Loss and gradients of `f` recorded; the variables are graph inputs (not baked in). */
-function recordGradients(f: () => tf.Scalar, vars: tf.Variable[]) {
-  const { result, recording, refOf } = record(() => {
-    const { value, grads } = tf.variableGrads(f, vars);
-    return [value, ...vars.map((v) => grads[v.name]!)];
-  });
-  const outputs: GraphOutput[] = result.map((t) => ({ ref: refOf(t)!, shape: [...t.shape] }));
-  const ids = new Set(vars.map((v) => v.dataId as object));
-  for (const ext of recording.externals) if (ids.has(ext.dataId!)) delete ext.values;
-  return { result, recording, outputs };
-}
 
 /** A build's loss and gradients against op by op's (the recording's own results). */
 function check(

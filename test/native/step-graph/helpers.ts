@@ -1,13 +1,14 @@
 /**
- * What the step-graph tests share: running a built graph in ONNX Runtime on its recording's own
- * inputs (still alive in TF.js), and comparing groups of tensors to float32 rounding.
+ * What the step-graph tests share: recording a loss and its gradients, running a built graph in
+ * ONNX Runtime on its recording's own inputs (still alive in TF.js), and comparing groups of
+ * tensors to float32 rounding.
  */
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { encodeOnnxModel } from '../../../src/native/onnx-model.js';
 import { loadOnnxRuntime } from '../../../src/native/onnx-runtime.js';
-import type { Recording } from '../../../src/native/step-graph/capture.js';
-import type { BuiltGraph } from '../../../src/native/step-graph/build.js';
+import { record, type Recording } from '../../../src/native/step-graph/capture.js';
+import type { BuiltGraph, GraphOutput } from '../../../src/native/step-graph/build.js';
 
 type OrtSession = {
   loadModel(buffer: ArrayBuffer, byteOffset: number, byteLength: number, options: object): void;
@@ -87,4 +88,19 @@ export function assertClose(got: tf.Tensor[], want: tf.Tensor[], rel: number, wh
     }
   });
   assert.ok(err <= rel * scale, `${what}: max difference ${err} against a scale of ${scale}`);
+}
+
+/**
+ * Loss and gradients of `f` recorded, as a first-order step records them; the variables are
+ * graph inputs (not baked in).
+ */
+export function recordGradients(f: () => tf.Scalar, vars: tf.Variable[]) {
+  const { result, recording, refOf } = record(() => {
+    const { value, grads } = tf.variableGrads(f, vars);
+    return [value, ...vars.map((v) => grads[v.name]!)];
+  });
+  const outputs: GraphOutput[] = result.map((t) => ({ ref: refOf(t)!, shape: [...t.shape] }));
+  const ids = new Set(vars.map((v) => v.dataId as object));
+  for (const ext of recording.externals) if (ids.has(ext.dataId!)) delete ext.values;
+  return { result, recording, outputs };
 }

@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 import { onBackend } from '../../helpers.js';
 import { buildCharTransformer, softmaxCrossEntropy } from '../../../src/index.js';
 import { onnxRuntimeUnavailableReason } from '../../../src/native/onnx-runtime.js';
-import { record, type Recording } from '../../../src/native/step-graph/capture.js';
+import type { Recording } from '../../../src/native/step-graph/capture.js';
 import {
   buildStepGraph,
   type BuildOptions,
@@ -21,21 +21,9 @@ import {
 } from '../../../src/native/step-graph/build.js';
 import { rewriteLayerNormGradients } from '../../../src/native/step-graph/layer-norm-grad.js';
 import { CompiledSteps } from '../../../src/native/step-graph/hutchinson-step.js';
-import { assertClose, runBuiltGraph } from './helpers.js';
+import { assertClose, recordGradients, runBuiltGraph } from './helpers.js';
 
 const unavailable = onnxRuntimeUnavailableReason();
-
-/** Loss and gradients of `f` recorded; the variables are graph inputs (not baked in). */
-function recordGradients(f: () => tf.Scalar, vars: tf.Variable[]) {
-  const { result, recording, refOf } = record(() => {
-    const { value, grads } = tf.variableGrads(f, vars);
-    return [value, ...vars.map((v) => grads[v.name]!)];
-  });
-  const outputs: GraphOutput[] = result.map((t) => ({ ref: refOf(t)!, shape: [...t.shape] }));
-  const ids = new Set(vars.map((v) => v.dataId as object));
-  for (const ext of recording.externals) if (ids.has(ext.dataId!)) delete ext.values;
-  return { result, recording, outputs };
-}
 
 /** Both builds' outputs against op by op's (the recording's own results). */
 function checkBoth(recording: Recording, outputs: GraphOutput[], want: tf.Tensor[], what: string) {

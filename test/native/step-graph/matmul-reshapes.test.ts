@@ -12,23 +12,11 @@ import * as tf from '@tensorflow/tfjs';
 import { onBackend } from '../../helpers.js';
 import { buildCharTransformer, softmaxCrossEntropy } from '../../../src/index.js';
 import { onnxRuntimeUnavailableReason } from '../../../src/native/onnx-runtime.js';
-import { record } from '../../../src/native/step-graph/capture.js';
-import { buildStepGraph, type GraphOutput } from '../../../src/native/step-graph/build.js';
+import { buildStepGraph } from '../../../src/native/step-graph/build.js';
 import { CompiledSteps } from '../../../src/native/step-graph/hutchinson-step.js';
-import { assertClose, runBuiltGraph } from './helpers.js';
+import { assertClose, recordGradients, runBuiltGraph } from './helpers.js';
 
 const unavailable = onnxRuntimeUnavailableReason();
-
-function recordGradients(f: () => tf.Scalar, vars: tf.Variable[]) {
-  const { result, recording, refOf } = record(() => {
-    const { value, grads } = tf.variableGrads(f, vars);
-    return [value, ...vars.map((v) => grads[v.name]!)];
-  });
-  const outputs: GraphOutput[] = result.map((t) => ({ ref: refOf(t)!, shape: [...t.shape] }));
-  const ids = new Set(vars.map((v) => v.dataId as object));
-  for (const ext of recording.externals) if (ids.has(ext.dataId!)) delete ext.values;
-  return { result, recording, outputs };
-}
 
 describe('products without their no-op Reshapes (cpu)', { skip: unavailable || false }, () => {
   before(async () => onBackend('cpu'));
