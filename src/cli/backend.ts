@@ -79,13 +79,21 @@ export async function prepareBackend(
   if (threads !== undefined && native === undefined && onnxRuntimeUnavailableReason() !== '') {
     throw refuseThreads(`on ${backend ?? 'wasm'} without them`, true);
   }
-  const refuse = (where: string) =>
+  const refuse = (where: string, why = '') =>
     new CliUsageError(
-      `--step-graphs ${stepGraphs}: step graphs need the cpu backend with the native kernels, and this command runs ${where}; drop --step-graphs or give --step-graphs off.`,
+      `--step-graphs ${stepGraphs}: step graphs need the cpu backend with the native kernels, and this command runs ${where}; drop --step-graphs or give --step-graphs off.${why}`,
     );
   const wanted = stepGraphs !== undefined && stepGraphs !== 'off';
   if (wanted && native === false) throw refuse('without them (--no-native)');
   if (wanted && backend !== undefined && backend !== 'cpu') throw refuse(`on ${backend}`);
+  // Without onnxruntime-node: refused before the fallback's note, one line that says why.
+  const missing = wanted && native === undefined ? onnxRuntimeUnavailableReason() : '';
+  if (missing !== '') {
+    throw refuse(
+      `on ${backend ?? 'wasm'} without them`,
+      ` The native kernels are not available: ${missing}`,
+    );
+  }
   const choice = await preparePath(backend, native, io, stepGraphs, threads);
   if (wanted && choice.stepGraphs !== stepGraphs) {
     throw refuse(`on ${choice.backend}${choice.native ? '' : ' without them'}`);

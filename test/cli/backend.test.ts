@@ -134,11 +134,14 @@ describe('the CLI backend choice', () => {
       /--step-graphs all: step graphs need the cpu backend with the native kernels, and this command runs without them \(--no-native\)/,
     );
     await assert.rejects(prepareBackend('wasm', true, undefined, 'adahessian'), /runs on wasm;/);
+    // Without onnxruntime-node: one line saying why, not the fallback's note before it.
     reloadOnnxRuntimeForTesting('onnxruntime-node-that-is-not-installed');
+    const io = memoryIo();
     await assert.rejects(
-      prepareBackend(undefined, undefined, memoryIo(), 'all'),
-      /--step-graphs all: .* runs on wasm without them;/,
+      prepareBackend(undefined, undefined, io, 'all'),
+      /--step-graphs all: .* runs on wasm without them; drop --step-graphs or give --step-graphs off\. The native kernels are not available: .*not installed.*npm install onnxruntime-node@1\.30\.0$/,
     );
+    assert.equal(io.err(), '');
     reloadOnnxRuntimeForTesting();
     assert.deepEqual(await prepareBackend('wasm', false, undefined, 'off'), {
       backend: 'wasm',
