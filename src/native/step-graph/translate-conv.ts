@@ -74,6 +74,7 @@ import { MAX_POOL_GRAD_TRANSPOSE } from '../../kernels/max-pool-grad.js';
 import { maxPoolInfo } from '../../kernels/max-pool-winners.js';
 import { StepGraphRefusal } from './capture.js';
 import type { TranslationContext } from './translate.js';
+import { gatheredMaxPoolGradTranspose, maxPoolGatherEnabled } from './max-pool-indices.js';
 
 type Rule = (ctx: TranslationContext) => void;
 
@@ -535,13 +536,16 @@ const native =
  * is a slice of contiguous runs of C values, [N * oh, 1, ow, C]: NHWC of the pooled shape, as
  * dy is. The winner is found by TF.js's own scan over the positions in row-major order: take a
  * position when strictly greater than the best so far, starting from -Infinity (NaN and
- * -Infinity never win). Returns the winner's position per window (float32, -1: none), or null
- * for other geometries.
+ * -Infinity never win). Returns the winner per window as its offset from the window's first
+ * element in x's flat NHWC layout (float32, (i * W + j) * C for position (i, j), -1: none; the
+ * gathered transpose in max-pool-indices.ts reads it as an index), or null for other geometries.
  */
 function tiledWinners(ctx: TranslationContext): {
   winner: string;
   positions: (x: string) => string[];
   geometry: { fh: number; fw: number; oh: number; ow: number };
+  /** The offset written for window position t (row-major). */
+  offsets: number[];
 } | null {
   const shape = ctx.inputShape('input');
   let info;
@@ -591,6 +595,10 @@ function tiledWinners(ctx: TranslationContext): {
     }
     return out;
   };
+  const offsets = Array.from(
+    { length: fh * fw },
+    (_, t) => (Math.floor(t / fw) * w + (t % fw)) * c,
+  );
   let best = ctx.scalar(-Infinity, 'float32');
   let winner = ctx.scalar(-1, 'float32');
   const taps = positions(ctx.input('input'));
@@ -603,16 +611,20 @@ function tiledWinners(ctx: TranslationContext): {
       best = nextBest;
     }
     const nextWinner = ctx.temp();
-    ctx.node('Where', [taken, ctx.scalar(t, 'float32'), winner], [nextWinner]);
+    ctx.node('Where', [taken, ctx.scalar(offsets[t]!, 'float32'), winner], [nextWinner]);
     winner = nextWinner;
   });
-  return { winner, positions, geometry: { fh, fw, oh, ow } };
+  return { winner, positions, geometry: { fh, fw, oh, ow }, offsets };
 }
 
 /** Where the winner is at window position t (bool). */
-function wonAt(ctx: TranslationContext, winner: string, t: number): string {
+function wonAt(
+  ctx: TranslationContext,
+  tiles: { winner: string; offsets: number[] },
+  t: number,
+): string {
   const at = ctx.temp();
-  ctx.node('Equal', [winner, ctx.scalar(t, 'float32')], [at]);
+  ctx.node('Equal', [tiles.winner, ctx.scalar(tiles.offsets[t]!, 'float32')], [at]);
   return at;
 }
 
@@ -620,7 +632,6 @@ function wonAt(ctx: TranslationContext, winner: string, t: number): string {
 function tiledMaxPoolGrad(ctx: TranslationContext): boolean {
   const tiles = tiledWinners(ctx);
   if (tiles == null) return false;
-  const { winner } = tiles;
   const { fh, fw, oh, ow } = tiles.geometry;
   const [n, h, w, c] = ctx.inputShape('input') as [number, number, number, number];
   const dy = ctx.inputAs('dy', [n * oh, 1, ow, c]);
@@ -628,7 +639,7 @@ function tiledMaxPoolGrad(ctx: TranslationContext): boolean {
   const rows = Array.from({ length: fh }, (_, i) => {
     const parts = Array.from({ length: fw }, (_, j) => {
       const part = ctx.temp();
-      ctx.node('Where', [wonAt(ctx, winner, i * fw + j), dy, zero], [part]);
+      ctx.node('Where', [wonAt(ctx, tiles, i * fw + j), dy, zero], [part]);
       return part;
     });
     const row = ctx.temp();
@@ -652,11 +663,12 @@ function tiledMaxPoolGrad(ctx: TranslationContext): boolean {
 function tiledMaxPoolGradTranspose(ctx: TranslationContext): boolean {
   const tiles = tiledWinners(ctx);
   if (tiles == null) return false;
-  const { winner, positions } = tiles;
+  if (maxPoolGatherEnabled() && gatheredMaxPoolGradTranspose(ctx, tiles.winner, tiles.geometry))
+    return true;
   let picked = ctx.scalar(0, 'float32');
-  positions(ctx.input('dxBar')).forEach((x, t) => {
+  tiles.positions(ctx.input('dxBar')).forEach((x, t) => {
     const next = ctx.temp();
-    ctx.node('Where', [wonAt(ctx, winner, t), x, picked], [next]);
+    ctx.node('Where', [wonAt(ctx, tiles, t), x, picked], [next]);
     picked = next;
   });
   ctx.node('Reshape', [picked, ctx.int64s(ctx.outputShape())], [ctx.output()]);
