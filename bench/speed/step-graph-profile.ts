@@ -191,6 +191,8 @@ function variant(spec: string, base: Variant): Variant {
     else if (k === 'fgrad') v.env = { ...v.env, ADAHESSIAN_FILTER_GRAD: x };
     // convbias=0: channel biases stay Adds after the NCHWc Convs (conv-bias.ts).
     else if (k === 'convbias') v.env = { ...v.env, ADAHESSIAN_CONV_BIAS: x };
+    // maxpool=scan: tiling max-pool gradients by the position scan (max-pool-indices.ts).
+    else if (k === 'maxpool') v.env = { ...v.env, ADAHESSIAN_MAX_POOL_GRAD: x };
     else if (k === 'lnforward') v.env = { ...v.env, ADAHESSIAN_LN_FORWARD: x };
     // rowblocks=0: sums and means over [R, N]'s rows stay one reduction on several threads.
     else if (k === 'rowblocks') v.env = { ...v.env, ADAHESSIAN_ROW_BLOCKS: x };
@@ -205,7 +207,7 @@ function variant(spec: string, base: Variant): Variant {
     else if (k === 'affinity') v.affinity = x.split('+').join(';');
     else
       throw new Error(
-        `--ab: unknown key '${k}' (threads, interop, opt, mempattern, arena, ftz, nchwc, skip, lngrad, lnforward, gelugrad, barematmul, step, disable, fgrad, convbias, rowblocks, spin, dynblock, affinity)`,
+        `--ab: unknown key '${k}' (threads, interop, opt, mempattern, arena, ftz, nchwc, skip, lngrad, lnforward, gelugrad, barematmul, step, disable, fgrad, convbias, maxpool, rowblocks, spin, dynblock, affinity)`,
       );
   }
   return v;
