@@ -4,11 +4,25 @@
  * 28x28x1, batch 64) trained with SGD, Adam and AdaHessian (Hessian every step and every 5th),
  * on each TF.js backend we have (cpu, wasm, and cpu with the native kernels of src/native), and
  * the PyTorch reference (bench/speed/torch_step.py, twins in torch_models.py, on Debian's
- * python3-torch) in the same run. Repetitions are interleaved round by round (every
- * configuration once per round, PyTorch included) and the medians over rounds reported,
- * because the machine is shared and its load drifts. Before timing, each model's parameter
- * count is checked equal to its twin's, and for the transformer and ResNet-20 the twin's loss
- * with our initial weights copied in is checked equal to ours on the same batch.
+ * python3-torch) in the same run. Before timing, each model's parameter count is checked equal
+ * to its twin's, and for the transformer and ResNet-20 the twin's loss with our initial weights
+ * copied in is checked equal to ours on the same batch.
+ *
+ * How it times, because the machine is shared and its load drifts (docs/PERFORMANCE.md, tenth
+ * session, engineer E):
+ *   - Warm-up, untimed, on both sides: at least 3 steps (10 with f = 5, two Hessian cycles),
+ *     and ours until the step graphs have replayed twice (capture, compile and confirm are
+ *     the first two steps of a shape), then one more cycle timed to calibrate.
+ *   - Rounds: every configuration once per round. Within a round, each side's steps come in
+ *     --turns turns (default 4), ours and PyTorch's in ABBA order (ours, theirs, theirs, ours,
+ *     ...), so both see the same load, neither always runs right after the other, and a load
+ *     change within the round falls on both.
+ *   - Steps per turn chosen per model, optimizer and side from the calibration, so that each
+ *     side's turns in a round last at least --min-round-ms in all (default 1000; whole cycles
+ *     of 5 steps with f = 5); --steps forces the steps per turn.
+ *   - The ratio is the median over rounds of each round's ours/PyTorch, printed with its
+ *     min-max over rounds, by wall time and by process CPU time; ms columns are medians over
+ *     rounds. The load average is printed at the start, after each round and at the end.
  *
  * With several thread counts (--threads 1,2), the whole set of rounds runs once per count (the
  * native kernels are re-enabled with that many ONNX Runtime threads, and a PyTorch process
@@ -95,17 +109,34 @@ const models = listArg('models', MODELS);
 const optimizers = listArg('optimizers', OPTIMIZERS);
 const variants = listArg('variants', VARIANTS);
 const withTorch = !process.argv.includes('--no-torch');
+/** Each side's steps in a round last at least this long in all (unless --steps forces a count). */
+const minRoundMs = Number(arg('min-round-ms') ?? (quick ? 500 : 1000));
+if (!(minRoundMs > 0)) throw new Error(`--min-round-ms: '${arg('min-round-ms')}' is not positive`);
+/** Turns per side per round, ours and PyTorch's alternating (ABBA). */
+const turns = Number(arg('turns') ?? (quick ? 2 : 4));
+if (!(Number.isInteger(turns) && turns >= 1)) {
+  throw new Error(`--turns: '${arg('turns')}' is not a positive integer`);
+}
+const forcedSteps = arg('steps') == null ? undefined : Number(arg('steps'));
+if (forcedSteps !== undefined && !(Number.isInteger(forcedSteps) && forcedSteps >= 1)) {
+  throw new Error(`--steps: '${arg('steps')}' is not a positive integer`);
+}
+/** f = 5 repeats every 5 steps: warm-up, calibration and rounds cover whole cycles. */
+const cycleOf = (opt: OptimizerName) => (opt === 'adahessian-f5' ? 5 : 1);
+/** Untimed warm-up steps at least (more for ours until the step graphs replay). */
+const minWarmUp = (opt: OptimizerName) => (opt === 'adahessian-f5' ? 10 : 3);
+/** Steps timed once after the warm-up to choose the steps per round. */
+const calibrationSteps = (opt: OptimizerName) => Math.max(2, cycleOf(opt));
+
 /**
- * Steps per timed repetition: a multiple of 5 with f = 5 so that it sees its real Hessian
- * share. The transformer and ResNet-20 take seconds per step on our side: 2 steps a round
- * (5 at f = 5), or --steps.
+ * Steps per turn for a side whose calibrated step took `msPerStep`: enough for minRoundMs over
+ * the round's turns, whole cycles with f = 5; or --steps.
  */
-function stepsFor(model: ModelName, opt: OptimizerName, variant: Variant | 'torch'): number {
-  const forced = arg('steps');
-  if (forced != null) return Number(forced);
-  if (HEAVY.includes(model)) return opt === 'adahessian-f5' ? 5 : 2;
-  if (quick) return 5;
-  return model === 'cnn' && (variant === 'cpu' || variant === 'wasm') ? 5 : 10;
+function stepsPerTurn(opt: OptimizerName, msPerStep: number): number {
+  if (forcedSteps !== undefined) return forcedSteps;
+  const cycle = cycleOf(opt);
+  const steps = Math.ceil(minRoundMs / turns / Math.max(msPerStep, 1e-3));
+  return Math.max(cycle, Math.ceil(steps / cycle) * cycle);
 }
 
 function backendOf(variant: Variant): BackendName {
@@ -117,6 +148,10 @@ interface Setup {
   dispose: () => void;
   /** The native kernels' enable count this setup last warmed up under (see onVariant). */
   warmedUnder: number;
+  /** Steps per turn, chosen at the last warm-up. */
+  steps: number;
+  /** Untimed warm-up steps at the last warm-up (more than the minimum: graphs were late). */
+  warmUpSteps: number;
 }
 
 /**
@@ -180,6 +215,8 @@ function setUp(modelName: ModelName, optimizerName: OptimizerName): Setup {
   const lossFn = () => lossOf(model, x, labels);
   return {
     warmedUnder: -1,
+    steps: 0,
+    warmUpSteps: 0,
     step: () => {
       optimizer.minimize(lossFn, false, vars);
     },
@@ -189,6 +226,30 @@ function setUp(modelName: ModelName, optimizerName: OptimizerName): Setup {
       model.dispose();
     },
   };
+}
+
+/**
+ * Warms `s` up, untimed (see the header): at least minWarmUp steps, and on the native kernels
+ * with step graphs for this optimizer, until two steps have replayed a graph (at most 10 steps
+ * more: a step that keeps running op by op is reported after the run). Then times
+ * calibrationSteps steps and sets the steps per turn from them.
+ */
+function warmUp(s: Setup, opt: OptimizerName, variant: Variant): void {
+  const graphsExpected =
+    variant === 'cpu+native' &&
+    (stepGraphs === 'all' || (stepGraphs === 'adahessian' && opt.startsWith('adahessian')));
+  const replays0 = stepGraphsStatus().replays;
+  const replayed = () => stepGraphsStatus().replays - replays0 >= 2;
+  let n = 0;
+  while (n < minWarmUp(opt) || (graphsExpected && !replayed() && n < minWarmUp(opt) + 10)) {
+    s.step();
+    n++;
+  }
+  s.warmUpSteps = n;
+  const k = calibrationSteps(opt);
+  const t0 = performance.now();
+  for (let i = 0; i < k; i++) s.step();
+  s.steps = stepsPerTurn(opt, (performance.now() - t0) / k);
 }
 
 /** Whether the native kernels are on now, with how many threads, enabled how many times. */
@@ -256,6 +317,21 @@ class TorchReference {
     if (done) throw new Error('the PyTorch reference exited');
     return JSON.parse(value as string) as Record<string, unknown>;
   }
+  /**
+   * Builds the twin's setup for (model, optimizer) if new, warms it up untimed, times
+   * calibration steps, and returns the steps per turn chosen from them.
+   */
+  async prepare(modelName: ModelName, opt: OptimizerName): Promise<number> {
+    const r = await this.request({
+      prepare: true,
+      model: modelName,
+      optimizer: opt,
+      batch: batchOf(modelName),
+      warmup: minWarmUp(opt),
+      calibrate: calibrationSteps(opt),
+    });
+    return stepsPerTurn(opt, r['ms'] as number);
+  }
   close(): void {
     this.child.stdin.end();
   }
@@ -266,6 +342,16 @@ const median = (xs: number[]) => {
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
+
+/** Per-round ratios a[r] / b[r] (both timed in round r, side by side). */
+const roundRatios = (a: number[] | undefined, b: number[] | undefined): number[] =>
+  a == null || b == null ? [] : a.map((x, r) => x / b[r]!).filter((x) => Number.isFinite(x));
+
+/** "0.92 [0.85-1.03]": the median of per-round ratios and their min-max. */
+const ratioText = (ratios: number[]): string =>
+  ratios.length === 0
+    ? 'n/a'
+    : `${median(ratios).toFixed(2)} [${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}]`;
 
 async function profile(variant: Variant): Promise<void> {
   const threads = threadCounts[0]!;
@@ -384,13 +470,27 @@ async function main(): Promise<void> {
   }
   console.log(
     `native kernels: ${threadCounts.join(', ')} thread(s), fused optimizer updates ` +
-      `${fusedOptimizerUpdate ? 'on' : 'off'}, step graphs ${stepGraphs || 'off'}; rounds ${rounds}; batch ${models
+      `${fusedOptimizerUpdate ? 'on' : 'off'}, step graphs ${stepGraphs || 'off'}; rounds ${rounds}; ` +
+      `${turns} turns per side per round of ${forcedSteps !== undefined ? `${forcedSteps} steps` : `>= ${minRoundMs} ms in all`}; batch ${models
         .map((m) => `${m} ${batchOf(m)}`)
         .join(', ')}; load ${await loadNow()}`,
   );
   const setups = new Map<string, Setup>();
+  /** Per round: ms per step over the round's turns (wall, and with 'cpu:' process CPU time). */
   const times = new Map<string, number[]>();
   const record = (key: string, ms: number) => times.set(key, [...(times.get(key) ?? []), ms]);
+  /** Steps per turn and warm-up steps, per thread count and configuration, for the output. */
+  const stepsUsed = new Map<string, string>();
+  /** PyTorch's steps per turn, per thread count, model and optimizer (set at its warm-up). */
+  const torchSteps = new Map<string, number>();
+  const loads: number[] = [];
+  interface Turn {
+    wall: number;
+    cpu: number;
+    /** Minor page faults (the process's, all threads). */
+    faults: number;
+    steps: number;
+  }
 
   // One block of rounds per thread count: switching ONNX Runtime's thread count re-enables
   // the native kernels, and every setup would pay its warm-up again each round.
@@ -401,48 +501,91 @@ async function main(): Promise<void> {
     for (let round = 0; round < rounds; round++) {
       for (const modelName of models) {
         for (const opt of optimizers) {
+          const torchKey = `${threads}|${modelName}|${opt}`;
+          if (torch && !torchSteps.has(torchKey)) {
+            const steps = await torch.prepare(modelName, opt);
+            torchSteps.set(torchKey, steps);
+            stepsUsed.set(`${torchKey}|torch`, `${steps} (warm-up ${minWarmUp(opt)})`);
+          }
           for (const variant of variantsNow) {
             const key = `${modelName}|${opt}|${variant}`;
-            const steps = stepsFor(modelName, opt, variant);
-            const { value: ms } = await onVariant(variant, threads, (enables) => {
-              let s = setups.get(key);
-              if (s == null) {
-                s = setUp(modelName, opt);
-                setups.set(key, s);
-                for (let i = 0; i < 2; i++) s.step(); // warm-up: compile, allocate
-                s.warmedUnder = enables;
+            // One turn of ours: the setup's steps per turn.
+            const ours = async (): Promise<Turn> =>
+              (
+                await onVariant(variant, threads, (enables) => {
+                  let s = setups.get(key);
+                  if (s == null) {
+                    s = setUp(modelName, opt);
+                    setups.set(key, s);
+                  }
+                  // New, or native kernels (re)enabled since this setup last ran: compile the
+                  // graphs and refill the output pool, untimed, and choose the steps per turn.
+                  if (s.warmedUnder !== enables) {
+                    warmUp(s, opt, variant);
+                    s.warmedUnder = enables;
+                    stepsUsed.set(`${threads}|${key}`, `${s.steps} (warm-up ${s.warmUpSteps})`);
+                  }
+                  const f0 = process.resourceUsage().minorPageFault;
+                  const c0 = process.cpuUsage();
+                  const t0 = performance.now();
+                  for (let i = 0; i < s.steps; i++) s.step();
+                  const wall = performance.now() - t0;
+                  const c = process.cpuUsage(c0);
+                  const faults = process.resourceUsage().minorPageFault - f0;
+                  return { wall, cpu: (c.user + c.system) / 1000, faults, steps: s.steps };
+                })
+              ).value;
+            const theirs = async (): Promise<Turn> => {
+              const steps = torchSteps.get(torchKey)!;
+              const r = await torch!.request({
+                model: modelName,
+                optimizer: opt,
+                batch: batchOf(modelName),
+                steps,
+              });
+              return {
+                wall: (r['ms'] as number) * steps,
+                cpu: (r['cpu_ms'] as number) * steps,
+                faults: (r['faults'] as number) * steps,
+                steps,
+              };
+            };
+            // Turns in ABBA order (ours, theirs, theirs, ours, ...): both sides see the same
+            // load, and neither always runs right after the other.
+            const sumOurs: Turn = { wall: 0, cpu: 0, faults: 0, steps: 0 };
+            const sumTheirs: Turn = { wall: 0, cpu: 0, faults: 0, steps: 0 };
+            const add = (to: Turn, t: Turn) => {
+              to.wall += t.wall;
+              to.cpu += t.cpu;
+              to.faults += t.faults;
+              to.steps += t.steps;
+            };
+            for (let i = 0; i < turns; i++) {
+              const oursFirst = i % 2 === 0;
+              if (oursFirst) add(sumOurs, await ours());
+              if (torch) add(sumTheirs, await theirs());
+              if (!oursFirst) add(sumOurs, await ours());
+            }
+            record(`${threads}|${key}`, sumOurs.wall / sumOurs.steps);
+            record(`cpu:${threads}|${key}`, sumOurs.cpu / sumOurs.steps);
+            record(`faults:${threads}|${key}`, sumOurs.faults / sumOurs.steps);
+            if (torch) {
+              // PyTorch's turns beside this variant's: each variant's ratio uses its own, and
+              // the torch column shows those beside the last variant.
+              const last = variant === variantsNow[variantsNow.length - 1];
+              for (const suffix of [`torch~${variant}`, ...(last ? ['torch'] : [])]) {
+                record(`${torchKey}|${suffix}`, sumTheirs.wall / sumTheirs.steps);
+                record(`cpu:${torchKey}|${suffix}`, sumTheirs.cpu / sumTheirs.steps);
+                record(`faults:${torchKey}|${suffix}`, sumTheirs.faults / sumTheirs.steps);
               }
-              // Native kernels (re)enabled since this setup last ran: compile the graphs and
-              // refill the output pool, untimed (a whole Hessian cycle for the light models).
-              if (s.warmedUnder !== enables) {
-                const warm = HEAVY.includes(modelName) ? 2 : 5;
-                for (let i = 0; i < warm; i++) s.step();
-                s.warmedUnder = enables;
-              }
-              const c0 = process.cpuUsage();
-              const t0 = performance.now();
-              for (let i = 0; i < steps; i++) s.step();
-              const wall = (performance.now() - t0) / steps;
-              const c = process.cpuUsage(c0);
-              return { wall, cpu: (c.user + c.system) / 1000 / steps };
-            });
-            record(`${threads}|${key}`, ms.wall);
-            record(`cpu:${threads}|${key}`, ms.cpu);
-          }
-          if (torch) {
-            const r = await torch.request({
-              model: modelName,
-              optimizer: opt,
-              batch: batchOf(modelName),
-              steps: stepsFor(modelName, opt, 'torch'),
-            });
-            record(`${threads}|${modelName}|${opt}|torch`, r['ms'] as number);
-            record(`cpu:${threads}|${modelName}|${opt}|torch`, r['cpu_ms'] as number);
+            }
           }
         }
       }
+      const load = await loadNow();
+      loads.push(Number(load.split(' ')[0]));
       process.stderr.write(
-        `threads ${threads}: round ${round + 1}/${rounds} done (load ${await loadNow()})\n`,
+        `threads ${threads}: round ${round + 1}/${rounds} done (load ${load})\n`,
       );
     }
   }
@@ -467,17 +610,23 @@ async function main(): Promise<void> {
           const k = (c: string) => `${prefix}${threads}|${modelName}|${opt}|${c}`;
           const cells = columns.map((c) => med(k(c)).toFixed(1));
           const ratios = withTorchColumn
-            ? variantsNow.map((v) => (med(k(v)) / med(k('torch'))).toFixed(2))
+            ? variantsNow.map((v) =>
+                ratioText(roundRatios(times.get(k(v)), times.get(k(`torch~${v}`)))),
+              )
             : [];
           console.log([modelName, opt, ...cells, ...ratios].join(' | '));
         }
       }
     };
-    console.log(`\n${threads} thread(s): ms per step (median of ${rounds} interleaved rounds)`);
+    console.log(
+      `\n${threads} thread(s): ms per step (median of ${rounds} interleaved rounds); ratios: ` +
+        `median of the rounds' ours/torch [min-max]`,
+    );
     table('');
     console.log(
       `\n${threads} thread(s): process CPU time per step, ms (median; includes V8's background` +
-        ` GC threads; with one thread per side, the fairer comparison on a loaded machine)`,
+        ` GC threads; with one thread per side, the fairer comparison on a loaded machine);` +
+        ` ratios as above`,
     );
     table('cpu:');
     console.log(`\n${threads} thread(s): AdaHessian / Adam per backend`);
@@ -503,15 +652,48 @@ async function main(): Promise<void> {
     for (const modelName of models) {
       for (const opt of optimizers) {
         const cells = threadCounts.flatMap((t) => {
-          const ours = med(`${t}|${modelName}|${opt}|cpu+native`);
-          const theirs = med(`${t}|${modelName}|${opt}|torch`);
-          return [ours.toFixed(1), theirs.toFixed(1), (ours / theirs).toFixed(2)];
+          const ours = `${t}|${modelName}|${opt}|cpu+native`;
+          const theirs = `${t}|${modelName}|${opt}|torch~cpu+native`;
+          const ratios = roundRatios(times.get(ours), times.get(theirs));
+          return [med(ours).toFixed(1), med(theirs).toFixed(1), ratioText(ratios)];
         });
         console.log([modelName, opt, ...cells].join(' | '));
       }
     }
   }
-  console.log(`load after the run: ${await loadNow()}`);
+  if (withTorchColumn) {
+    console.log(`\nPer-round ratios to PyTorch (round 1 first), wall | CPU`);
+    for (const threads of threadCounts) {
+      const variantsNow = variants.filter((v) => v === 'cpu+native' || threads === threadCounts[0]);
+      for (const modelName of models) {
+        for (const opt of optimizers) {
+          for (const v of variantsNow) {
+            const k = (prefix: string, c: string) => `${prefix}${threads}|${modelName}|${opt}|${c}`;
+            const list = (prefix: string) =>
+              roundRatios(times.get(k(prefix, v)), times.get(k(prefix, `torch~${v}`)))
+                .map((r) => r.toFixed(2))
+                .join(' ');
+            console.log(`${threads}t ${modelName} ${opt} ${v}: ${list('')} | ${list('cpu:')}`);
+          }
+        }
+      }
+    }
+  }
+  console.log(
+    `\nSteps per turn, ${turns} turns per side per round (untimed warm-up steps before them)`,
+  );
+  for (const [key, text] of stepsUsed) {
+    // Page faults per step (median over rounds): a step that faults its memory in again pays
+    // more under load.
+    const faults = med(`faults:${key}`);
+    console.log(
+      `${key.replaceAll('|', ' ')}: ${text}, ${faults.toFixed(0)} minor page faults per step`,
+    );
+  }
+  console.log(
+    `\nload (1 min) after each round: ${loads.map((l) => l.toFixed(1)).join(' ')}; ` +
+      `after the run: ${await loadNow()}`,
+  );
   if (variants.includes('cpu+native')) {
     const s = nativeKernelStatus();
     console.log(

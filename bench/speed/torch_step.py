@@ -13,6 +13,7 @@ every f-th step (the official code's "update_each"), reusing the last one in bet
 import json
 import math
 import os
+import resource
 import sys
 import time
 
@@ -178,6 +179,8 @@ def check(req):
 
 def main():
     setups = {}
+    # Requests: {"threads"}, {"count"}, {"check"}, {"prepare", model, optimizer, batch,
+    # warmup, calibrate}, and timed steps {model, optimizer, batch, steps}.
     for line in sys.stdin:
         req = json.loads(line)
         if req.get("threads"):
@@ -192,11 +195,25 @@ def main():
             print(json.dumps(check(req)), flush=True)
             continue
         key = (req["model"], req["optimizer"])
+        if req.get("prepare"):
+            # step.ts's warm-up (untimed) and calibration: ms per step over `calibrate` steps.
+            if key not in setups:
+                setups[key] = Setup(req["model"], req["optimizer"], req["batch"])
+            s = setups[key]
+            for _ in range(req["warmup"]):
+                s.step()
+            t0 = time.perf_counter()
+            for _ in range(req["calibrate"]):
+                loss = s.step()
+            float(loss)
+            print(json.dumps({"ms": (time.perf_counter() - t0) * 1000 / req["calibrate"]}), flush=True)
+            continue
         if key not in setups:
             setups[key] = Setup(req["model"], req["optimizer"], req["batch"])
             for _ in range(req.get("warmup", 2)):
                 setups[key].step()
         s = setups[key]
+        f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         c0 = time.process_time()
         t0 = time.perf_counter()
         for _ in range(req["steps"]):
@@ -204,7 +221,9 @@ def main():
         float(loss)
         ms = (time.perf_counter() - t0) * 1000 / req["steps"]
         cpu_ms = (time.process_time() - c0) * 1000 / req["steps"]
-        print(json.dumps({"ms": ms, "cpu_ms": cpu_ms}), flush=True)
+        # Minor page faults per step: memory the allocator gave back and faults in again.
+        faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / req["steps"]
+        print(json.dumps({"ms": ms, "cpu_ms": cpu_ms, "faults": faults}), flush=True)
 
 
 if __name__ == "__main__":
