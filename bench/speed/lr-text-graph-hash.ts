@@ -11,6 +11,12 @@
  *
  *   npx tsx bench/speed/lr-text-graph-hash.ts
  *   npx tsx bench/speed/lr-text-graph-hash.ts --context 64 --batch 64   # the benchmark's shapes
+ *   npx tsx bench/speed/lr-text-graph-hash.ts --stock-layers            # tf.layers' layer norm, GELU
+ *
+ * Since the tenth session the model's layer norms and GELUs have compact gradients
+ * (src/models/compact-gradient-layers.ts): AdaHessian a63c70cbc243f644, 2,233 nodes (first-order
+ * 7f4eb4134b40dad3, 697); with --stock-layers the graphs of before, AdaHessian 84bf7d51ef2acf6e,
+ * 3,287 nodes (first-order 0fc6ad93b6b58731, 765).
  */
 import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
@@ -29,7 +35,12 @@ const vocab = 96;
 await useBackend('cpu');
 const native = enableNativeKernels({ threads: 1, stepGraphs: false });
 if (!native.enabled) throw new Error(`native kernels unavailable: ${native.reason}`);
-const model = buildCharTransformer({ vocabSize: vocab, contextLength: context, seed: 1 });
+const model = buildCharTransformer({
+  vocabSize: vocab,
+  contextLength: context,
+  seed: 1,
+  compactGradients: !process.argv.includes('--stock-layers'),
+});
 const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
 const ids = tf.randomUniform([batch, context], 0, vocab, 'int32', 1);
 const y = tf.tidy(() => tf.oneHot(tf.randomUniform([batch, context], 0, vocab, 'int32', 2), vocab));

@@ -14,9 +14,16 @@
  * over every other axis, i.e. over the batch * T positions: the same value as the
  * cross-entropy of the logits flattened to [batch * T, vocabSize]. tf.layers needs targets of
  * the output's shape for a custom loss, hence one-hot rather than ids. Inputs are int32 ids.
+ *
+ * The layer norms and the GELU layers are tf.layers' with compact gradients
+ * (src/models/compact-gradient-layers.ts: one tape node each, whose gradient is the total
+ * derivative), which make a gradient and its second-order sweep several times fewer ops; they
+ * save as the stock 'LayerNormalization' and 'Dense'. `compactGradients: false` builds the
+ * stock layers (the same weights for a seed; values equal to float32 rounding), for comparison.
  */
 import * as tf from '@tensorflow/tfjs';
 import { CausalSelfAttention } from './causal-self-attention.js';
+import { CompactGradientDense, CompactLayerNormalization } from './compact-gradient-layers.js';
 import { PositionEmbedding } from './position-embedding.js';
 import { SeededInitializers } from './seeded-initializers.js';
 import { checkPositiveInteger } from './validate.js';
@@ -36,6 +43,11 @@ export interface CharTransformerOptions {
   ffDim?: number;
   /** Makes the initial weights reproducible bit for bit; omit for fresh random weights. */
   seed?: number;
+  /**
+   * Layer norms and GELU layers with compact gradients (default true); false builds tf.layers'
+   * stock ones, for comparison.
+   */
+  compactGradients?: boolean;
 }
 
 /** Builds an uncompiled character transformer that outputs logits [batch, T, vocabSize]. */
@@ -68,10 +80,23 @@ export function buildCharTransformer(options: CharTransformerOptions): tf.Layers
   /** The seed SeededInitializers gives the next layer, for the custom layers' own initialisers. */
   const nextSeed = () => (init.glorotUniform().getConfig()['seed'] as number | undefined) ?? null;
 
+  const compact = options.compactGradients ?? true;
+  if (typeof compact !== 'boolean') {
+    throw new Error(
+      `char-transformer: option 'compactGradients' must be true or false, got ${String(compact)}.`,
+    );
+  }
   const apply = (layer: tf.layers.Layer, x: tf.SymbolicTensor | tf.SymbolicTensor[]) =>
     layer.apply(x) as tf.SymbolicTensor;
   const layerNorm = (x: tf.SymbolicTensor, name: string) =>
-    apply(tf.layers.layerNormalization({ axis: -1, name }), x);
+    apply(
+      compact
+        ? new CompactLayerNormalization({ axis: -1, name })
+        : tf.layers.layerNormalization({ axis: -1, name }),
+      x,
+    );
+  const dense = (args: Parameters<typeof tf.layers.dense>[0]) =>
+    compact ? new CompactGradientDense(args) : tf.layers.dense(args);
 
   const ids = tf.input({ shape: [contextLength], dtype: 'int32', name: 'ids' });
   const tokens = apply(
@@ -92,7 +117,7 @@ export function buildCharTransformer(options: CharTransformerOptions): tf.Layers
     );
     x = apply(tf.layers.add({ name: `${name}_add1` }), [x, attention]);
     const hidden = apply(
-      tf.layers.dense({
+      dense({
         units: ffDim,
         activation: 'gelu',
         kernelInitializer: init.heNormal(),

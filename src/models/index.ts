@@ -38,6 +38,7 @@ const OPTION_MODELS: Record<Exclude<keyof ModelOptions, 'seed'>, readonly ModelN
   heads: ['char-transformer'],
   layers: ['char-transformer'],
   ffDim: ['char-transformer'],
+  compactGradients: ['char-transformer'],
 };
 
 /**
@@ -82,7 +83,7 @@ export function modelByName(name: string, options: ModelOptions = {}): tf.Layers
         blocksPerStage: options.blocksPerStage,
       });
     case 'char-transformer': {
-      const { vocabSize, contextLength, dModel, heads, layers, ffDim } = options;
+      const { vocabSize, contextLength, dModel, heads, layers, ffDim, compactGradients } = options;
       if (vocabSize === undefined || contextLength === undefined) {
         throw new Error(
           `char-transformer: options 'vocabSize' and 'contextLength' are required, got ${vocabSize} and ${contextLength}.`,
@@ -93,7 +94,16 @@ export function modelByName(name: string, options: ModelOptions = {}): tf.Layers
           `char-transformer: option 'classes' (${classes}) must equal 'vocabSize' (${vocabSize}): the logits are the vocabulary.`,
         );
       }
-      return buildCharTransformer({ vocabSize, contextLength, dModel, heads, layers, ffDim, seed });
+      return buildCharTransformer({
+        vocabSize,
+        contextLength,
+        dModel,
+        heads,
+        layers,
+        ffDim,
+        seed,
+        compactGradients,
+      });
     }
   }
 }

@@ -19,7 +19,7 @@ const StockBatchNormalization = stockClass('BatchNormalization') as new (
   args?: LayerArgs,
 ) => tf.layers.Layer;
 
-function stockClass(className: string): unknown {
+export function stockClass(className: string): unknown {
   const entry = tf.serialization.SerializationMap.getMap().classNameMap[className];
   if (entry == null) throw new Error(`tf.layers' ${className} is not registered; is tfjs loaded?`);
   return entry[0];

@@ -207,7 +207,10 @@ describe('char-transformer: structure', () => {
       'int32',
     );
     const [ya, yb] = [model, loaded].map((m) => m.predict(ids) as tf.Tensor);
-    assert.deepEqual(yb!.dataSync(), ya!.dataSync());
+    // The loaded layer norms are the stock ones (compact-gradient-layers.ts): float32 rounding.
+    const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(ya!, yb!))).dataSync()[0]!);
+    const scale = tf.tidy(() => tf.max(tf.abs(ya!)).dataSync()[0]!);
+    assert.ok(diff <= 1e-5 * scale, `logits differ by ${diff}`);
     tf.dispose([ids, ya!, yb!]);
     model.dispose();
     loaded.dispose();

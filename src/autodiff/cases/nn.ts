@@ -12,6 +12,8 @@ import {
   softmaxCrossEntropy,
 } from '../../losses.js';
 import { batchNormTraining } from '../gradients/batch-norm.js';
+import { geluErf as geluErfCompact } from '../gradients/gelu.js';
+import { layerNormLastAxis } from '../gradients/layer-norm.js';
 import { problem, seeded } from './basic.js';
 import type { SecondOrderCase, SecondOrderProblem } from './types.js';
 
@@ -419,6 +421,11 @@ export const nnCases: SecondOrderCase[] = [
   activationCase('softplus', tf.softplus, { seed: 180 }),
   activationCase('gelu, tanh approximation (tf.pow)', geluTanh, { xScale: 1.5, seed: 190 }),
   activationCase('gelu, erf form', geluErf, { xScale: 1.5, seed: 200 }),
+  // The char transformer's GELU (src/autodiff/gradients/gelu.ts): one node's total derivative.
+  activationCase('gelu, erf form (compact gradient: geluErf)', geluErfCompact, {
+    xScale: 1.5,
+    seed: 205,
+  }),
   activationCase('softmax', (h) => tf.mul(3, tf.softmax(h)), { seed: 210 }),
   activationCase('logSoftmax', tf.logSoftmax, { seed: 220 }),
   activationCase('logSumExp over the last axis', (h) => tf.logSumExp(h, -1), { seed: 230 }),
@@ -470,6 +477,22 @@ export const nnCases: SecondOrderCase[] = [
       return problem([w, gamma, beta], [x, mean, variance], () =>
         sinHead(tf.batchNorm(tf.matMul(x, w), mean, variance, beta, gamma, 1e-3)),
       );
+    },
+  },
+  {
+    // The char transformer's layer norm (src/autodiff/gradients/layer-norm.ts): one node's
+    // total derivative through the moments, read back through the node's saved clones.
+    name: 'layer norm (compact gradient: layerNormLastAxis, rank 3)',
+    group: 'normalization',
+    build() {
+      const x = seeded([5, 4], 325);
+      const w = seededVariable([4, 12], 326, 0.7);
+      const gamma = variableFrom(tf.tidy(() => tf.add(1, seeded([4], 327, 0.2))));
+      const beta = seededVariable([4], 328, 0.2);
+      return problem([w, gamma, beta], [x], () => {
+        const h = tf.reshape(tf.matMul(x, w), [3, 5, 4]);
+        return sinHead(layerNormLastAxis(h, gamma as tf.Tensor1D, beta as tf.Tensor1D, 1e-3));
+      });
     },
   },
   {

@@ -14,6 +14,8 @@ import { registerTileGradient } from './tile.js';
 import { registerSumGradient } from './sum.js';
 import { registerMeanGradient } from './mean.js';
 import { registerBatchNormGradient } from './batch-norm.js';
+import { registerLayerNormGradient } from './layer-norm.js';
+import { registerGeluGradient } from './gelu.js';
 
 export function registerSecondOrderGradients(): void {
   registerConvGradients();
@@ -27,4 +29,6 @@ export function registerSecondOrderGradients(): void {
   registerSumGradient();
   registerMeanGradient();
   registerBatchNormGradient();
+  registerLayerNormGradient();
+  registerGeluGradient();
 }
