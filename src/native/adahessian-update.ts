@@ -5,7 +5,7 @@
  * (dataSync) copies nothing. The order of operations follows AdaHessian's ops (moments.ts,
  * spatial-average.ts), and the state m, v is rounded to float32 where the ops store it.
  */
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import type {
   FusedAdaHessianUpdate,
   FusedUpdateInput,
@@ -13,8 +13,10 @@ import type {
 } from '../optimizers/fused-update.js';
 import type { AveragingMode } from '../optimizers/spatial-average.js';
 import { adaHessianSimd } from './adahessian-simd.js';
+import { recycledTensor, takeArray, valuesForUpdate } from './recycled-arrays.js';
 
-const values = (t: tf.Tensor) => t.dataSync() as Float32Array;
+// Reads that keep nothing, and new arrays from the step's disposed ones (recycled-arrays.ts).
+const values = valuesForUpdate;
 
 /** Whether the update runs as WebAssembly SIMD where it can (tests compare both ways). */
 let useSimd = true;
@@ -34,7 +36,7 @@ export const cpuAdaHessianUpdate: FusedAdaHessianUpdate = {
   allFinite(tensors) {
     for (const t of tensors) {
       if (knownFinite.has(t)) continue;
-      const x = t.dataSync();
+      const x = values(t);
       for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i]!)) return false;
     }
     return true;
@@ -55,9 +57,10 @@ export const cpuAdaHessianUpdate: FusedAdaHessianUpdate = {
       raw == null || input.averaging === 'none' ? null : averagedAbs(raw, w.shape, input.averaging);
     const { beta1, beta2, biasCorrection1: bc1, biasCorrection2: bc2 } = input;
     const { learningRate: lr, epsilon, weightDecay, hessianPower: k } = input;
-    const newW = new Float32Array(n);
-    const newM = new Float32Array(n);
-    const newV = raw == null ? vv : new Float32Array(n);
+    // Pooled arrays hold old values: every element is written below (SIMD or loop).
+    const newW = takeArray(n);
+    const newM = takeArray(n);
+    const newV = raw == null ? vv : takeArray(n);
     // x - x is 0 for a finite x and NaN otherwise: `sum` stays 0 while every g, |D| (averaged:
     // a sum of magnitudes, non-finite iff one of them is) and new w, m and v is finite.
     let sum = 0;
@@ -107,9 +110,9 @@ export const cpuAdaHessianUpdate: FusedAdaHessianUpdate = {
       sum += nextW - nextW;
     }
     const out = {
-      w: tf.tensor(newW, w.shape, 'float32'),
-      m: tf.tensor(newM, w.shape, 'float32'),
-      v: raw == null ? null : tf.tensor(newV, w.shape, 'float32'),
+      w: recycledTensor(newW, w.shape),
+      m: recycledTensor(newM, w.shape),
+      v: raw == null ? null : recycledTensor(newV, w.shape),
     };
     if (sum === 0) {
       for (const t of [g, diagonal, out.w, out.m, out.v]) if (t != null) knownFinite.add(t);

@@ -12,6 +12,7 @@ import { installFusedAdamWUpdate } from '../optimizers/fused-first-order.js';
 import { cpuAdaHessianUpdate } from './adahessian-update.js';
 import { cpuAdamWUpdate, installFusedFirstOrderUpdates } from './first-order-update.js';
 import { OutputBufferPool } from './buffer-pool.js';
+import { enableRecycledArrays } from './recycled-arrays.js';
 import {
   NATIVE_KERNELS,
   type DirectKernel,
@@ -204,6 +205,11 @@ export function enableNativeKernels(options: NativeKernelOptions = {}): NativeKe
     for (const kernel of kernels) state.restore.push(wrapKernel(kernel, backendName, state));
   }
   if (backends.includes('cpu')) state.restore.push(hideKernel(RELU_GRAD, 'cpu'));
+  // A step's probes, graph outputs and updated weights in arrays of the last step's
+  // (recycled-arrays.ts); ADAHESSIAN_RECYCLED_ARRAYS=0 leaves them new (benchmarks' A/Bs).
+  if (backends.includes('cpu') && process.env['ADAHESSIAN_RECYCLED_ARRAYS'] !== '0') {
+    state.restore.push(enableRecycledArrays());
+  }
   if (backends.includes('cpu') && options.fusedOptimizerUpdate !== false) {
     state.restore.push(installFusedAdaHessianUpdate('cpu', cpuAdaHessianUpdate));
     // Adam (tf.train.adam's class and our AdamW) and momentum SGD: first-order-update.ts.

@@ -130,7 +130,8 @@ export class AdaHessian extends tf.Optimizer {
     vars: tf.Variable[],
   ): StepGraphEstimate | null {
     const before = this.generator.state;
-    const probes = drawProbes(this.generator, vars, this.config.samples);
+    const make = graphs.probeTensor?.bind(graphs);
+    const probes = drawProbes(this.generator, vars, this.config.samples, make);
     try {
       const estimate = graphs.hutchinson(this, f, vars, probes);
       // Op by op after all: it draws the same probes again.

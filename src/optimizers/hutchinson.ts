@@ -57,14 +57,27 @@ export function hutchinsonDiagonal(
   }
 }
 
+/**
+ * Makes one probe tensor of `shape` whose values `fill` writes (every element). The default
+ * makes a new array; the native path's reuses the arrays of earlier steps' probes.
+ */
+export type ProbeTensorMaker = (shape: number[], fill: (out: Float32Array) => void) => tf.Tensor;
+
+const newProbeTensor: ProbeTensorMaker = (shape, fill) => {
+  const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
+  fill(values);
+  return tf.tensor(values, shape, 'float32');
+};
+
 /** `samples` probe lists, sample by sample and within a sample variable by variable. */
 export function drawProbes(
   generator: RademacherGenerator,
   vars: readonly tf.Tensor[],
   samples: number,
+  makeTensor: ProbeTensorMaker = newProbeTensor,
 ): tf.Tensor[][] {
   return Array.from({ length: samples }, () =>
-    vars.map((v) => tf.tensor(generator.signs(v.size), v.shape, 'float32')),
+    vars.map((v) => makeTensor([...v.shape], (out) => generator.signsInto(out))),
   );
 }
 

@@ -66,7 +66,12 @@ export class RademacherGenerator {
    * call depends only on the state before it and on n.
    */
   signs(n: number): Float32Array {
-    const out = new Float32Array(n);
+    return this.signsInto(new Float32Array(n));
+  }
+
+  /** `signs(out.length)` written into `out` (every element): the same values and state. */
+  signsInto(out: Float32Array): Float32Array {
+    const n = out.length;
     let word = 0;
     for (let i = 0; i < n; i++) {
       if ((i & 31) === 0) word = this.nextUint32();

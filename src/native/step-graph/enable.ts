@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { loadOnnxRuntime, onnxRuntimeUnavailableReason } from '../onnx-runtime.js';
 import { installStepGraphProvider, type StepGraphProvider } from './hook.js';
 import { CompiledSteps } from './hutchinson-step.js';
+import { recycledTensor, takeArray } from '../recycled-arrays.js';
 import type { StepGraphOptions, StepGraphStatus } from './step-graph.js';
 
 export interface StepGraphsStatus {
@@ -156,6 +157,11 @@ export function createStepGraphProvider(options: StepGraphOptions = {}): {
       if (steps == null) return null;
       const r = steps.gradientStep(f);
       return { loss: r.loss, grads: r.grads, diagonal: null };
+    },
+    probeTensor(shape, fill) {
+      const values = takeArray(shape.reduce((a, b) => a * b, 1));
+      fill(values);
+      return recycledTensor(values, shape);
     },
   };
   const status = () => statusOf([...retired, ...partsOf(all)]);

@@ -26,6 +26,11 @@ export interface StepGraphProvider {
   ): StepGraphEstimate | null;
   /** Loss and gradients (a first-order or delayed-Hessian step), or null to run op by op. */
   gradient(owner: object, f: () => tf.Scalar, vars: tf.Variable[]): StepGraphEstimate | null;
+  /**
+   * Makes a probe tensor of `shape` that `fill` writes, its array reused from earlier steps'
+   * probes where nothing else read them (src/native/recycled-arrays.ts); absent: new arrays.
+   */
+  probeTensor?(shape: number[], fill: (out: Float32Array) => void): tf.Tensor;
 }
 
 let provider: StepGraphProvider | null = null;

@@ -82,6 +82,7 @@ import {
 import { aliveAfter, fillData, poison, watchMadeTensors, type Escape } from './escape.js';
 import { interceptKernels, sameAttrs, sameShape } from './stub-kernels.js';
 import { ArenaChoice, minorPageFaults } from './arena.js';
+import { recycledTensor, recycledValues, takeArray } from '../recycled-arrays.js';
 
 export interface StepGraphOptions {
   /** ONNX Runtime intra-op threads for the whole step (default 1). */
@@ -760,12 +761,13 @@ export class StepGraphCompiler<E> {
       if (data == null) throw new Error(`step graph: no value for input e${e}`);
       ortFeeds[`e${e}`] = new Tensor(ortType(ext.dtype), typedFor(data, ext.dtype), ext.shape);
     });
-    const results = entry.outputShapes.map((s, k) =>
-      zerosOf(
-        entry.outputDtypes[k]!,
-        s.reduce((a, b) => a * b, 1),
-      ),
-    );
+    // float32 outputs in arrays of the step's disposed tensors (recycled-arrays.ts): ONNX
+    // Runtime writes every element of a preallocated output.
+    const results = entry.outputShapes.map((s, k) => {
+      const dtype = entry.outputDtypes[k]!;
+      const size = s.reduce((a, b) => a * b, 1);
+      return dtype === 'float32' ? takeArray(size) : zerosOf(dtype, size);
+    });
     const fetches: Record<string, OrtTensor> = {};
     results.forEach(
       (r, k) =>
@@ -788,7 +790,11 @@ export class StepGraphCompiler<E> {
       );
     }
     this.status.graphMs += performance.now() - t1;
-    return results.map((r, k) => tf.tensor(r, entry.outputShapes[k]!, entry.outputDtypes[k]!));
+    return results.map((r, k) =>
+      r instanceof Float32Array
+        ? recycledTensor(r, entry.outputShapes[k]!)
+        : tf.tensor(r, entry.outputShapes[k]!, entry.outputDtypes[k]!),
+    );
   }
 
   /**
@@ -1079,6 +1085,9 @@ const convertedCopies = new WeakMap<object, unknown>();
 
 /** A tensor's values as readSync gives them, without converting the same stored array twice. */
 function readStored(backend: ReadBackend, dataId: object): unknown {
+  // Fed to ONNX Runtime, not kept: an array of ours stays unseen (recycled-arrays.ts).
+  const ours = recycledValues(backend as unknown as tf.KernelBackend, dataId);
+  if (ours != null) return ours;
   const record = backend.data?.get(dataId);
   const stored = record?.values;
   if (record == null || !ArrayBuffer.isView(stored)) return backend.readSync(dataId);
@@ -1109,7 +1118,10 @@ function parsedAttrsOf(attrsJson: readonly string[]): unknown[] {
 }
 
 function readTensor(t: tf.Tensor): unknown {
-  return (tf.backend() as unknown as ReadBackend).readSync(t.dataId);
+  return (
+    recycledValues(tf.backend(), t.dataId) ??
+    (tf.backend() as unknown as ReadBackend).readSync(t.dataId)
+  );
 }
 
 const ortType = (dtype: StepDtype) => dtype;
