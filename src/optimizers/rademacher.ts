@@ -69,18 +69,45 @@ export class RademacherGenerator {
     return this.signsInto(new Float32Array(n));
   }
 
-  /** `signs(out.length)` written into `out` (every element): the same values and state. */
+  /**
+   * `signs(out.length)` written into `out` (every element): the same values and state. Bit j
+   * of a word is sign 32 k + j of its run: 1 gives +1, 0 gives -1.
+   */
   signsInto(out: Float32Array): Float32Array {
     const n = out.length;
-    let word = 0;
-    for (let i = 0; i < n; i++) {
-      if ((i & 31) === 0) word = this.nextUint32();
-      // Arithmetic, not a branch: the bits are random, so a branch is mispredicted half the
-      // time (1.5 -> 0.8 ms for a small CNN's 207k signs); the same values.
-      out[i] = ((word >>> (i & 31)) & 1) * 2 - 1;
+    // Whole words a byte at a time, copying the byte's eight float32 bit patterns from a
+    // table (no arithmetic per sign): 0.85 -> 0.37 ms for a small CNN's 207k signs.
+    const bits = new Uint32Array(out.buffer, out.byteOffset, n);
+    const whole = n - (n & 31);
+    let i = 0;
+    for (; i < whole; i += 32) {
+      const word = this.nextUint32();
+      for (let k = 0; k < 32; k += 8) {
+        const t = ((word >>> k) & 255) << 3;
+        const o = i + k;
+        bits[o] = SIGN_BITS[t]!;
+        bits[o + 1] = SIGN_BITS[t + 1]!;
+        bits[o + 2] = SIGN_BITS[t + 2]!;
+        bits[o + 3] = SIGN_BITS[t + 3]!;
+        bits[o + 4] = SIGN_BITS[t + 4]!;
+        bits[o + 5] = SIGN_BITS[t + 5]!;
+        bits[o + 6] = SIGN_BITS[t + 6]!;
+        bits[o + 7] = SIGN_BITS[t + 7]!;
+      }
+    }
+    if (i < n) {
+      // The last word's first n mod 32 bits (its other bits are not used).
+      const word = this.nextUint32();
+      for (let j = 0; i < n; i++, j++) out[i] = ((word >>> j) & 1) * 2 - 1;
     }
     return out;
   }
+}
+
+/** For each byte b and bit j: the float32 bits of +1 where bit j of b is set, else of -1. */
+const SIGN_BITS = new Uint32Array(256 * 8);
+for (let b = 0; b < 256; b++) {
+  for (let j = 0; j < 8; j++) SIGN_BITS[b * 8 + j] = (b >>> j) & 1 ? 0x3f800000 : 0xbf800000;
 }
 
 function rotl(x: number, k: number): number {

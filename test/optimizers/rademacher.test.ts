@@ -46,6 +46,23 @@ describe('RademacherGenerator', () => {
     }
   });
 
+  it('gives sign 32 k + j from bit j of the k-th word of the stream (+1 for a set bit), any length', () => {
+    const reference = new RademacherGenerator(11);
+    const g = new RademacherGenerator(11);
+    for (const n of [1, 31, 32, 33, 63, 64, 65, 200, 4099]) {
+      const words = Array.from({ length: Math.ceil(n / 32) }, () => reference.nextUint32());
+      const expected = Float32Array.from({ length: n }, (_, i) =>
+        (words[i >> 5]! >>> (i & 31)) & 1 ? 1 : -1,
+      );
+      // Into a view that does not start its buffer, as well as a fresh array.
+      const backing = new Float32Array(n + 3).fill(7);
+      const view = backing.subarray(2, 2 + n);
+      assert.deepEqual(n % 2 ? g.signs(n) : g.signsInto(view), expected);
+      if (n % 2 === 0) assert.deepEqual([backing[0], backing[1], backing[n + 2]], [7, 7, 7]);
+    }
+    assert.deepEqual(g.state, reference.state);
+  });
+
   it('saves and restores its state exactly', () => {
     const a = new RademacherGenerator(3);
     a.signs(50);
