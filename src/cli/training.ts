@@ -10,7 +10,6 @@ import * as tf from '@tensorflow/tfjs';
 import { batchCount, batches } from '../data/index.js';
 import { softmaxCrossEntropy } from '../losses.js';
 import { NonFiniteError } from '../optimizers/index.js';
-import { allFinite } from '../optimizers/non-finite.js';
 import { setLearningRate } from '../optimizers/learning-rate.js';
 import { pathText, prepareBackend, threadsText, type StepGraphChoice } from './backend.js';
 import { checkOutputDirectory, removeStaleTempFiles, writeFileAtomic } from './atomic-file.js';
@@ -42,6 +41,7 @@ import {
   type TrainConfig,
   type TrainSettings,
 } from './train-config.js';
+import { weightsFinite } from './finite-weights.js';
 
 export interface TrainOptions extends TrainSettings {
   /** Where metrics, the final model and checkpoints go (nothing is written without it). */
@@ -313,7 +313,7 @@ async function runTraining(
             `at epoch ${epoch + 1}, step ${step + 1}`,
           );
         }
-        if (checkWeightsAfterStep && !allFinite(vars)) {
+        if (checkWeightsAfterStep && !weightsFinite(vars)) {
           throw divergence(
             new NonFiniteError('the update made some weights NaN or infinite'),
             `at epoch ${epoch + 1}, step ${step + 1}`,
