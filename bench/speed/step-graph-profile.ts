@@ -196,8 +196,6 @@ function variant(spec: string, base: Variant): Variant {
     else if (k === 'lnforward') v.env = { ...v.env, ADAHESSIAN_LN_FORWARD: x };
     // rowblocks=0: sums and means over [R, N]'s rows stay one reduction on several threads.
     else if (k === 'rowblocks') v.env = { ...v.env, ADAHESSIAN_ROW_BLOCKS: x };
-    // sumchains=1: accumulating Add chains as one Sum each (sum-chains.ts; off by default).
-    else if (k === 'sumchains') v.env = { ...v.env, ADAHESSIAN_SUM_CHAINS: x };
     else if (k === 'skip') v.skip.push(...(x.split('+') as SimplifyPass[]));
     else if (k === 'lngrad') v.layerNormGradients = x === '1';
     else if (k === 'gelugrad') v.geluGradients = x === '1';
@@ -209,7 +207,7 @@ function variant(spec: string, base: Variant): Variant {
     else if (k === 'affinity') v.affinity = x.split('+').join(';');
     else
       throw new Error(
-        `--ab: unknown key '${k}' (threads, interop, opt, mempattern, arena, ftz, nchwc, skip, lngrad, lnforward, gelugrad, barematmul, step, disable, fgrad, convbias, maxpool, rowblocks, sumchains, spin, dynblock, affinity)`,
+        `--ab: unknown key '${k}' (threads, interop, opt, mempattern, arena, ftz, nchwc, skip, lngrad, lnforward, gelugrad, barematmul, step, disable, fgrad, convbias, maxpool, rowblocks, spin, dynblock, affinity)`,
       );
   }
   return v;

@@ -8,7 +8,6 @@
 import type { OnnxGraph, OnnxNode, OnnxTensorInitializer, OnnxValueInfo } from '../onnx-model.js';
 import { StepGraphRefusal, type Recording, type StepDtype, type ValueRef } from './capture.js';
 import { fuseConvBiases } from './conv-bias.js';
-import { fuseSumChains } from './sum-chains.js';
 import { simplifyGraph, type SimplifyPass } from './simplify.js';
 import { rewriteLayerNormGradients } from './layer-norm-grad.js';
 import { rewriteGeluGradients } from './gelu-grad.js';
@@ -236,20 +235,10 @@ export function buildStepGraph(
     skip: options.skipRewrites ?? [],
   });
   // After simplify.ts: the sweep's bias tangents are broadcasts there, read unbroadcast here.
-  const biased = fuseConvBiases(simplified, {
+  const finalNodes = fuseConvBiases(simplified, {
     shapes,
     outputs: graphOutputs.map((o) => o.name),
     int64s,
-    derived: (node, from) => nodeCall.set(node, nodeCall.get(from) ?? -1),
-  });
-  // Last: the Adds conv-bias.ts folds into Convs are no chain's links any more.
-  const dtypes = new Map<string, string>();
-  values.forEach((v, i) => dtypes.set(`v${i}`, v.dtype));
-  externals.forEach((e, i) => dtypes.set(`e${i}`, e.dtype));
-  tensorInitializers.forEach((i) => dtypes.set(i.name, i.dtype));
-  const finalNodes = fuseSumChains(biased, {
-    outputs: graphOutputs.map((o) => o.name),
-    dtypeOf: (name) => dtypes.get(name),
     derived: (node, from) => nodeCall.set(node, nodeCall.get(from) ?? -1),
   });
   const used = new Set(finalNodes.flatMap((n) => n.inputs));
