@@ -538,7 +538,8 @@ const native =
  * position when strictly greater than the best so far, starting from -Infinity (NaN and
  * -Infinity never win). Returns the winner per window as its offset from the window's first
  * element in x's flat NHWC layout (float32, (i * W + j) * C for position (i, j), -1: none; the
- * gathered transpose in max-pool-indices.ts reads it as an index), or null for other geometries.
+ * gathered transpose in max-pool-indices.ts reads it as an index; the position t where those
+ * exceed float32's exact integers), or null for other geometries.
  */
 function tiledWinners(ctx: TranslationContext): {
   winner: string;
@@ -595,9 +596,10 @@ function tiledWinners(ctx: TranslationContext): {
     }
     return out;
   };
-  const offsets = Array.from(
-    { length: fh * fw },
-    (_, t) => (Math.floor(t / fw) * w + (t % fw)) * c,
+  // Offsets are exact float32 integers below 2^24 (else positions t, and no gathered transpose).
+  const exact = fh * w * c <= 2 ** 24;
+  const offsets = Array.from({ length: fh * fw }, (_, t) =>
+    exact ? (Math.floor(t / fw) * w + (t % fw)) * c : t,
   );
   let best = ctx.scalar(-Infinity, 'float32');
   let winner = ctx.scalar(-1, 'float32');
