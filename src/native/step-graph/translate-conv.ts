@@ -33,7 +33,9 @@
  * of only those has none).
  *   - Windows that tile the input (stride = filter, no padding: the CNN's 2x2 pools) take
  *     TF.js's own scan over the window positions, each a slice of an NHWC view (tiledWinners):
- *     the cheapest of the variants measured (docs/PERFORMANCE.md, seventh session).
+ *     the cheapest of the variants measured (docs/PERFORMANCE.md, seventh session). Where they
+ *     tile it exactly, the transpose reads dxBar at the winners by one GatherElements
+ *     (max-pool-indices.ts; tenth session).
  *   - Elsewhere ONNX's MaxPool gives each window's argmax as a second output (flat NCHW
  *     indices). ONNX Runtime starts from the window's first element and takes later ones only
  *     when strictly greater: the same first strict maximum, except that a NaN or -Infinity
