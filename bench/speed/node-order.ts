@@ -276,7 +276,7 @@ if (measure) {
     enableMemPattern: false,
     extra: {
       session: { intra_op: { allow_spinning: '0' } },
-      // --disable CommonSubexpressionElimination,...: ONNX Runtime's optimizers to leave out.
+      // --disable CommonSubexpressionElimination;...: ONNX Runtime's optimizers to leave out (a ';' list; with ',' it leaves out none).
       ...(arg('disable', '')
         ? { optimization: { disable_specified_optimizers: arg('disable', '') } }
         : {}),

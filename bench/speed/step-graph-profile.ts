@@ -158,7 +158,7 @@ interface Variant {
   elideMatMulReshapes: boolean;
   /** step=where: relu's mask as translate.ts wrote it before (Greater, Where, IsNaN, Where). */
   stepWhere: boolean;
-  /** disable=A+B: ONNX Runtime graph optimisers left out (optimization.disable_specified_optimizers). */
+  /** disable=A+B: ONNX Runtime graph optimisers left out (optimization.disable_specified_optimizers, a ';' list: with ',' ONNX Runtime reads one unknown name and leaves out nothing). */
   disable: string[];
   /** spin=1: ONNX Runtime's intra-op threads spin between parallel sections (off by default). */
   spin: boolean;
@@ -269,7 +269,7 @@ function session(v: Variant, profile: boolean) {
         ...(v.ftz ? { set_denormal_as_zero: '1' } : {}),
       },
       ...(v.disable.length > 0
-        ? { optimization: { disable_specified_optimizers: v.disable.join(',') } }
+        ? { optimization: { disable_specified_optimizers: v.disable.join(';') } }
         : {}),
     },
   });
