@@ -10,7 +10,9 @@
  *   npx tsx bench/speed/matmul-forms.ts --case bias --big-k
  *
  * Cases: 'dense' ([1, 4096, 64] x [1, 64, 128] as 3-D or 2-D), 'weight-grad' (X^T dY with
- * K = 4096: fused transpose, Gemm transA, an explicit Transpose kept), 'attention-grad'
+ * K = 4096: fused transpose, Gemm transA, an explicit Transpose kept, X^T materialized and read
+ * as [1, M, K] (which ONNX Runtime cannot fuse back into a transA product), K in 32 blocks of 128
+ * as a batched product and a ReduceSum over the blocks), 'attention-grad'
  * (P^T dO over [64, 2, 64, 64] and [64, 2, 64, 32]), 'bias' (MatMul, Reshape, Add against Gemm
  * with the bias; --big-k: K of 192 to 4096, where MLAS sums K in several blocks).
  */
@@ -134,6 +136,7 @@ if (only === 'all' || only === 'weight-grad') {
   for (const [rows, cols] of [
     [64, 64],
     [128, 64],
+    [64, 128],
   ] as const) {
     const ins = { a: [4096, rows], b: [4096, cols] };
     const out = [rows, cols];
@@ -153,6 +156,41 @@ if (only === 'all' || only === 'weight-grad') {
         {
           name: 'Gemm transA',
           graph: { nodes: [node('Gemm', ['a', 'b'], ['y'], transA)], ...io(ins, out) },
+        },
+        {
+          // MLAS sums K in blocks: 128 with transA; without it, 256 when N <= 64 (sgemm.cpp's
+          // strides). So this is transA's bits only where N > 64 (or K <= 128).
+          name: 'X^T materialized, read as [1, M, K]',
+          graph: {
+            nodes: [
+              node('Transpose', ['a'], ['at'], perm([1, 0])),
+              node('Reshape', ['at', 's3'], ['at3']),
+              node('MatMul', ['at3', 'b'], ['y3']),
+              node('Reshape', ['y3', 's2'], ['y']),
+            ],
+            ...io(ins, out),
+            tensorInitializers: [int64s('s3', [1, rows, 4096]), int64s('s2', out)],
+          },
+        },
+        {
+          // Block k's product, then the blocks summed in order: what MLAS's transA product does
+          // (each 128-deep block summed into C in turn), so the same bits, as a batch.
+          name: 'K in 32 blocks, batched, ReduceSum',
+          graph: {
+            nodes: [
+              node('Reshape', ['a', 'ka'], ['a3']),
+              node('Reshape', ['b', 'kb'], ['b3']),
+              node('Transpose', ['a3'], ['a3t'], perm([0, 2, 1])),
+              node('MatMul', ['a3t', 'b3'], ['p']),
+              node('ReduceSum', ['p', 'axis0'], ['y'], { keepdims: { kind: 'int', value: 0 } }),
+            ],
+            ...io(ins, out),
+            tensorInitializers: [
+              int64s('ka', [32, 128, rows]),
+              int64s('kb', [32, 128, cols]),
+              int64s('axis0', [0]),
+            ],
+          },
         },
         {
           name: 'Transpose kept (a second reader) + MatMul',
