@@ -14,7 +14,10 @@
  *   [B, T, 1] and other small shapes  row statistics and the rest
  * Matrix products (MatMul, FusedMatMul, Gemm) are counted apart: dense layers and attention.
  * Why: a hand-written rewrite replaces one construct's forward, gradient and sweep at once;
- * this says what each could buy at most.
+ * this says what each could buy at most. Then the products' arithmetic by phase (2 M N K per
+ * product, K read from ONNX Runtime's input shapes, which are before any transpose it folded
+ * in) and its rate per ms of node time: what the products could gain at most from running
+ * faster, against what the forward's reach.
  *
  *   npx tsx bench/speed/step-graph-profile.ts --runs 6 --dump /tmp/dump.json
  *   npx tsx bench/speed/step-graph-constructs.ts --dump /tmp/dump.json   # defaults: B 64, T 64, d 64
@@ -34,7 +37,11 @@ interface DumpNode {
   op: string;
   phase: string;
   ms: number;
-  args?: { output_type_shape?: Record<string, number[]>[] };
+  args?: {
+    op_name?: string;
+    input_type_shape?: Record<string, number[]>[];
+    output_type_shape?: Record<string, number[]>[];
+  };
 }
 const nodes = (JSON.parse(readFileSync(dumpPath, 'utf8')) as { nodes: DumpNode[] }).nodes;
 
@@ -78,3 +85,26 @@ for (const [key, row] of [...table].sort((a, b) => sum(b[1]) - sum(a[1]))) {
     `${key} | ${row.nodes} | ${phases.map((p) => row.ms[p]!.toFixed(1)).join(' | ')} | ${sum(row).toFixed(1)} | ${((100 * sum(row)) / total).toFixed(1)} %`,
   );
 }
+
+// The products' arithmetic. A FusedMatMul's inputs are as ONNX Runtime got them, before the
+// transposes it folded in, so K is A's dimension that is not the output's M.
+const flops: Record<string, number> = { forward: 0, gradient: 0, sweep: 0 };
+const productMs: Record<string, number> = { forward: 0, gradient: 0, sweep: 0 };
+let folded = 0;
+let products = 0;
+for (const n of nodes) {
+  if (n.args == null || !phases.includes(n.phase) || !PRODUCTS.has(n.args.op_name ?? '')) continue;
+  const [a] = (n.args.input_type_shape ?? []).map((t) => Object.values(t)[0] ?? []);
+  const out = Object.values(n.args.output_type_shape?.[0] ?? {})[0] ?? [];
+  if (a == null || a.length < 2 || out.length < 2) continue;
+  const [m, cols] = [out.at(-2)!, out.at(-1)!];
+  const k = a.at(-2) === m ? a.at(-1)! : a.at(-2)!;
+  flops[n.phase]! += 2 * out.slice(0, -2).reduce((x, y) => x * y, 1) * m * cols * k;
+  productMs[n.phase]! += n.ms;
+  products++;
+  if (n.args.op_name === 'FusedMatMul') folded++;
+}
+console.log(
+  `products: ${phases.map((p) => `${p} ${(flops[p]! / 1e9).toFixed(3)} GFLOP in ${productMs[p]!.toFixed(1)} ms (${(flops[p]! / productMs[p]! / 1e6).toFixed(1)} GFLOP/s)`).join(', ')}; ` +
+    `${folded} of ${products} run by ONNX Runtime as FusedMatMul (a transpose folded in)`,
+);
