@@ -14,7 +14,7 @@
  *   npx tsx bench/speed/lr-text-graph-hash.ts --stock-layers            # tf.layers' layer norm, GELU
  *
  * Since the tenth session the model's layer norms and GELUs have compact gradients
- * (src/models/compact-gradient-layers.ts): AdaHessian b921b112b42bccba, 2,229 nodes; the
+ * (src/models/compact-gradient-layers.ts): AdaHessian fe13db955dbcecfa, 2,089 nodes; the
  * first-order graph is bit for bit the stock layers' with layer-norm-grad.ts's and gelu-grad.ts's
  * rewrites, 0fc6ad93b6b58731 (698 nodes). With --stock-layers the AdaHessian graph of before,
  * 84bf7d51ef2acf6e (3,287 nodes; first-order 0fc6ad93b6b58731, 765).
