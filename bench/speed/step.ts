@@ -10,16 +10,18 @@
  *
  * How it times, because the machine is shared and its load drifts (docs/PERFORMANCE.md, tenth
  * session, engineer E):
- *   - Warm-up, untimed, on both sides: at least 3 steps (10 with f = 5, two Hessian cycles),
- *     and ours until the step graphs have replayed twice (capture, compile and confirm are
- *     the first two steps of a shape), then one more cycle timed to calibrate.
+ *   - Warm-up, untimed, on both sides: at least 3 steps (15 with f = 5, whose Hessian step
+ *     comes every 5th: capture, confirm, first replay), and ours until the step graphs have
+ *     replayed twice (capture, compile and confirm are the first two steps of a shape); then
+ *     one more cycle timed to calibrate.
  *   - Rounds: every configuration once per round. Within a round, each side's steps come in
  *     --turns turns (default 4), ours and PyTorch's in ABBA order (ours, theirs, theirs, ours,
  *     ...), so both see the same load, neither always runs right after the other, and a load
  *     change within the round falls on both.
  *   - Steps per turn chosen per model, optimizer and side from the calibration, so that each
  *     side's turns in a round last at least --min-round-ms in all (default 1000; whole cycles
- *     of 5 steps with f = 5); --steps forces the steps per turn.
+ *     of 5 steps with f = 5), in fewer turns (down to 2) where the slower side's step is long;
+ *     --steps forces the steps per turn.
  *   - The ratio is the median over rounds of each round's ours/PyTorch, printed with its
  *     min-max over rounds, by wall time and by process CPU time; ms columns are medians over
  *     rounds. The load average is printed at the start, after each round and at the end.
@@ -124,19 +126,40 @@ if (forcedSteps !== undefined && !(Number.isInteger(forcedSteps) && forcedSteps 
 /** f = 5 repeats every 5 steps: warm-up, calibration and rounds cover whole cycles. */
 const cycleOf = (opt: OptimizerName) => (opt === 'adahessian-f5' ? 5 : 1);
 /** Untimed warm-up steps at least (more for ours until the step graphs replay). */
-const minWarmUp = (opt: OptimizerName) => (opt === 'adahessian-f5' ? 10 : 3);
+const minWarmUp = (opt: OptimizerName) => (opt === 'adahessian-f5' ? 15 : 3);
 /** Steps timed once after the warm-up to choose the steps per round. */
 const calibrationSteps = (opt: OptimizerName) => Math.max(2, cycleOf(opt));
 
+/** How a configuration's rounds are cut: turns per side, and each side's steps per turn. */
+interface Plan {
+  turns: number;
+  ours: number;
+  theirs: number;
+}
+
 /**
- * Steps per turn for a side whose calibrated step took `msPerStep`: enough for minRoundMs over
- * the round's turns, whole cycles with f = 5; or --steps.
+ * The plan for sides whose calibrated steps took `oursMs` and `theirsMs` (NaN without
+ * PyTorch): each side's steps in a round last at least minRoundMs, in --turns turns, fewer
+ * (down to 2) where the slower side's step is so long that a turn of one step would already
+ * overshoot; whole cycles with f = 5. --steps forces the steps per turn.
  */
-function stepsPerTurn(opt: OptimizerName, msPerStep: number): number {
-  if (forcedSteps !== undefined) return forcedSteps;
+function planFor(opt: OptimizerName, oursMs: number, theirsMs: number): Plan {
+  const slower = Math.max(oursMs, Number.isNaN(theirsMs) ? 0 : theirsMs, 1e-3);
+  const turnsHere =
+    forcedSteps !== undefined
+      ? turns
+      : Math.max(Math.min(turns, 2), Math.min(turns, Math.floor(minRoundMs / slower)));
   const cycle = cycleOf(opt);
-  const steps = Math.ceil(minRoundMs / turns / Math.max(msPerStep, 1e-3));
-  return Math.max(cycle, Math.ceil(steps / cycle) * cycle);
+  const steps = (ms: number) => {
+    if (forcedSteps !== undefined) return forcedSteps;
+    const n = Math.ceil(minRoundMs / turnsHere / Math.max(ms, 1e-3));
+    return Math.max(cycle, Math.ceil(n / cycle) * cycle);
+  };
+  return {
+    turns: turnsHere,
+    ours: steps(oursMs),
+    theirs: Number.isNaN(theirsMs) ? 0 : steps(theirsMs),
+  };
 }
 
 function backendOf(variant: Variant): BackendName {
@@ -148,8 +171,8 @@ interface Setup {
   dispose: () => void;
   /** The native kernels' enable count this setup last warmed up under (see onVariant). */
   warmedUnder: number;
-  /** Steps per turn, chosen at the last warm-up. */
-  steps: number;
+  /** Ms per step timed after the last warm-up (for the plan). */
+  msPerStep: number;
   /** Untimed warm-up steps at the last warm-up (more than the minimum: graphs were late). */
   warmUpSteps: number;
 }
@@ -215,7 +238,7 @@ function setUp(modelName: ModelName, optimizerName: OptimizerName): Setup {
   const lossFn = () => lossOf(model, x, labels);
   return {
     warmedUnder: -1,
-    steps: 0,
+    msPerStep: NaN,
     warmUpSteps: 0,
     step: () => {
       optimizer.minimize(lossFn, false, vars);
@@ -232,7 +255,7 @@ function setUp(modelName: ModelName, optimizerName: OptimizerName): Setup {
  * Warms `s` up, untimed (see the header): at least minWarmUp steps, and on the native kernels
  * with step graphs for this optimizer, until two steps have replayed a graph (at most 10 steps
  * more: a step that keeps running op by op is reported after the run). Then times
- * calibrationSteps steps and sets the steps per turn from them.
+ * calibrationSteps steps for the plan.
  */
 function warmUp(s: Setup, opt: OptimizerName, variant: Variant): void {
   const graphsExpected =
@@ -249,7 +272,7 @@ function warmUp(s: Setup, opt: OptimizerName, variant: Variant): void {
   const k = calibrationSteps(opt);
   const t0 = performance.now();
   for (let i = 0; i < k; i++) s.step();
-  s.steps = stepsPerTurn(opt, (performance.now() - t0) / k);
+  s.msPerStep = (performance.now() - t0) / k;
 }
 
 /** Whether the native kernels are on now, with how many threads, enabled how many times. */
@@ -319,7 +342,7 @@ class TorchReference {
   }
   /**
    * Builds the twin's setup for (model, optimizer) if new, warms it up untimed, times
-   * calibration steps, and returns the steps per turn chosen from them.
+   * calibration steps, and returns their ms per step.
    */
   async prepare(modelName: ModelName, opt: OptimizerName): Promise<number> {
     const r = await this.request({
@@ -330,7 +353,7 @@ class TorchReference {
       warmup: minWarmUp(opt),
       calibrate: calibrationSteps(opt),
     });
-    return stepsPerTurn(opt, r['ms'] as number);
+    return r['ms'] as number;
   }
   close(): void {
     this.child.stdin.end();
@@ -479,10 +502,12 @@ async function main(): Promise<void> {
   /** Per round: ms per step over the round's turns (wall, and with 'cpu:' process CPU time). */
   const times = new Map<string, number[]>();
   const record = (key: string, ms: number) => times.set(key, [...(times.get(key) ?? []), ms]);
-  /** Steps per turn and warm-up steps, per thread count and configuration, for the output. */
+  /** Steps per turn, turns and warm-up steps, per thread count and configuration, printed. */
   const stepsUsed = new Map<string, string>();
-  /** PyTorch's steps per turn, per thread count, model and optimizer (set at its warm-up). */
-  const torchSteps = new Map<string, number>();
+  /** PyTorch's calibrated ms per step, per thread count, model and optimizer. */
+  const torchMs = new Map<string, number>();
+  /** The plan of each thread count and configuration, made after both sides' warm-up. */
+  const plans = new Map<string, Plan>();
   const loads: number[] = [];
   interface Turn {
     wall: number;
@@ -502,41 +527,58 @@ async function main(): Promise<void> {
       for (const modelName of models) {
         for (const opt of optimizers) {
           const torchKey = `${threads}|${modelName}|${opt}`;
-          if (torch && !torchSteps.has(torchKey)) {
-            const steps = await torch.prepare(modelName, opt);
-            torchSteps.set(torchKey, steps);
-            stepsUsed.set(`${torchKey}|torch`, `${steps} (warm-up ${minWarmUp(opt)})`);
+          if (torch && !torchMs.has(torchKey)) {
+            torchMs.set(torchKey, await torch.prepare(modelName, opt));
           }
           for (const variant of variantsNow) {
             const key = `${modelName}|${opt}|${variant}`;
-            // One turn of ours: the setup's steps per turn.
+            // New, or native kernels (re)enabled since this setup last ran: compile the graphs
+            // and refill the output pool, untimed, and calibrate.
+            const s = (
+              await onVariant(variant, threads, (enables) => {
+                let setup = setups.get(key);
+                if (setup == null) {
+                  setup = setUp(modelName, opt);
+                  setups.set(key, setup);
+                }
+                if (setup.warmedUnder !== enables) {
+                  warmUp(setup, opt, variant);
+                  setup.warmedUnder = enables;
+                }
+                return setup;
+              })
+            ).value;
+            const planKey = `${threads}|${key}`;
+            if (!plans.has(planKey)) {
+              const plan = planFor(opt, s.msPerStep, torchMs.get(torchKey) ?? NaN);
+              plans.set(planKey, plan);
+              const turnsText = `${plan.turns} turns per round`;
+              stepsUsed.set(planKey, `${plan.ours} x ${turnsText} (warm-up ${s.warmUpSteps})`);
+              if (torch) {
+                const warm = minWarmUp(opt);
+                stepsUsed.set(
+                  `${torchKey}|torch~${variant}`,
+                  `${plan.theirs} x ${turnsText} (warm-up ${warm})`,
+                );
+              }
+            }
+            const plan = plans.get(planKey)!;
+            // One turn of ours.
             const ours = async (): Promise<Turn> =>
               (
-                await onVariant(variant, threads, (enables) => {
-                  let s = setups.get(key);
-                  if (s == null) {
-                    s = setUp(modelName, opt);
-                    setups.set(key, s);
-                  }
-                  // New, or native kernels (re)enabled since this setup last ran: compile the
-                  // graphs and refill the output pool, untimed, and choose the steps per turn.
-                  if (s.warmedUnder !== enables) {
-                    warmUp(s, opt, variant);
-                    s.warmedUnder = enables;
-                    stepsUsed.set(`${threads}|${key}`, `${s.steps} (warm-up ${s.warmUpSteps})`);
-                  }
+                await onVariant(variant, threads, () => {
                   const f0 = process.resourceUsage().minorPageFault;
                   const c0 = process.cpuUsage();
                   const t0 = performance.now();
-                  for (let i = 0; i < s.steps; i++) s.step();
+                  for (let i = 0; i < plan.ours; i++) s.step();
                   const wall = performance.now() - t0;
                   const c = process.cpuUsage(c0);
                   const faults = process.resourceUsage().minorPageFault - f0;
-                  return { wall, cpu: (c.user + c.system) / 1000, faults, steps: s.steps };
+                  return { wall, cpu: (c.user + c.system) / 1000, faults, steps: plan.ours };
                 })
               ).value;
             const theirs = async (): Promise<Turn> => {
-              const steps = torchSteps.get(torchKey)!;
+              const steps = plan.theirs;
               const r = await torch!.request({
                 model: modelName,
                 optimizer: opt,
@@ -560,7 +602,7 @@ async function main(): Promise<void> {
               to.faults += t.faults;
               to.steps += t.steps;
             };
-            for (let i = 0; i < turns; i++) {
+            for (let i = 0; i < plan.turns; i++) {
               const oursFirst = i % 2 === 0;
               if (oursFirst) add(sumOurs, await ours());
               if (torch) add(sumTheirs, await theirs());
@@ -679,9 +721,7 @@ async function main(): Promise<void> {
       }
     }
   }
-  console.log(
-    `\nSteps per turn, ${turns} turns per side per round (untimed warm-up steps before them)`,
-  );
+  console.log(`\nSteps per turn x turns per side per round (untimed warm-up steps before them)`);
   for (const [key, text] of stepsUsed) {
     // Page faults per step (median over rounds): a step that faults its memory in again pays
     // more under load.
@@ -694,6 +734,16 @@ async function main(): Promise<void> {
     `\nload (1 min) after each round: ${loads.map((l) => l.toFixed(1)).join(' ')}; ` +
       `after the run: ${await loadNow()}`,
   );
+  const cores = (await import('node:os')).cpus().length;
+  if (Math.max(...loads) > cores) {
+    // Shared cores slow the two sides unequally, by CPU time too (the transformer's AdaHessian
+    // ratio 0.67-0.95 at load 7-10 against ~0.92 quiet: docs/PERFORMANCE.md, tenth session,
+    // engineer E), and interleaving cannot undo that.
+    console.log(
+      `load above the ${cores} cores: both sides were slowed by other work, not alike (compare ` +
+        `ms with CPU ms); a quiet run's ratios are the reference`,
+    );
+  }
   if (variants.includes('cpu+native')) {
     const s = nativeKernelStatus();
     console.log(
