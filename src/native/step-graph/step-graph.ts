@@ -144,6 +144,19 @@ export interface StepGraphStatus {
   lastGraphCalls: number;
   /** Sessions opened again with ONNX Runtime's arena because their runs faulted (arena.ts). */
   arenaReopened: number;
+  /** How close the last graph checked against op by op came to its tolerances (disagreement). */
+  lastCheck: CheckMargin | null;
+}
+
+/**
+ * A check's margins: over the outputs, the largest ratio of the L2 error to its tolerance, and
+ * of an element's error to the per-element tolerance (1 is the limit), with the outputs' indices.
+ */
+export interface CheckMargin {
+  l2: number;
+  l2Output: number;
+  element: number;
+  elementOutput: number;
 }
 
 interface OrtTensor {
@@ -244,6 +257,7 @@ export class StepGraphCompiler<E> {
     lastGraphNodes: 0,
     lastGraphCalls: 0,
     arenaReopened: 0,
+    lastCheck: null,
   };
 
   constructor(private readonly options: StepGraphOptions = {}) {}
@@ -338,11 +352,16 @@ export class StepGraphCompiler<E> {
       const fromGraph = this.runGraph(entry, feeds, probes);
       // The assigned variables and the escaped tensors hold op by op's values; the graph's
       // replace them (a tensor that shares a batch's or variable's data is left as it is).
-      const differs = disagreement(fromGraph, [
+      const { differs, margin } = disagreement(fromGraph, [
         ...result.outputs,
         ...capture.assigned,
         ...escaped.map((e) => e.tensor),
       ]);
+      this.status.lastCheck = margin;
+      if (process.env['ADAHESSIAN_CHECK_MARGINS'] === '1') {
+        // A debug hook (PERFORMANCE.md, tenth session, engineer D's second task).
+        console.error(`step graph check: ${JSON.stringify(margin)}${differs ? ' refused' : ''}`);
+      }
       if (differs == null) return this.graphInstead(entry, fromGraph, result, escaped);
       tf.dispose(fromGraph);
       this.drop(entry, `not compiled: the graph's ${differs} (against op by op)`);
@@ -996,7 +1015,10 @@ export class StepGraphCompiler<E> {
  * catches NaN, infinities and gross errors. A wrong translation (a wrong axis, sign, operand or
  * padding) differs by far more in L2.
  */
-function disagreement(graph: tf.Tensor[], ops: tf.Tensor[]): string | null {
+function disagreement(
+  graph: tf.Tensor[],
+  ops: tf.Tensor[],
+): { differs: string | null; margin: CheckMargin } {
   const arrays = ops.map((t) => t.dataSync());
   const largest = arrays.map((a) => {
     let m = 0;
@@ -1004,6 +1026,9 @@ function disagreement(graph: tf.Tensor[], ops: tf.Tensor[]): string | null {
     return m;
   });
   const overall = Math.max(...largest);
+  const margin: CheckMargin = { l2: 0, l2Output: -1, element: 0, elementOutput: -1 };
+  let differs: string | null = null;
+  // Every output is measured (the margins), the first that fails is named.
   for (let k = 0; k < graph.length; k++) {
     const a = graph[k]!.dataSync();
     const b = arrays[k]!;
@@ -1011,20 +1036,34 @@ function disagreement(graph: tf.Tensor[], ops: tf.Tensor[]): string | null {
     const tolerance = 0.25 * largest[k]! + allowance;
     let squaredError = 0;
     let squaredNorm = 0;
+    let worst = 0;
     for (let i = 0; i < b.length; i++) {
       const d = Math.abs(a[i]! - b[i]!);
       if (Number.isNaN(a[i]!) && Number.isNaN(b[i]!)) continue;
-      if (!(d <= tolerance)) return `output ${k} differs by ${d} at ${i} (tolerance ${tolerance})`;
+      if (differs == null && !(d <= tolerance)) {
+        differs = `output ${k} differs by ${d} at ${i} (tolerance ${tolerance})`;
+      }
+      // NaN on one side only counts as infinitely far.
+      worst = Math.max(worst, Number.isNaN(d) ? Infinity : d);
       squaredError += d * d;
       squaredNorm += b[i]! * b[i]!;
     }
+    if (worst / tolerance > margin.element) {
+      margin.element = worst / tolerance;
+      margin.elementOutput = k;
+    }
     const l2 = Math.sqrt(squaredError);
     const l2Tolerance = 2e-2 * Math.sqrt(squaredNorm) + allowance * Math.sqrt(b.length);
-    if (!(l2 <= l2Tolerance)) {
-      return `output ${k} differs by ${l2} in L2 norm (tolerance ${l2Tolerance})`;
+    const l2Ratio = Number.isNaN(l2 / l2Tolerance) ? Infinity : l2 / l2Tolerance;
+    if (l2Ratio > margin.l2) {
+      margin.l2 = l2Ratio;
+      margin.l2Output = k;
+    }
+    if (differs == null && !(l2 <= l2Tolerance)) {
+      differs = `output ${k} differs by ${l2} in L2 norm (tolerance ${l2Tolerance})`;
     }
   }
-  return null;
+  return { differs, margin };
 }
 
 /**

@@ -13,6 +13,7 @@ import { drawProbes, hutchinsonDiagonal } from '../../../src/optimizers/hutchins
 import { RademacherGenerator } from '../../../src/optimizers/rademacher.js';
 import { onnxRuntimeUnavailableReason } from '../../../src/native/onnx-runtime.js';
 import { CompiledSteps } from '../../../src/native/step-graph/hutchinson-step.js';
+import type { CheckMargin } from '../../../src/native/step-graph/step-graph.js';
 import { TRANSLATIONS, type TranslationContext } from '../../../src/native/step-graph/translate.js';
 import { onBackend } from '../../helpers.js';
 
@@ -33,6 +34,7 @@ function runWith(kernel: string, rule: Rule | null) {
   const generator = new RademacherGenerator(2);
   const replayed: boolean[] = [];
   let worst = 0;
+  let margin: CheckMargin | null = null;
   try {
     for (let s = 0; s < 4; s++) {
       const x = tf.randomNormal([8, 12], 0, 1, 'float32', 10 + s);
@@ -49,13 +51,14 @@ function runWith(kernel: string, rule: Rule | null) {
         worst = Math.max(worst, d);
       });
       tf.dispose([...a, ...b, ...probes.flat(), x, y]);
+      margin ??= compiled.hutchinson.status.lastCheck;
     }
   } finally {
     table[kernel] = original;
     compiled.dispose();
     model.dispose();
   }
-  return { replayed, reasons, worst };
+  return { replayed, reasons, worst, margin };
 }
 
 describe('step graphs: the check against op by op (cpu)', { skip: unavailable || false }, () => {
@@ -63,9 +66,11 @@ describe('step graphs: the check against op by op (cpu)', { skip: unavailable ||
 
   it('accepts the right translations', () => {
     const before = tf.memory().numTensors;
-    const { replayed, worst } = runWith('Relu', null);
+    const { replayed, worst, margin } = runWith('Relu', null);
     assert.deepEqual(replayed, [false, false, true, true]);
     assert.ok(worst < 1e-4, `worst ${worst}`);
+    // The check's margins (status.lastCheck): rounding only, far from the tolerances.
+    assert.ok(margin != null && margin.l2 < 1e-2 && margin.element < 1e-2, JSON.stringify(margin));
     assert.equal(tf.memory().numTensors, before, 'no tensors leaked');
   });
 
@@ -82,7 +87,7 @@ describe('step graphs: the check against op by op (cpu)', { skip: unavailable ||
   });
 
   it('refuses a graph whose relu leaks 3 % of negative inputs (a small error)', () => {
-    const { replayed, reasons } = runWith('Relu', (ctx) =>
+    const { replayed, reasons, margin } = runWith('Relu', (ctx) =>
       ctx.node('LeakyRelu', [ctx.input('x')], [ctx.output()], {
         alpha: { kind: 'float', value: 0.03 },
       }),
@@ -92,5 +97,6 @@ describe('step graphs: the check against op by op (cpu)', { skip: unavailable ||
       reasons.some((r) => /differs by/.test(r)),
       reasons.join('\n'),
     );
+    assert.ok(margin != null && margin.l2 > 1, JSON.stringify(margin));
   });
 });
