@@ -14,9 +14,11 @@
  * bit).
  *
  *   npx tsx bench/speed/gelu-hvp.ts [--runs 40] [--flush] [--batch 16 --context 32]
+ *   npx tsx bench/speed/gelu-hvp.ts --compact   # recorded: geluErf (src/autodiff/gradients/gelu.ts)
  */
 import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../../src/index.js';
+import { geluErf } from '../../src/autodiff/gradients/gelu.js';
 import { type OnnxGraph, type OnnxNode } from '../../src/native/onnx-model.js';
 import { record } from '../../src/native/step-graph/capture.js';
 import { buildStepGraph } from '../../src/native/step-graph/build.js';
@@ -33,7 +35,10 @@ const [B, T, D] = [Number(arg('batch', '64')), Number(arg('context', '64')), 128
 
 await useBackend('cpu');
 
-const gelu = tf.layers.activation({ activation: 'gelu' });
+// --compact: the char transformer's GELU since the tenth session, its gradients as nodes.
+const gelu = process.argv.includes('--compact')
+  ? { apply: geluErf }
+  : tf.layers.activation({ activation: 'gelu' });
 const x = tf.tidy(() => tf.variable(tf.randomNormal([B, T, D], 0, 1.5, 'float32', 1)));
 const c = tf.randomUniform([B, T, D], 0.5, 1.5, 'float32', 2);
 const vars = [x];

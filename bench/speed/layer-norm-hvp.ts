@@ -30,9 +30,11 @@
  * not bit for bit).
  *
  *   npx tsx bench/speed/layer-norm-hvp.ts [--runs 40] [--flush] [--batch 16 --context 32]
+ *   npx tsx bench/speed/layer-norm-hvp.ts --compact   # recorded: CompactLayerNormalization
  */
 import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../../src/index.js';
+import { CompactLayerNormalization } from '../../src/models/compact-gradient-layers.js';
 import { type OnnxGraph, type OnnxNode } from '../../src/native/onnx-model.js';
 import { record } from '../../src/native/step-graph/capture.js';
 import { buildStepGraph } from '../../src/native/step-graph/build.js';
@@ -50,7 +52,10 @@ const EPS = 1e-3; // tf.layers.layerNormalization's default epsilon
 
 await useBackend('cpu');
 
-const ln = tf.layers.layerNormalization({ axis: -1, epsilon: EPS });
+// --compact: the char transformer's layer norm since the tenth session, its gradients as nodes.
+const ln = process.argv.includes('--compact')
+  ? new CompactLayerNormalization({ axis: -1, epsilon: EPS })
+  : tf.layers.layerNormalization({ axis: -1, epsilon: EPS });
 ln.build([B, T, D]);
 const x = tf.tidy(() => tf.variable(tf.randomNormal([B, T, D], 0, 1, 'float32', 1)));
 const c = tf.randomUniform([B, T, D], 0.5, 1.5, 'float32', 2);
