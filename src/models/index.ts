@@ -12,6 +12,9 @@ export { buildCharTransformer, type CharTransformerOptions } from './char-transf
 export { CausalSelfAttention, type CausalSelfAttentionArgs } from './causal-self-attention.js';
 export { PositionEmbedding, type PositionEmbeddingArgs } from './position-embedding.js';
 export { ZeroPadShortcut, type ZeroPadShortcutArgs } from './zero-pad-shortcut.js';
+// tf.layers' LayerNormalization (last axis) and Dense 'gelu' with compact first and second
+// derivatives; they save as the stock classes. The char transformer uses them.
+export { CompactGradientDense, CompactLayerNormalization } from './compact-gradient-layers.js';
 
 export const MODEL_NAMES = ['mlp', 'small-cnn', 'resnet20', 'char-transformer'] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
