@@ -28,6 +28,7 @@ import { saveModel } from './model-io.js';
 import { note, type CliIo } from './output.js';
 import { acquireRunLock, type RunLock } from './run-lock.js';
 import { startProgress } from './progress.js';
+import { stepGraphNotices } from './step-graph-notice.js';
 import { toCsv } from './table.js';
 import {
   buildModel,
@@ -273,6 +274,7 @@ async function runTraining(
       }
     };
 
+    const noticeStepGraphs = stepGraphNotices(io);
     while (state.epoch < config.epochs && !interrupted) {
       const epoch = state.epoch;
       const acc = state.accumulator;
@@ -307,6 +309,7 @@ async function runTraining(
         } finally {
           tf.dispose([batch.x, batch.y]);
         }
+        noticeStepGraphs();
         if (!Number.isFinite(loss)) {
           throw divergence(
             new NonFiniteError(`the loss is ${loss}`),

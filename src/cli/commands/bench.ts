@@ -42,6 +42,7 @@ import {
   type TrainSettings,
 } from '../train-config.js';
 import { trainStep } from '../training.js';
+import { stepGraphNotices } from '../step-graph-notice.js';
 
 export const BENCH_OPTIMIZERS = ['sgd', 'adam', 'adamw', 'adahessian'] as const;
 type BenchOptimizer = (typeof BENCH_OPTIMIZERS)[number];
@@ -197,13 +198,16 @@ export async function bench(options: BenchOptions, io: CliIo): Promise<BenchResu
       }
     }
     let cursor = 0;
+    const noticeStepGraphs = stepGraphNotices(io);
     const run = (c: Config, n: number): number => {
       const start = performance.now();
       for (let i = 0; i < n; i++) {
         const b = fixed[cursor++ % fixed.length]!;
         trainStep(c.model, c.opt, c.vars, b.x, b.y, softmaxCrossEntropy);
       }
-      return (performance.now() - start) / n;
+      const ms = (performance.now() - start) / n;
+      noticeStepGraphs();
+      return ms;
     };
     note(
       io,

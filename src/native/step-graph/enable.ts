@@ -28,6 +28,11 @@ export interface StepGraphsStatus {
   /** Step graphs opened again with ONNX Runtime's arena because their runs faulted (arena.ts). */
   arenaReopened: number;
   lastReason: string;
+  /**
+   * One line per compiled step that stopped trying (StepGraphStatus.gaveUp), naming the step:
+   * e.g. "AdaHessian's step with the Hessian diagonal runs op by op from now on (not compiled: ...)".
+   */
+  gaveUp: string[];
 }
 
 interface State {
@@ -204,6 +209,14 @@ function statusOf(parts: StepGraphStatus[]): StepGraphsStatus {
         .map((p) => p.lastReason)
         .filter(Boolean)
         .at(-1) ?? '',
+    // parts come in pairs, one pair per CompiledSteps: the Hessian step's, the gradient's.
+    gaveUp: parts.flatMap((p, i) =>
+      p.gaveUp == null
+        ? []
+        : [
+            `${i % 2 === 0 ? "AdaHessian's step with the Hessian diagonal" : 'the gradient step'} ${p.gaveUp}`,
+          ],
+    ),
   };
 }
 
@@ -220,6 +233,7 @@ function emptyStatus(): StepGraphsStatus {
     graphMs: 0,
     arenaReopened: 0,
     lastReason: '',
+    gaveUp: [],
   };
 }
 

@@ -146,6 +146,11 @@ export interface StepGraphStatus {
   arenaReopened: number;
   /** How close the last graph checked against op by op came to its tolerances (disagreement). */
   lastCheck: CheckMargin | null;
+  /**
+   * Set once GIVE_UP captures in a row gave no usable graph (the compiler stops capturing):
+   * which steps now run op by op, and the last reason (the CLI says it once).
+   */
+  gaveUp: string | null;
 }
 
 /**
@@ -258,6 +263,7 @@ export class StepGraphCompiler<E> {
     lastGraphCalls: 0,
     arenaReopened: 0,
     lastCheck: null,
+    gaveUp: null,
   };
 
   constructor(private readonly options: StepGraphOptions = {}) {}
@@ -470,6 +476,10 @@ export class StepGraphCompiler<E> {
 
   private gaveNothing(): void {
     if (++this.fruitless === GIVE_UP) {
+      const some = this.entries.some((e) => e.confirmed);
+      this.status.gaveUp =
+        `${some ? 'runs op by op for batch shapes without a graph' : 'runs op by op from now on'}` +
+        ` (${this.status.lastReason})`;
       this.note(
         `${this.status.lastReason}; ${GIVE_UP} steps in a row gave no graph: op by op from now on`,
       );
