@@ -6,12 +6,16 @@
  * Prints the median per-step wall and process CPU time of the blocks. Taking turns in blocks
  * puts both under the same load; blocks, not single steps, because a Mark-Compact comes every
  * few steps and belongs to all of them. `--mode new` or `--mode recycled` runs only that one
- * (to count garbage collections with node's --trace-gc, one process each).
+ * (to count garbage collections with node's --trace-gc, one process each). `--mode bits`
+ * trains the model afresh twice, new arrays then recycled ones, 4 + `--steps` steps each, and
+ * prints a hash of all the weights' bits after each (they must be equal).
  *
  *   npx tsx bench/speed/recycled-arrays-ab.ts
  *   npx tsx bench/speed/recycled-arrays-ab.ts --optimizer adam --rounds 6 --block 20
  *   node --trace-gc --import tsx bench/speed/recycled-arrays-ab.ts --mode new | grep -c Mark-Compact
+ *   npx tsx bench/speed/recycled-arrays-ab.ts --optimizer adam --mode bits --steps 100
  */
+import { createHash } from 'node:crypto';
 import { loadavg } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { prepareBackend } from '../../src/cli/backend.js';
@@ -55,6 +59,31 @@ const x = data.train.x.slice(0, 64);
 const y = data.train.y.slice(0, 64);
 const lossFn = (labels: tf.Tensor, logits: tf.Tensor) => softmaxCrossEntropy(labels, logits);
 const config = resolveTrainConfig({ ...settings, optimizer });
+
+if (mode === 'bits') {
+  const steps = Number(arg('steps', '100'));
+  for (const recycle of [false, true]) {
+    if (recycle) enableRecycledArrays();
+    else disableRecycledArrays();
+    const m = buildModel(config, data.modelOptions);
+    const o = buildOptimizer(config);
+    const vs = m.trainableWeights.map((w) => w.read() as tf.Variable);
+    for (let i = 0; i < 4 + steps; i++) trainStep(m, o, vs, x, y, lossFn);
+    const hash = createHash('sha256');
+    for (const v of vs) hash.update(new Uint8Array((v.dataSync() as Float32Array).slice().buffer));
+    const reusedNow = recycledArraysStatus()?.reused ?? 0;
+    console.log(
+      `${optimizer}, ${recycle ? 'recycled' : 'new arrays'}: weights after 4 + ${steps} steps ` +
+        `${hash.digest('hex').slice(0, 16)} (arrays reused ${reusedNow})`,
+    );
+    o.dispose();
+    m.dispose();
+  }
+  tf.dispose([x, y]);
+  data.dispose();
+  process.exit(0);
+}
+
 const model = buildModel(config, data.modelOptions);
 const opt = buildOptimizer(config);
 const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);

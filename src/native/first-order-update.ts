@@ -16,6 +16,12 @@
  * ops' order, with the scalars as the ops see them (float32), so the results are the ops'
  * bit for bit (float32 +, -, *, / and sqrt are correctly rounded, and rounding a double result
  * of float32 operands gives the same). test/native/first-order-update.test.ts pins that.
+ *
+ * The new w, m and v take the arrays of the last step's disposed ones, and the inputs are read
+ * without marking them seen (recycled-arrays.ts, as adahessian-update.ts): a replayed step's
+ * gradients and the update's own tensors come back each step, so Adam's replayed step makes no
+ * new arrays either (a fair baseline for AdaHessian's). Every element is written, so the bits
+ * are those of new arrays.
  */
 import * as tf from '@tensorflow/tfjs';
 import type {
@@ -24,6 +30,7 @@ import type {
   FusedAdamWUpdate,
 } from '../optimizers/fused-first-order.js';
 import { adamSimd, type AdamScalars } from './adam-simd.js';
+import { recycledTensor, takeArray, valuesForUpdate } from './recycled-arrays.js';
 
 const f = Math.fround;
 
@@ -32,7 +39,8 @@ let useSimd = true;
 export function setAdamSimd(on: boolean): void {
   useSimd = on;
 }
-const values = (t: tf.Tensor) => t.dataSync() as Float32Array;
+// Reads that keep nothing past the update (recycled-arrays.ts); new arrays via takeArray.
+const values = valuesForUpdate;
 const handles = (...ts: tf.Tensor[]) =>
   ts.every((t) => t.dtype === 'float32' && t.size === ts[0]!.size);
 
@@ -52,9 +60,9 @@ export const cpuAdamWUpdate: FusedAdamWUpdate = {
     const lr = f(input.learningRate);
     const wd = f(input.weightDecay);
     const n = w.size;
-    const newW = new Float32Array(n);
-    const newM = new Float32Array(n);
-    const newV = new Float32Array(n);
+    const newW = takeArray(n);
+    const newM = takeArray(n);
+    const newV = takeArray(n);
     for (let i = 0; i < n; i++) {
       const gi = gv[i]!;
       const wi = wv[i]!;
@@ -67,9 +75,9 @@ export const cpuAdamWUpdate: FusedAdamWUpdate = {
       newV[i] = vi;
     }
     return {
-      w: tf.tensor(newW, w.shape, 'float32'),
-      m: tf.tensor(newM, w.shape, 'float32'),
-      v: tf.tensor(newV, w.shape, 'float32'),
+      w: recycledTensor(newW, w.shape),
+      m: recycledTensor(newM, w.shape),
+      v: recycledTensor(newV, w.shape),
     };
   },
 };
@@ -125,7 +133,7 @@ const newSlot = (value: tf.Variable, suffix: string): Slot => ({
 
 /** Gives `variable` new values, through a tensor that is disposed again. */
 function assignValues(variable: tf.Variable, data: Float32Array): void {
-  const t = tf.tensor(data, variable.shape, 'float32');
+  const t = recycledTensor(data, variable.shape);
   variable.assign(t);
   t.dispose();
 }
@@ -163,9 +171,10 @@ function fusedAdam(original: ApplyGradients): ApplyGradients {
       const v = o.accumulatedSecondMoment[i]!.variable;
       const [wv, gv, mv, vv] = [values(value), values(gradient), values(m), values(v)];
       const n = value.size;
-      const newW = new Float32Array(n);
-      const newM = new Float32Array(n);
-      const newV = new Float32Array(n);
+      // Pooled arrays hold old values: every element is written below (SIMD or loop).
+      const newW = takeArray(n);
+      const newM = takeArray(n);
+      const newV = takeArray(n);
       if (simd != null) {
         simd.update(wv, gv, mv, vv, newW, newM, newV, scalars);
       } else {
@@ -204,8 +213,8 @@ function fusedMomentum(original: ApplyGradients): ApplyGradients {
       const acc = o.accumulations[i]!.variable;
       const [wv, gv, av] = [values(value), values(gradient), values(acc)];
       const n = value.size;
-      const newW = new Float32Array(n);
-      const newA = new Float32Array(n);
+      const newW = takeArray(n);
+      const newA = takeArray(n);
       for (let j = 0; j < n; j++) {
         const gj = gv[j]!;
         const aj = f(f(mom * av[j]!) + gj);

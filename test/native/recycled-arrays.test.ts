@@ -1,9 +1,10 @@
 /**
  * Recycled arrays (src/native/recycled-arrays.ts): a disposed tensor's array is handed out
  * again only when nothing but our readers saw it (not after dataSync, a TF.js kernel's read,
- * or while another tensor or variable still holds the data), and AdaHessian trained with the
- * native path reuses its arrays yet gives the same weights, bit for bit, as with new arrays,
- * without ever writing into an array a user read.
+ * or while another tensor or variable still holds the data), and AdaHessian and Adam (their
+ * replayed step graphs and fused updates) trained with the native path reuse their arrays yet
+ * give the same weights, bit for bit, as with new arrays, without ever writing into an array a
+ * user read.
  */
 import { afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -75,15 +76,18 @@ describe('recycled arrays (cpu)', () => {
 });
 
 describe(
-  'recycled arrays in AdaHessian steps (cpu + native)',
+  'recycled arrays in AdaHessian and Adam steps (cpu + native)',
   { skip: unavailable || false },
   () => {
     before(async () => {
       await onBackend('cpu');
     });
 
-    /** AdaHessian on a small MLP through the native path (step graphs replay), `steps` steps. */
-    function train(recycle: boolean, steps: number, peekAt: number) {
+    /**
+     * AdaHessian (or tf.train.adam: its first-order step graph and fused update) on a small MLP
+     * through the native path (step graphs replay), `steps` steps.
+     */
+    function train(recycle: boolean, steps: number, peekAt: number, useAdam = false) {
       const previous = process.env['ADAHESSIAN_RECYCLED_ARRAYS'];
       process.env['ADAHESSIAN_RECYCLED_ARRAYS'] = recycle ? '1' : '0';
       try {
@@ -95,7 +99,7 @@ describe(
       const tensorsBefore = tf.memory().numTensors;
       const model = buildMlp({ seed: 4, inputShape: [12], hidden: 10, classes: 5 });
       const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-      const opt = adahessian({ learningRate: 0.05, seed: 2 });
+      const opt = useAdam ? tf.train.adam(0.01) : adahessian({ learningRate: 0.05, seed: 2 });
       const x = tf.randomNormal([6, 12], 0, 1, 'float32', 30);
       const y = tf.tidy(() => tf.oneHot(tf.randomUniform([6], 0, 5, 'int32', 40), 5));
       // A user's read mid-run: the array dataSync gave must never change afterwards.
@@ -123,6 +127,16 @@ describe(
       assert.equal(plain.reused, 0);
       // Probes, the graph's outputs and w, m, v of the replayed steps.
       assert.ok(recycled.reused > 40, `reused ${recycled.reused}`);
+      assert.deepEqual(recycled.weights, plain.weights);
+      assert.deepEqual(recycled.peeked.array, recycled.peeked.copy);
+    });
+
+    it("Adam's replayed steps reuse the gradients' and w, m, v's arrays, bits unchanged; a read array stays as read", () => {
+      const plain = train(false, 12, 5, true);
+      const recycled = train(true, 12, 5, true);
+      assert.equal(plain.reused, 0);
+      // The graph's gradient and the update's w, m, v of 4 variables: 16 arrays a replayed step.
+      assert.ok(recycled.reused > 100, `reused ${recycled.reused}`);
       assert.deepEqual(recycled.weights, plain.weights);
       assert.deepEqual(recycled.peeked.array, recycled.peeked.copy);
     });
