@@ -10,11 +10,21 @@
  * are the previous weights files removed. A reader sees the old pair or the new one, never a
  * mix; a crash leaves at most an unnamed weights file, removed by the next save. The loader
  * checks the content against the name, so a pair mixed by other means is refused too.
+ *
+ * Loading builds our compact-gradient layers where the file names their stock classes
+ * (LayerNormalization, Dense, BatchNormalization: they save under the stock names, see
+ * src/models/compact-gradient-layers.ts and resnet-batch-norm.ts), so `analyze` of a saved char
+ * transformer runs the same Hessian products as training does, not stock TF.js's long recorded
+ * gradients. They take the stock code wherever they do not apply (other axes, activations,
+ * inference batch norm). The classes go to TF.js's deserializer as its custom objects, for this
+ * load only: tf.serialization's map, which users' own tf.loadLayersModel reads, is untouched.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { CompactGradientDense, CompactLayerNormalization } from '../models/index.js';
+import { ResNetBatchNormalization } from '../models/resnet-batch-norm.js';
 import { writeFileAtomic } from './atomic-file.js';
 import { CliUsageError } from './errors.js';
 
@@ -70,6 +80,43 @@ export async function saveModel(
   );
 }
 
+export interface LoadModelOptions {
+  /** Build tf.layers' own classes, as tf.loadLayersModel does (default false: the compact ones). */
+  stockLayers?: boolean;
+}
+
+/**
+ * Our classes by the stock class name they save under, in the deserializer's custom-objects form
+ * ([class, fromConfig], as tf.serialization's map holds them).
+ */
+function compactLayerClasses(): tf.serialization.ConfigDict {
+  const classes = {
+    LayerNormalization: CompactLayerNormalization,
+    Dense: CompactGradientDense,
+    BatchNormalization: ResNetBatchNormalization,
+  };
+  const stockMap = tf.serialization.SerializationMap.getMap().classNameMap;
+  // The stock entry's fromConfig is Layer's, new cls(config): it builds the class it is given.
+  return Object.fromEntries(
+    Object.entries(classes).map(([name, cls]) => [name, [cls, stockMap[name]![1]]]),
+  ) as unknown as tf.serialization.ConfigDict;
+}
+
+/**
+ * Whether a topology holds a Sequential model (itself, or nested as a layer). TF.js 4.22's
+ * Sequential.fromConfig drops the custom objects and then, finding their names in its global
+ * table, reads an entry that is not there (`_GLOBAL_CUSTOM_OBJECTS['className']`, a literal) and
+ * throws; so those load with the stock classes, as before. Our models with compact layers are
+ * functional; the Sequential ones (mlp, small-cnn) hold no layer norm, GELU or batch norm.
+ */
+function holdsSequential(topology: unknown): boolean {
+  if (Array.isArray(topology)) return topology.some(holdsSequential);
+  if (topology === null || typeof topology !== 'object') return false;
+  const node = topology as Record<string, unknown>;
+  if (node['class_name'] === 'Sequential' || node['className'] === 'Sequential') return true;
+  return Object.values(node).some(holdsSequential);
+}
+
 export interface LoadedModel {
   model: tf.LayersModel;
   /** The userDefinedMetadata saved with it (e.g. the dataset it was trained on). */
@@ -82,7 +129,10 @@ export interface LoadedModel {
  * it). `path` is a model.json, a directory holding one, or a training output directory
  * (which holds model/model.json).
  */
-export async function loadModel(path: string): Promise<LoadedModel> {
+export async function loadModel(
+  path: string,
+  options: LoadModelOptions = {},
+): Promise<LoadedModel> {
   const jsonPath = resolveModelJson(path);
   const dir = join(jsonPath, '..');
   let json: {
@@ -135,16 +185,27 @@ export async function loadModel(path: string): Promise<LoadedModel> {
         `(damaged, or replaced by other weights); ${jsonPath} cannot be loaded with it.`,
     );
   }
-  let model: tf.LayersModel;
+  let model: tf.LayersModel | undefined;
   try {
-    model = await tf.loadLayersModel(
-      tf.io.fromMemory({
-        modelTopology: json.modelTopology as tf.io.ModelArtifacts['modelTopology'],
-        weightSpecs,
-        weightData: tf.io.CompositeArrayBuffer.join(parts),
-      }),
+    // tf.loadLayersModel takes no custom objects; tf.models.modelFromJSON does, and the weights
+    // are then set as tf.loadLayersModel sets them (strictly, by name, optimizer's left out).
+    model = await tf.models.modelFromJSON(
+      { modelTopology: json.modelTopology } as Parameters<typeof tf.models.modelFromJSON>[0],
+      options.stockLayers === true || holdsSequential(json.modelTopology)
+        ? undefined
+        : compactLayerClasses(),
     );
+    const named = tf.io.decodeWeights(tf.io.CompositeArrayBuffer.join(parts), weightSpecs);
+    try {
+      const modelWeights = Object.fromEntries(
+        weightSpecs.filter((s) => s.group !== 'optimizer').map((s) => [s.name, named[s.name]!]),
+      );
+      model.loadWeights(modelWeights, true);
+    } finally {
+      tf.dispose(Object.values(named));
+    }
   } catch (e) {
+    model?.dispose();
     // A topology or manifest TF.js cannot build (an edited or foreign file): bad input.
     throw new CliUsageError(`${jsonPath} cannot be loaded: ${(e as Error).message}`, { cause: e });
   }
