@@ -1,7 +1,8 @@
 /**
  * Arrays of a training step's own tensors, reused by the next step: AdaHessian's probes, a
- * replayed step graph's outputs (gradients, Hutchinson diagonal) and the fused update's new
- * w, m and v (adahessian-update.ts).
+ * replayed step graph's outputs (gradients, Hutchinson diagonal) and the fused updates' new
+ * w, m and v (adahessian-update.ts; first-order-update.ts for Adam, AdamW and momentum, so
+ * that Adam's replayed step, the demo's baseline, makes no new arrays either).
  *
  * Why: a replayed small-CNN AdaHessian step (207k parameters) made ~5 MB of new Float32Arrays,
  * about six per parameter. V8 counts their memory as external and started a Mark-Compact
