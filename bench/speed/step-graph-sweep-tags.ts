@@ -11,13 +11,19 @@
  * and the gradient's. Untagged calls after the forward pass are the accumulating Adds between
  * them, and the gradients of tape nodes whose own call is not found (the engine's clones of
  * saved outputs, added under their scope's name: the count is printed), so the layer norms'
- * share printed is a lower bound. A forward call belongs to a layer norm when it is a FusedBatchNorm or one of the
- * Mean, Sub, Square, Tile, Reshape calls it reads back to the layer norm's input; a gradient or
- * sweep call, when its tag does, transitively. The graph is then built and profiled as
- * step-graph-profile.ts does, and each node's time credited by its call.
+ * share printed is a lower bound. With tf.layers' layer norm (--stock-layers), a forward call
+ * belongs to a layer norm when it is a FusedBatchNorm or one of the Mean, Sub, Square, Tile,
+ * Reshape calls it reads back to the layer norm's input; a gradient or sweep call, when its tag
+ * does, transitively. With the compact layer norm (the default since the tenth session,
+ * src/autodiff/gradients/layer-norm.ts), which records no FusedBatchNorm: every call made inside
+ * its scopes (adahessianLayerNorm, the forward; adahessianLayerNormGrad, its gradient, made again
+ * by the sweep), and every call tagged with one of its tape nodes (the gradient node's own
+ * gradient, in the sweep). The graph is then built and profiled as step-graph-profile.ts does,
+ * and each node's time credited by its call.
  * This tagging is also the mechanism a sweep-level layer-norm rewrite would need.
  *
  *   npx tsx bench/speed/step-graph-sweep-tags.ts [--runs 6] [--context 32 --batch 16]
+ *   npx tsx bench/speed/step-graph-sweep-tags.ts --stock-layers   # tf.layers' layer norm, GELU
  */
 import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,6 +37,10 @@ import { record } from '../../src/native/step-graph/capture.js';
 import { buildStepGraph } from '../../src/native/step-graph/build.js';
 import { privateEngine, type TapeNode } from '../../src/autodiff/engine.js';
 import { installSecondOrderSupport } from '../../src/autodiff/install.js';
+import {
+  LAYER_NORM_GRADIENT_NODE,
+  LAYER_NORM_NODE,
+} from '../../src/autodiff/gradients/layer-norm.js';
 import { hutchinsonDiagonal, drawProbes } from '../../src/optimizers/hutchinson.js';
 import { RademacherGenerator } from '../../src/optimizers/rademacher.js';
 import { arg } from './args.js';
@@ -44,7 +54,13 @@ const vocab = 96;
 await useBackend('cpu');
 const native = enableNativeKernels({ threads: 1, stepGraphs: false });
 if (!native.enabled) throw new Error(`native kernels unavailable: ${native.reason}`);
-const model = buildCharTransformer({ vocabSize: vocab, contextLength: context, seed: 1 });
+const stockLayers = process.argv.includes('--stock-layers');
+const model = buildCharTransformer({
+  vocabSize: vocab,
+  contextLength: context,
+  seed: 1,
+  compactGradients: !stockLayers,
+});
 const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
 const ids = tf.randomUniform([batch, context], 0, vocab, 'int32', 1);
 const y = tf.tidy(() => tf.oneHot(tf.randomUniform([batch, context], 0, vocab, 'int32', 2), vocab));
@@ -85,6 +101,27 @@ engine.addTapeNode = function (this: typeof engine, ...args: Parameters<typeof o
   };
 };
 
+// The compact layer norm's calls: those made while one of its named scopes is open (tf.tidy's
+// name), as [first, end) ranges of the recorded calls.
+const compactNames = new Set([LAYER_NORM_NODE, LAYER_NORM_GRADIENT_NODE]);
+const scoped = engine as unknown as {
+  startScope(name?: string): void;
+  endScope(result?: unknown): void;
+  state: { activeScope: { name: string } | null };
+};
+const [originalStart, originalEnd] = [scoped.startScope, scoped.endScope];
+const openAt: (number | null)[] = [];
+const compactRanges: [number, number][] = [];
+scoped.startScope = function (this: typeof scoped, name?: string) {
+  openAt.push(name != null && compactNames.has(name) ? count() : null);
+  originalStart.call(this, name);
+};
+scoped.endScope = function (this: typeof scoped, result?: unknown) {
+  const start = openAt.pop();
+  if (start != null) compactRanges.push([start, count()]);
+  originalEnd.call(this, result);
+};
+
 let probeRead = 0;
 const { result, recording, refOf } = record((callCount) => {
   count = callCount;
@@ -100,6 +137,7 @@ const { result, recording, refOf } = record((callCount) => {
   return [est.loss, ...est.grads, ...est.diagonal];
 });
 engine.addTapeNode = original;
+[scoped.startScope, scoped.endScope] = [originalStart, originalEnd];
 const calls = recording.calls;
 // An entry's own call: the latest of its kernel before it was added (the engine's clones of
 // saved outputs, as Identity calls, come between).
@@ -156,13 +194,19 @@ for (let i = 0; i < forwardEnd; i++) {
     if (p != null && calls[p]!.kernelName === 'FusedBatchNorm') layerNorm.add(i);
   }
 }
+// The compact layer norm's: in its scopes, or tagged with one of its tape nodes.
+for (const [start, end] of compactRanges) for (let i = start; i < end; i++) layerNorm.add(i);
+calls.forEach((_, i) => {
+  if (entryOf[i] != null && compactNames.has(entries[entryOf[i]!]!.kernel)) layerNorm.add(i);
+});
 // Gradient and sweep calls: tagged (transitively) with a layer-norm call.
 for (let i = forwardEnd; i < calls.length; i++) {
   if (tagOf[i]! >= 0 && layerNorm.has(tagOf[i]!)) layerNorm.add(i);
 }
 const tagged = tagOf.filter((t, i) => i >= forwardEnd && t >= 0).length;
 console.log(
-  `char transformer, context ${context}, batch ${batch}: ${calls.length} calls (forward ${forwardEnd}, ` +
+  `char transformer (${stockLayers ? "tf.layers' layer norm, GELU" : 'compact layer norm, GELU'}), ` +
+    `context ${context}, batch ${batch}: ${calls.length} calls (forward ${forwardEnd}, ` +
     `gradient ${probeRead - forwardEnd}, sweep ${calls.length - probeRead}); ${tagged} of the ` +
     `${calls.length - forwardEnd} after the forward tagged; layer norms' calls: ` +
     ['forward', 'gradient', 'sweep']
