@@ -14,10 +14,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { buildCharTransformer, softmaxCrossEntropy, useBackend } from '../../src/index.js';
 import { enableNativeKernels } from '../../src/native/index.js';
-import { record } from '../../src/native/step-graph/capture.js';
 import { buildStepGraph } from '../../src/native/step-graph/build.js';
-import { drawProbes, hutchinsonDiagonal } from '../../src/optimizers/hutchinson.js';
-import { RademacherGenerator } from '../../src/optimizers/rademacher.js';
+import { recordHutchinsonStep } from '../../test/native/step-graph/helpers.js';
 import { arg } from './args.js';
 
 tf.env().set('IS_TEST', false);
@@ -44,19 +42,10 @@ for (const compactGradients of [false, true]) {
     compactGradients,
   });
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const probes = drawProbes(new RademacherGenerator(1), vars, 1);
-  const { result, recording, refOf } = record(() => {
-    const est = hutchinsonDiagonal(
-      () => softmaxCrossEntropy(y, model.apply(ids, { training: true }) as tf.Tensor),
-      vars,
-      { probes, checkFinite: false },
-    );
-    return [est.loss, ...est.grads, ...est.diagonal];
-  });
-  const outputs = result.map((t) => ({ ref: refOf(t)!, shape: [...t.shape] }));
-  // As step-graph.ts: variables and probes are inputs, however small.
-  const inputIds = new Set([...vars, ...probes.flat()].map((t) => t.dataId as object));
-  for (const ext of recording.externals) if (inputIds.has(ext.dataId!)) delete ext.values;
+  const { recording, outputs, probes } = recordHutchinsonStep(
+    () => softmaxCrossEntropy(y, model.apply(ids, { training: true }) as tf.Tensor),
+    vars,
+  );
   const built = buildStepGraph(recording, outputs);
   const kept = new Set(built.nodeCalls.filter((c) => c >= 0));
   let elements = 0;

@@ -36,10 +36,8 @@ import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../../src/index.js';
 import { CompactLayerNormalization } from '../../src/models/compact-gradient-layers.js';
 import { type OnnxGraph, type OnnxNode } from '../../src/native/onnx-model.js';
-import { record } from '../../src/native/step-graph/capture.js';
 import { buildStepGraph } from '../../src/native/step-graph/build.js';
-import { hutchinsonDiagonal, drawProbes } from '../../src/optimizers/hutchinson.js';
-import { RademacherGenerator } from '../../src/optimizers/rademacher.js';
+import { recordHutchinsonStep } from '../../test/native/step-graph/helpers.js';
 import { arg } from './args.js';
 import { openSession, Tensor } from './ort-session.js';
 
@@ -66,23 +64,15 @@ tf.tidy(() => {
   beta!.assign(tf.randomNormal([D], 0, 0.1, 'float32', 4));
 });
 const vars = [x, ...ln.trainableWeights.map((w) => w.read() as tf.Variable)];
-const probes = drawProbes(new RademacherGenerator(1), vars, 1);
-const { result, recording, refOf } = record(() => {
-  const est = hutchinsonDiagonal(
-    () =>
-      tf.tidy(() => {
-        const y = ln.apply(x) as tf.Tensor;
-        return tf.mul(0.5, tf.sum(tf.mul(c, tf.mul(y, y)))) as tf.Scalar;
-      }),
-    vars,
-    { probes, checkFinite: false },
-  );
-  return [est.loss, ...est.grads, ...est.diagonal];
-});
-const outputs = result.map((t) => ({ ref: refOf(t)!, shape: [...t.shape] }));
-// As step-graph.ts: variables and probes are graph inputs.
-const inputIds = new Set([...vars, ...probes.flat()].map((t) => t.dataId as object));
-for (const ext of recording.externals) if (inputIds.has(ext.dataId!)) delete ext.values;
+// As step-graph.ts records it: variables and probes are graph inputs.
+const { result, recording, outputs, probes } = recordHutchinsonStep(
+  () =>
+    tf.tidy(() => {
+      const y = ln.apply(x) as tf.Tensor;
+      return tf.mul(0.5, tf.sum(tf.mul(c, tf.mul(y, y)))) as tf.Scalar;
+    }),
+  vars,
+);
 const built = buildStepGraph(recording, outputs);
 
 // The hand-written graph. Inputs: x and c as [B*T, D], gamma, beta, the probes zx [B*T, D],

@@ -32,10 +32,8 @@ import {
 import { enableNativeKernels } from '../../src/native/index.js';
 import { loadOnnxRuntime } from '../../src/native/onnx-runtime.js';
 import { encodeOnnxModel, type OnnxGraph } from '../../src/native/onnx-model.js';
-import { record } from '../../src/native/step-graph/capture.js';
 import { buildStepGraph } from '../../src/native/step-graph/build.js';
-import { hutchinsonDiagonal, drawProbes } from '../../src/optimizers/hutchinson.js';
-import { RademacherGenerator } from '../../src/optimizers/rademacher.js';
+import { recordHutchinsonStep } from '../../test/native/step-graph/helpers.js';
 import { arg } from './args.js';
 
 tf.env().set('IS_TEST', false);
@@ -68,18 +66,10 @@ const classes = cnn ? 10 : vocab;
 const y = tf.tidy(() =>
   tf.oneHot(tf.randomUniform(cnn ? [batch] : [batch, context], 0, classes, 'int32', 2), classes),
 );
-const probes = drawProbes(new RademacherGenerator(1), vars, 1);
-const { result, recording, refOf } = record(() => {
-  const est = hutchinsonDiagonal(
-    () => softmaxCrossEntropy(y, model.apply(x, { training: resnet }) as tf.Tensor),
-    vars,
-    { probes, checkFinite: false },
-  );
-  return [est.loss, ...est.grads, ...est.diagonal];
-});
-const outputs = result.map((t) => ({ ref: refOf(t)!, shape: [...t.shape] }));
-const inputIds = new Set([...vars, ...probes.flat()].map((t) => t.dataId as object));
-for (const ext of recording.externals) if (inputIds.has(ext.dataId!)) delete ext.values;
+const { recording, outputs } = recordHutchinsonStep(
+  () => softmaxCrossEntropy(y, model.apply(x, { training: resnet }) as tf.Tensor),
+  vars,
+);
 const built = buildStepGraph(recording, outputs);
 const graph = built.graph;
 const n = graph.nodes.length;

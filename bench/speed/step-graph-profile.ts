@@ -37,6 +37,7 @@ import { TRANSLATIONS } from '../../src/native/step-graph/translate.js';
 import type { SimplifyPass } from '../../src/native/step-graph/simplify.js';
 import { hutchinsonDiagonal, drawProbes } from '../../src/optimizers/hutchinson.js';
 import { RademacherGenerator } from '../../src/optimizers/rademacher.js';
+import { asGraphInputs } from '../../test/native/step-graph/helpers.js';
 import { arg } from './args.js';
 
 tf.env().set('IS_TEST', false);
@@ -104,9 +105,7 @@ const { result, recording, refOf } = record((count) => {
   return [est.loss, ...est.grads, ...est.diagonal];
 });
 const outputs = result.map((t) => ({ ref: refOf(t)!, shape: [...t.shape] }));
-// As step-graph.ts: variables and probes are inputs, however small.
-const inputIds = new Set([...vars, ...probes.flat()].map((t) => t.dataId as object));
-for (const ext of recording.externals) if (inputIds.has(ext.dataId!)) delete ext.values;
+asGraphInputs(recording, [...vars, ...probes.flat()]);
 const probeRead = recording.calls.findIndex(
   (c, i) =>
     i >= forward.end &&

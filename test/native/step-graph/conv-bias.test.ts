@@ -11,14 +11,11 @@ import * as tf from '@tensorflow/tfjs';
 import { buildSmallCnn, softmaxCrossEntropy } from '../../../src/index.js';
 import type { OnnxNode } from '../../../src/native/onnx-model.js';
 import { onnxRuntimeUnavailableReason } from '../../../src/native/onnx-runtime.js';
-import { record } from '../../../src/native/step-graph/capture.js';
 import { buildStepGraph } from '../../../src/native/step-graph/build.js';
 import { fuseConvBiases } from '../../../src/native/step-graph/conv-bias.js';
 import { nchwcBlockSize } from '../../../src/native/step-graph/translate-conv.js';
-import { drawProbes, hutchinsonDiagonal } from '../../../src/optimizers/hutchinson.js';
-import { RademacherGenerator } from '../../../src/optimizers/rademacher.js';
 import { onBackend } from '../../helpers.js';
-import { runBuiltGraph } from './helpers.js';
+import { recordHutchinsonStep, runBuiltGraph } from './helpers.js';
 
 const NCHWC = 'com.microsoft.nchwc';
 const unavailable = onnxRuntimeUnavailableReason();
@@ -131,18 +128,11 @@ describe('conv-bias.ts: channel biases into NCHWc Convs', () => {
       const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
       const x = tf.randomUniform([8, 28, 28, 1], 0, 1, 'float32', 4);
       const y = tf.tidy(() => tf.oneHot(tf.randomUniform([8], 0, 10, 'int32', 5), 10));
-      const probes = drawProbes(new RademacherGenerator(6), vars, 1);
-      const { result, recording, refOf } = record(() => {
-        const est = hutchinsonDiagonal(
-          () => softmaxCrossEntropy(y, model.apply(x) as tf.Tensor),
-          vars,
-          { probes, checkFinite: false },
-        );
-        return [est.loss, ...est.grads, ...est.diagonal];
-      });
-      const outputs = result.map((t) => ({ ref: refOf(t)!, shape: [...t.shape] }));
-      const inputIds = new Set([...vars, ...probes.flat()].map((t) => t.dataId as object));
-      for (const ext of recording.externals) if (inputIds.has(ext.dataId!)) delete ext.values;
+      const { result, recording, outputs, probes } = recordHutchinsonStep(
+        () => softmaxCrossEntropy(y, model.apply(x) as tf.Tensor),
+        vars,
+        6,
+      );
 
       const biased = (nodes: readonly OnnxNode[]) =>
         nodes.filter((n) => n.opType === 'Conv' && n.domain === NCHWC && n.inputs.length === 3)

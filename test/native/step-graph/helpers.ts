@@ -1,7 +1,7 @@
 /**
- * What the step-graph tests share: recording a loss and its gradients, running a built graph in
- * ONNX Runtime on its recording's own inputs (still alive in TF.js), and comparing groups of
- * tensors to float32 rounding.
+ * What the step-graph tests (and some benchmarks) share: recording a loss and its gradients, or
+ * AdaHessian's whole step, running a built graph in ONNX Runtime on its recording's own inputs
+ * (still alive in TF.js), and comparing groups of tensors to float32 rounding.
  */
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
@@ -9,6 +9,8 @@ import { encodeOnnxModel } from '../../../src/native/onnx-model.js';
 import { loadOnnxRuntime } from '../../../src/native/onnx-runtime.js';
 import { record, type Recording } from '../../../src/native/step-graph/capture.js';
 import type { BuiltGraph, GraphOutput } from '../../../src/native/step-graph/build.js';
+import { drawProbes, hutchinsonDiagonal } from '../../../src/optimizers/hutchinson.js';
+import { RademacherGenerator } from '../../../src/optimizers/rademacher.js';
 
 type OrtSession = {
   loadModel(buffer: ArrayBuffer, byteOffset: number, byteLength: number, options: object): void;
@@ -100,7 +102,31 @@ export function recordGradients(f: () => tf.Scalar, vars: tf.Variable[]) {
     return [value, ...vars.map((v) => grads[v.name]!)];
   });
   const outputs: GraphOutput[] = result.map((t) => ({ ref: refOf(t)!, shape: [...t.shape] }));
-  const ids = new Set(vars.map((v) => v.dataId as object));
-  for (const ext of recording.externals) if (ids.has(ext.dataId!)) delete ext.values;
+  asGraphInputs(recording, vars);
   return { result, recording, outputs };
+}
+
+/**
+ * AdaHessian's step recorded as its step graphs record it: loss, gradients and the Hutchinson
+ * diagonal z * Hz for one Rademacher probe drawn from `probeSeed`; the variables and the probe
+ * are graph inputs. The caller disposes `result` and `probes`.
+ */
+export function recordHutchinsonStep(loss: () => tf.Scalar, vars: tf.Variable[], probeSeed = 1) {
+  const probes = drawProbes(new RademacherGenerator(probeSeed), vars, 1);
+  const { result, recording, refOf } = record(() => {
+    const est = hutchinsonDiagonal(loss, vars, { probes, checkFinite: false });
+    return [est.loss, ...est.grads, ...est.diagonal];
+  });
+  const outputs: GraphOutput[] = result.map((t) => ({ ref: refOf(t)!, shape: [...t.shape] }));
+  asGraphInputs(recording, [...vars, ...probes.flat()]);
+  return { result, recording, outputs, probes };
+}
+
+/**
+ * As step-graph.ts: these tensors (variables, probes) become graph inputs however small, their
+ * recorded values dropped so that the build does not bake them in as constants.
+ */
+export function asGraphInputs(recording: Recording, tensors: readonly tf.Tensor[]): void {
+  const ids = new Set(tensors.map((t) => t.dataId as object));
+  for (const ext of recording.externals) if (ids.has(ext.dataId!)) delete ext.values;
 }

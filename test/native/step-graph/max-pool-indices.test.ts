@@ -13,10 +13,8 @@ import { onnxRuntimeUnavailableReason } from '../../../src/native/onnx-runtime.j
 import { record } from '../../../src/native/step-graph/capture.js';
 import { buildStepGraph, type BuiltGraph } from '../../../src/native/step-graph/build.js';
 import { MAX_POOL_GRAD_TRANSPOSE } from '../../../src/kernels/max-pool-grad.js';
-import { hutchinsonDiagonal, drawProbes } from '../../../src/optimizers/hutchinson.js';
-import { RademacherGenerator } from '../../../src/optimizers/rademacher.js';
 import { onBackend } from '../../helpers.js';
-import { runBuiltGraph } from './helpers.js';
+import { recordHutchinsonStep, runBuiltGraph } from './helpers.js';
 
 const unavailable = onnxRuntimeUnavailableReason();
 if (unavailable !== '') console.log(`# max-pool-indices test skipped: ${unavailable}`);
@@ -164,16 +162,11 @@ describe(
       const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
       const x = tf.randomUniform([4, 28, 28, 1], 0, 1, 'float32', 4);
       const y = tf.tidy(() => tf.oneHot(tf.randomUniform([4], 0, 10, 'int32', 5), 10));
-      const probes = drawProbes(new RademacherGenerator(6), vars, 1);
-      const { result, recording, refOf } = record(() => {
-        const est = hutchinsonDiagonal(
-          () => softmaxCrossEntropy(y, model.apply(x) as tf.Tensor),
-          vars,
-          { probes, checkFinite: false },
-        );
-        return [est.loss, ...est.grads, ...est.diagonal];
-      });
-      const outputs = result.map((t) => ({ ref: refOf(t)!, shape: [...t.shape] }));
+      const { result, recording, outputs, probes } = recordHutchinsonStep(
+        () => softmaxCrossEntropy(y, model.apply(x) as tf.Tensor),
+        vars,
+        6,
+      );
       const gathered = withRule(true, () => buildStepGraph(recording, outputs));
       const scanned = withRule(false, () => buildStepGraph(recording, outputs));
       // Both poolings' sweep transposes.
