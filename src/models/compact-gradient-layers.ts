@@ -7,7 +7,8 @@
  *
  * The same weights, config and values (layer norm to float32 rounding, GELU bit for bit): they
  * serialize under the stock class names ('LayerNormalization', 'Dense'), so a saved model loads
- * as the stock layers. Every other case (other axes, no center or scale, other activations) is
+ * as the stock layers with tf.loadLayersModel (the CLI's loadModel, src/cli/model-io.ts, builds
+ * these classes for those names instead). Every other case (other axes, no center or scale, other activations) is
  * the stock code.
  */
 import * as tf from '@tensorflow/tfjs';

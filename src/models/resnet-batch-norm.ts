@@ -4,7 +4,8 @@
  * gradient node instead of stock TF.js's Mean-based moments and FusedBatchNorm gradient (see
  * src/autodiff/gradients/batch-norm.ts). The same values to float32 rounding, the same weights,
  * moving-statistics update and config: it serializes as 'BatchNormalization', so a saved model
- * loads as the stock layer. Every other case (inference, other axes) is the stock code.
+ * loads as the stock layer with tf.loadLayersModel (the CLI's loadModel builds this class).
+ * Every other case (inference, other axes) is the stock code.
  */
 import * as tf from '@tensorflow/tfjs';
 import { batchNormTraining } from '../autodiff/gradients/batch-norm.js';
