@@ -15,14 +15,9 @@ import { loadavg } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { prepareBackend } from '../../src/cli/backend.js';
 import { loadDataset } from '../../src/cli/datasets.js';
-import {
-  buildModel,
-  buildOptimizer,
-  resolveTrainConfig,
-  type TrainSettings,
-} from '../../src/cli/train-config.js';
+import { buildModel, buildOptimizer, resolveTrainConfig } from '../../src/cli/train-config.js';
 import { trainStep } from '../../src/cli/training.js';
-import { DEMO_DEFAULTS } from '../../src/cli/commands/demo.js';
+import { DEMO_DEFAULTS, demoTrainSettings } from '../../src/cli/commands/demo.js';
 import { softmaxCrossEntropy } from '../../src/index.js';
 import { arg } from './args.js';
 
@@ -31,16 +26,7 @@ const batch = Number(arg('batch', String(DEMO_DEFAULTS.batchSize)));
 const warmup = 4;
 
 const path = await prepareBackend(undefined, undefined, undefined, undefined);
-const settings: TrainSettings = {
-  model: 'small-cnn',
-  dataset: 'fashion-mnist-slice',
-  epochs: DEMO_DEFAULTS.epochs,
-  trainSize: DEMO_DEFAULTS.trainSize,
-  testSize: DEMO_DEFAULTS.testSize,
-  batchSize: DEMO_DEFAULTS.batchSize,
-  seed: DEMO_DEFAULTS.seed,
-  backend: path.backend,
-};
+const settings = demoTrainSettings({ ...DEMO_DEFAULTS, backend: path.backend });
 const data = loadDataset(resolveTrainConfig(settings));
 const x = data.train.x.slice(0, batch);
 const y = data.train.y.slice(0, batch);

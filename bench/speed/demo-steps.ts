@@ -22,7 +22,7 @@ import { memoryIo } from '../../src/cli/output.js';
 import { loadDataset } from '../../src/cli/datasets.js';
 import { resolveTrainConfig, type TrainSettings } from '../../src/cli/train-config.js';
 import { train } from '../../src/cli/training.js';
-import { DEMO_DEFAULTS } from '../../src/cli/commands/demo.js';
+import { DEMO_DEFAULTS, demoTrainSettings } from '../../src/cli/commands/demo.js';
 import { StepGraphCompiler } from '../../src/native/step-graph/step-graph.js';
 import { arg } from './args.js';
 
@@ -72,16 +72,7 @@ console.log(
     .map((x) => x.toFixed(2))
     .join(' ')}`,
 );
-const settings: TrainSettings = {
-  model: 'small-cnn',
-  dataset: 'fashion-mnist-slice',
-  epochs: DEMO_DEFAULTS.epochs,
-  trainSize: DEMO_DEFAULTS.trainSize,
-  testSize: DEMO_DEFAULTS.testSize,
-  batchSize: DEMO_DEFAULTS.batchSize,
-  seed: DEMO_DEFAULTS.seed,
-  backend: path.backend,
-};
+const settings = demoTrainSettings({ ...DEMO_DEFAULTS, backend: path.backend });
 const data = loadDataset(resolveTrainConfig(settings));
 
 type Kind = 'replay' | 'capture' | 'confirm' | 'op by op';

@@ -73,6 +73,27 @@ export const DEMO_DEFAULTS = {
 
 const OPTIMIZERS = ['adam', 'adahessian'] as const;
 
+/**
+ * The demo's training settings, the optimizer left to each run: the small CNN on the shipped
+ * Fashion-MNIST slice (bench/speed/demo-*.ts time the demo's steps with these too).
+ */
+export function demoTrainSettings(
+  s: Pick<typeof DEMO_DEFAULTS, 'epochs' | 'trainSize' | 'testSize' | 'batchSize' | 'seed'> & {
+    backend: BackendName;
+  },
+): TrainSettings {
+  return {
+    model: 'small-cnn',
+    dataset: 'fashion-mnist-slice',
+    epochs: s.epochs,
+    trainSize: s.trainSize,
+    testSize: s.testSize,
+    batchSize: s.batchSize,
+    seed: s.seed,
+    backend: s.backend,
+  };
+}
+
 export interface DemoRun {
   optimizer: (typeof OPTIMIZERS)[number];
   lr: number;
@@ -137,16 +158,7 @@ async function demoInLockedDirectory(options: DemoOptions, io: CliIo): Promise<D
     options.threads,
   );
   const s = { ...DEMO_DEFAULTS, ...definedOnly(rest), ...path };
-  const settings: TrainSettings = {
-    model: 'small-cnn',
-    dataset: 'fashion-mnist-slice',
-    epochs: s.epochs,
-    trainSize: s.trainSize,
-    testSize: s.testSize,
-    batchSize: s.batchSize,
-    seed: s.seed,
-    backend: s.backend,
-  };
+  const settings = demoTrainSettings(s);
   const data = loadDataset(resolveTrainConfig(settings));
   if (data.train.count < s.trainSize || data.test.count < s.testSize) {
     // The slice is all there is: a larger size would silently train on fewer images.
