@@ -15,6 +15,8 @@ export { ZeroPadShortcut, type ZeroPadShortcutArgs } from './zero-pad-shortcut.j
 // tf.layers' LayerNormalization (last axis) and Dense 'gelu' with compact first and second
 // derivatives; they save as the stock classes. The char transformer uses them.
 export { CompactGradientDense, CompactLayerNormalization } from './compact-gradient-layers.js';
+// tf.layers' BatchNormalization with a compact training-mode gradient; ResNet-20 uses it.
+export { ResNetBatchNormalization } from './resnet-batch-norm.js';
 
 export const MODEL_NAMES = ['mlp', 'small-cnn', 'resnet20', 'char-transformer'] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
