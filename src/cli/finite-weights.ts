@@ -7,13 +7,18 @@
  * this loop's time: bench/speed/finite-check.ts, docs/PERFORMANCE.md, tenth session, engineer
  * E). Here the values are read where they are (the cpu backend hands out its own array, wasm a
  * copy) and summed as x * 0 in JS: 0 when every entry is finite, NaN otherwise, as allFinite's
- * reduction.
+ * reduction. Weights the fused updates wrote into recycled arrays (src/native/recycled-arrays.ts)
+ * are read through recycledValues, which does not mark them seen: this loop keeps nothing, and a
+ * dataSync would keep every weight's array out of the next step's reuse.
  */
-import type * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs';
+import { recycledValues } from '../native/recycled-arrays.js';
 
 export function weightsFinite(tensors: readonly tf.Tensor[]): boolean {
   for (const t of tensors) {
-    const values = t.dataSync() as Float32Array | Int32Array | Uint8Array;
+    const values =
+      recycledValues(tf.backend(), t.dataId) ??
+      (t.dataSync() as Float32Array | Int32Array | Uint8Array);
     // Four sums: one would wait on each add's latency.
     let a = 0;
     let b = 0;

@@ -4,6 +4,12 @@ import * as tf from '@tensorflow/tfjs';
 import { weightsFinite } from '../../src/cli/finite-weights.js';
 import { useBackend } from '../../src/index.js';
 import { allFinite } from '../../src/optimizers/non-finite.js';
+import {
+  disableRecycledArrays,
+  enableRecycledArrays,
+  recycledTensor,
+  takeArray,
+} from '../../src/native/recycled-arrays.js';
 
 describe('weightsFinite (the CLI check after a first-order step)', () => {
   it('agrees with allFinite: one NaN, Inf or -Inf anywhere in any tensor is found', async () => {
@@ -32,6 +38,24 @@ describe('weightsFinite (the CLI check after a first-order step)', () => {
       tf.dispose(finite);
       assert.equal(weightsFinite([]), true);
       assert.equal(tf.memory().numTensors, before, `${backend}: tensors leaked`);
+    }
+  });
+
+  it('reads recycled weights without keeping their arrays from reuse (and still finds a NaN)', async () => {
+    await useBackend('cpu');
+    enableRecycledArrays();
+    try {
+      for (const bad of [null, NaN]) {
+        const values = takeArray(9).fill(0.25);
+        if (bad != null) values[4] = bad;
+        const t = recycledTensor(values, [9]);
+        assert.equal(weightsFinite([t]), bad == null);
+        t.dispose();
+        // A dataSync would have marked the array seen; unmarked, it is handed out again.
+        assert.equal(takeArray(9), values);
+      }
+    } finally {
+      disableRecycledArrays();
     }
   });
 });
