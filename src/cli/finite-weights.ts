@@ -8,17 +8,16 @@
  * E). Here the values are read where they are (the cpu backend hands out its own array, wasm a
  * copy) and summed as x * 0 in JS: 0 when every entry is finite, NaN otherwise, as allFinite's
  * reduction. Weights the fused updates wrote into recycled arrays (src/native/recycled-arrays.ts)
- * are read through recycledValues, which does not mark them seen: this loop keeps nothing, and a
- * dataSync would keep every weight's array out of the next step's reuse.
+ * are read through valuesForUpdate, which does not mark them seen: this loop keeps nothing, and
+ * a dataSync would keep every weight's array out of the next step's reuse.
  */
-import * as tf from '@tensorflow/tfjs';
-import { recycledValues } from '../native/recycled-arrays.js';
+import type * as tf from '@tensorflow/tfjs';
+import { valuesForUpdate } from '../native/recycled-arrays.js';
 
 export function weightsFinite(tensors: readonly tf.Tensor[]): boolean {
   for (const t of tensors) {
-    const values =
-      recycledValues(tf.backend(), t.dataId) ??
-      (t.dataSync() as Float32Array | Int32Array | Uint8Array);
+    // Other tensors (int32 included) come from dataSync, as before.
+    const values: Float32Array | Int32Array | Uint8Array = valuesForUpdate(t);
     // Four sums: one would wait on each add's latency.
     let a = 0;
     let b = 0;
