@@ -24,8 +24,11 @@ export function maxPoolGatherEnabled(): boolean {
   return process.env['ADAHESSIAN_MAX_POOL_GRAD'] !== 'scan';
 }
 
-/** The largest integer below which every float32 integer is exact. */
-const EXACT_FLOAT32_INTEGERS = 2 ** 24;
+/**
+ * The largest integer below which every float32 integer is exact: the winners' offsets are
+ * written as float32 only below it (translate-conv.ts's tiledWinners), so the gather needs it too.
+ */
+export const EXACT_FLOAT32_INTEGERS = 2 ** 24;
 
 /**
  * Writes the call's MaxPoolGradTranspose output from the winners' offsets `winner` (float32,

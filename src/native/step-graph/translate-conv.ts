@@ -76,7 +76,11 @@ import { MAX_POOL_GRAD_TRANSPOSE } from '../../kernels/max-pool-grad.js';
 import { maxPoolInfo } from '../../kernels/max-pool-winners.js';
 import { StepGraphRefusal } from './capture.js';
 import type { TranslationContext } from './translate.js';
-import { gatheredMaxPoolGradTranspose, maxPoolGatherEnabled } from './max-pool-indices.js';
+import {
+  EXACT_FLOAT32_INTEGERS,
+  gatheredMaxPoolGradTranspose,
+  maxPoolGatherEnabled,
+} from './max-pool-indices.js';
 
 type Rule = (ctx: TranslationContext) => void;
 
@@ -599,7 +603,7 @@ function tiledWinners(ctx: TranslationContext): {
     return out;
   };
   // Offsets are exact float32 integers below 2^24 (else positions t, and no gathered transpose).
-  const exact = fh * w * c <= 2 ** 24;
+  const exact = fh * w * c <= EXACT_FLOAT32_INTEGERS;
   const offsets = Array.from({ length: fh * fw }, (_, t) =>
     exact ? (Math.floor(t / fw) * w + (t % fw)) * c : t,
   );
