@@ -23,8 +23,11 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { CompactGradientDense, CompactLayerNormalization } from '../models/index.js';
-import { ResNetBatchNormalization } from '../models/resnet-batch-norm.js';
+import {
+  CompactGradientDense,
+  CompactLayerNormalization,
+  ResNetBatchNormalization,
+} from '../models/index.js';
 import { writeFileAtomic } from './atomic-file.js';
 import { CliUsageError } from './errors.js';
 
