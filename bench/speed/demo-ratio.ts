@@ -10,6 +10,7 @@
  *
  *   npx tsx bench/speed/demo-ratio.ts
  *   npx tsx bench/speed/demo-ratio.ts --rounds 200 --batch 56
+ *   npx tsx bench/speed/demo-ratio.ts --threads 2     # as the demo's --threads 2
  */
 import { loadavg } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
@@ -24,8 +25,10 @@ import { arg } from './args.js';
 const rounds = Number(arg('rounds', '100'));
 const batch = Number(arg('batch', String(DEMO_DEFAULTS.batchSize)));
 const warmup = 4;
+const threadsArg = arg('threads', '');
+const threads = threadsArg === '' ? undefined : Number(threadsArg);
 
-const path = await prepareBackend(undefined, undefined, undefined, undefined);
+const path = await prepareBackend(undefined, undefined, undefined, undefined, threads);
 const settings = demoTrainSettings({ ...DEMO_DEFAULTS, backend: path.backend });
 const data = loadDataset(resolveTrainConfig(settings));
 const x = data.train.x.slice(0, batch);
@@ -62,7 +65,7 @@ for (let r = 0; r < rounds; r++) {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 const [adam, ada] = runs.map((r) => ({ wall: median(r.wall), cpu: median(r.cpu) }));
 console.log(
-  `${path.backend}${path.native ? ` + native, step graphs ${path.stepGraphs}` : ''}; batch ${batch}; ${rounds} rounds after ${warmup} warm-up steps; load ${loadBefore.toFixed(1)} -> ${loadavg()[0]!.toFixed(1)}\n` +
+  `${path.backend}${path.native ? ` + native, step graphs ${path.stepGraphs}, ${path.threads ?? 1} thread(s)` : ''}; batch ${batch}; ${rounds} rounds after ${warmup} warm-up steps; load ${loadBefore.toFixed(1)} -> ${loadavg()[0]!.toFixed(1)}\n` +
     `median ms per step, wall (CPU): Adam ${adam!.wall.toFixed(1)} (${adam!.cpu.toFixed(1)}), AdaHessian ${ada!.wall.toFixed(1)} (${ada!.cpu.toFixed(1)}); AdaHessian/Adam ${(ada!.wall / adam!.wall).toFixed(2)} (CPU ${(ada!.cpu / adam!.cpu).toFixed(2)})`,
 );
 tf.dispose([x, y]);
