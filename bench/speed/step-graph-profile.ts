@@ -188,6 +188,8 @@ function variant(spec: string, base: Variant): Variant {
     else if (k === 'ftz') v.ftz = x === '1';
     else if (k === 'nchwc') v.env = { ...v.env, ADAHESSIAN_NCHWC: x };
     else if (k === 'fgrad') v.env = { ...v.env, ADAHESSIAN_FILTER_GRAD: x };
+    // fgradpairs=0: filter gradients sharing their taps stay separate products (filter-grad-pairs.ts).
+    else if (k === 'fgradpairs') v.env = { ...v.env, ADAHESSIAN_FILTER_GRAD_PAIRS: x };
     // convbias=0: channel biases stay Adds after the NCHWc Convs (conv-bias.ts).
     else if (k === 'convbias') v.env = { ...v.env, ADAHESSIAN_CONV_BIAS: x };
     // maxpool=scan: tiling max-pool gradients by the position scan (max-pool-indices.ts).
@@ -206,7 +208,7 @@ function variant(spec: string, base: Variant): Variant {
     else if (k === 'affinity') v.affinity = x.split('+').join(';');
     else
       throw new Error(
-        `--ab: unknown key '${k}' (threads, interop, opt, mempattern, arena, ftz, nchwc, skip, lngrad, lnforward, gelugrad, barematmul, step, disable, fgrad, convbias, maxpool, rowblocks, spin, dynblock, affinity)`,
+        `--ab: unknown key '${k}' (threads, interop, opt, mempattern, arena, ftz, nchwc, skip, lngrad, lnforward, gelugrad, barematmul, step, disable, fgrad, fgradpairs, convbias, maxpool, rowblocks, spin, dynblock, affinity)`,
       );
   }
   return v;

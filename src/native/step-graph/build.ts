@@ -8,6 +8,7 @@
 import type { OnnxGraph, OnnxNode, OnnxTensorInitializer, OnnxValueInfo } from '../onnx-model.js';
 import { StepGraphRefusal, type Recording, type StepDtype, type ValueRef } from './capture.js';
 import { fuseConvBiases } from './conv-bias.js';
+import { stackFilterGradients } from './filter-grad-pairs.js';
 import { simplifyGraph, type SimplifyPass } from './simplify.js';
 import { rewriteLayerNormGradients } from './layer-norm-grad.js';
 import { rewriteGeluGradients } from './gelu-grad.js';
@@ -234,8 +235,14 @@ export function buildStepGraph(
     derived: (node, from) => nodeCall.set(node, nodeCall.get(from) ?? -1),
     skip: options.skipRewrites ?? [],
   });
+  // Filter gradients sharing their taps (the sweep's and the gradient's) as one product per tap.
+  const stacked = stackFilterGradients(simplified, {
+    outputs: graphOutputs.map((o) => o.name),
+    int64s,
+    derived: (node, from) => nodeCall.set(node, nodeCall.get(from) ?? -1),
+  });
   // After simplify.ts: the sweep's bias tangents are broadcasts there, read unbroadcast here.
-  const finalNodes = fuseConvBiases(simplified, {
+  const finalNodes = fuseConvBiases(stacked, {
     shapes,
     outputs: graphOutputs.map((o) => o.name),
     int64s,
