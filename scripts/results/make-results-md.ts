@@ -121,14 +121,19 @@ function block(table: Table): string {
     return lines.join('\n');
   }
   // The command that reproduces the table now (tables.ts), which may pin what was the default
-  // when it ran (--step-graphs); the file keeps the command as it was typed then.
+  // when it ran (--step-graphs, --threads 1); the file keeps the command as it was typed then.
   const now = args === null ? result.command : commandLine(args);
   lines.push('```sh', `${now} --json`, '```', '');
   if (now !== result.command) {
-    const pinned = now.replace(/ --step-graphs \S+/, '') === result.command;
+    // The pinning flags the recorded command lacks.
+    const added = [/ --step-graphs \S+/, / --threads 1(?= |$)/]
+      .map((flag) => now.match(flag)?.[0])
+      .filter((flag): flag is string => flag !== undefined && !result.command.includes(flag));
+    const pinned = added.reduce((c, flag) => c.replace(flag, ''), now) === result.command;
+    const names = added.map((flag) => `\`${flag.trim().replace(/^(--step-graphs) \S+$/, '$1')}\``);
     lines.push(
       pinned
-        ? `(results/${table.name}.json records the command without \`--step-graphs\`, which came later: the flag pins the path the run took by default then.)`
+        ? `(results/${table.name}.json records the command without ${names.join(' and ')}, which came later: ${names.length > 1 ? 'the flags pin' : 'the flag pins'} the path the run took by default then.)`
         : `Recorded in the file as \`${result.command}\`.`,
       '',
     );

@@ -34,9 +34,19 @@ export interface Table {
  * graphs (--step-graphs), since that changes the numbers by float32 rounding: the image tables
  * ran op by op (step graphs had no translation for the CNN's convolutions then), the
  * language-model table with AdaHessian's steps replayed and AdamW's op by op (the default then).
+ * They pin ONNX Runtime's one thread too (--threads 1, the default when they ran; the default
+ * now follows the machine, src/native/threads.ts, and more threads round differently).
  */
-const BACKEND = ['--backend', 'cpu', '--native', '--step-graphs', 'off'];
-const TEXT_BACKEND = ['--backend', 'cpu', '--native', '--step-graphs', 'adahessian'];
+const BACKEND = ['--backend', 'cpu', '--native', '--step-graphs', 'off', '--threads', '1'];
+const TEXT_BACKEND = [
+  '--backend',
+  'cpu',
+  '--native',
+  '--step-graphs',
+  'adahessian',
+  '--threads',
+  '1',
+];
 /** The shipped slice: 2048 training and 1000 test images, 2 epochs of 32 steps of 64. */
 const SLICE = [
   '--train-size',

@@ -10,6 +10,14 @@ import {
   type NativeKernelOptions,
 } from '../native/index.js';
 import { onnxRuntimeUnavailableReason } from '../native/onnx-runtime.js';
+import {
+  AUTO_THREADS_CAP,
+  autoThreads,
+  DEFAULT_THREADS,
+  defaultThreads,
+  threadCountProblem,
+  THREADS_ENV,
+} from '../native/threads.js';
 import { CliUsageError } from './errors.js';
 import { note, type CliIo } from './output.js';
 
@@ -30,9 +38,10 @@ export interface BackendChoice {
   /** Which steps replay as ONNX graphs ('off' wherever the native kernels are off or not on cpu). */
   stepGraphs: StepGraphChoice;
   /**
-   * ONNX Runtime's intra-op threads for the native kernels and step graphs (--threads; null
-   * where the native kernels are off). More than one rounds differently: see
-   * src/native/step-graph/translate.ts, UnsortedSegmentSum.
+   * ONNX Runtime's intra-op threads for the native kernels and step graphs, as run (--threads,
+   * else the default of src/native/threads.ts resolved to a number; null where the native
+   * kernels are off). More than one rounds differently: see src/native/step-graph/translate.ts,
+   * UnsortedSegmentSum.
    */
   threads: number | null;
 }
@@ -44,8 +53,8 @@ export interface BackendChoice {
  * kernels turned on (`true`), off (`false`) or left as they are (undefined). `stepGraphs`
  * (--step-graphs) chooses the steps replayed as ONNX graphs wherever the native kernels are on
  * for cpu (undefined: the native kernels' default, 'all', or what is on already); `threads`
- * (--threads), ONNX Runtime's threads wherever the native kernels are on (undefined: 1, or what
- * is on already). Errors say what is missing.
+ * (--threads), ONNX Runtime's threads wherever the native kernels are on (undefined: the default
+ * of src/native/threads.ts, or what is on already). Errors say what is missing.
  */
 export async function prepareBackend(
   backend: BackendName | undefined,
@@ -60,6 +69,14 @@ export async function prepareBackend(
     );
   }
   checkThreads(threads);
+  // A nonsense ADAHESSIAN_THREADS is one line here, before anything is set up.
+  if (threads === undefined) {
+    try {
+      defaultThreads();
+    } catch (e) {
+      throw new CliUsageError((e as Error).message);
+    }
+  }
   // ONNX Runtime's threads serve the native kernels only: without them, --threads would be ignored.
   // `orNative`: the command left the native kernels to us, so --native is a way out where
   // onnxruntime-node loads; where it does not, the line says why instead.
@@ -118,12 +135,25 @@ export function threadsText(threads: number): string {
   return threads === 1 ? '1 thread' : `${threads} threads`;
 }
 
-/** --threads as the library gets it (commander's parser already took a positive integer). */
+/**
+ * --threads as the library gets it (commander's parser already took a positive integer up to
+ * MAX_THREADS, or 'auto' as the number it means here).
+ */
 export function checkThreads(threads: unknown): void {
   if (threads === undefined) return;
   if (typeof threads !== 'number' || !Number.isInteger(threads) || threads < 1) {
     throw new CliUsageError(`--threads must be a positive integer, got ${String(threads)}.`);
   }
+  const problem = threadCountProblem(threads);
+  if (problem !== '') throw new CliUsageError(`--threads ${threads} ${problem}.`);
+}
+
+/** The default thread count in words, for --threads' help. */
+export function defaultThreadsText(): string {
+  const env = process.env[THREADS_ENV];
+  if (env !== undefined && env !== '') return `${THREADS_ENV}=${env}`;
+  if (DEFAULT_THREADS !== 'auto') return String(DEFAULT_THREADS);
+  return `auto, the machine's logical processors up to ${AUTO_THREADS_CAP}: ${autoThreads()} here`;
 }
 
 async function preparePath(

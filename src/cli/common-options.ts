@@ -1,9 +1,9 @@
 /** Options shared by several commands, declared once so their names and help agree. */
 import { Option, type Command } from 'commander';
 import { MODEL_NAMES } from '../models/index.js';
-import { CLI_BACKENDS, STEP_GRAPH_CHOICES } from './backend.js';
+import { CLI_BACKENDS, defaultThreadsText, STEP_GRAPH_CHOICES } from './backend.js';
 import { DATASET_NAMES } from './datasets.js';
-import { nonEmptyPath, positiveInteger, seed } from './options.js';
+import { nonEmptyPath, positiveInteger, seed, threadCount } from './options.js';
 
 export interface OutputFlags {
   json?: boolean;
@@ -34,8 +34,8 @@ export function addBackendOption(cmd: Command): Command {
     )
     .option(
       '--threads <n>',
-      "ONNX Runtime's threads for the native kernels and step graphs (default: 1; on two idle cores, 2 sped up every step measured, 10-33 %; on a busy machine it can be slower; more than 1 rounds differently)",
-      positiveInteger,
+      `ONNX Runtime's threads for the native kernels and step graphs, or 'auto' (default: ${defaultThreadsText()}; more than 1 rounds differently)`,
+      threadCount,
     );
 }
 

@@ -5,6 +5,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { isOptimizerName, OPTIMIZER_NAMES, type OptimizerName } from '../optimizers/index.js';
 import { SCHEDULE_NAMES } from '../optimizers/learning-rate.js';
+import { autoThreads, MAX_THREADS } from '../native/threads.js';
 import { CliUsageError } from './errors.js';
 
 /**
@@ -20,6 +21,21 @@ export function positiveInteger(value: string): number {
   const n = Number(value);
   if (value.trim() === '' || !Number.isInteger(n) || n < 1) {
     throw new InvalidArgumentError(`expected a positive integer, got '${value}'.`);
+  }
+  return n;
+}
+
+/**
+ * --threads: a positive integer up to MAX_THREADS, or 'auto' (resolved here to the count it
+ * means on this machine, so that what runs and what a checkpoint records is a number).
+ */
+export function threadCount(value: string): number {
+  if (value.trim() === 'auto') return autoThreads();
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isInteger(n) || n < 1 || n > MAX_THREADS) {
+    throw new InvalidArgumentError(
+      `expected a positive integer up to ${MAX_THREADS}, or 'auto', got '${value}'.`,
+    );
   }
   return n;
 }

@@ -25,17 +25,19 @@ import { RELU_GRAD } from '../kernels/relu-grad.js';
 import { loadOnnxRuntime, onnxRuntimeUnavailableReason, SessionCache } from './onnx-runtime.js';
 import { disableStepGraphs, enableStepGraphs } from './step-graph/enable.js';
 import { mallocKeepsFreedMemory } from './malloc-tuning.js';
+import { resolveThreads, threadCountProblem, type ThreadCount } from './threads.js';
 
 export interface NativeKernelOptions {
   /** Backends whose kernels are wrapped (default ['cpu']; 'wasm' works too, with copies). */
   backends?: string[];
   /**
-   * ONNX Runtime threads per kernel call (default 1). Every compiled graph has its own thread
-   * pool, and waking a second thread for each of a step's ~450 calls cost more than it gained
-   * on the CNN (one thread: AdaHessian f=1 112-116 ms a step; two: 131). Raise it for large
-   * convolutions on a machine with idle cores.
+   * ONNX Runtime's intra-op threads for each kernel call and step graph: a count, or 'auto' (the
+   * machine's logical processors, at most 4). Default: 'auto' (src/native/threads.ts decides it,
+   * in one place; the ADAHESSIAN_THREADS environment variable overrides it). Every compiled
+   * graph has its own thread pool. More than one thread rounds differently (sums in row blocks,
+   * the embedding gradient as one product); status.threads says how many ran.
    */
-  threads?: number;
+  threads?: ThreadCount;
   /** Compiled graphs kept (default 256); one per kernel, shape and attribute combination. */
   cacheSize?: number;
   /**
@@ -86,6 +88,7 @@ export interface NativeKernelStatus {
   /** Why the native path is off, when it is. */
   reason: string;
   runtimeVersion: string | null;
+  /** ONNX Runtime's intra-op threads, resolved ('auto' and the default as the number used). */
   threads: number;
   backends: string[];
   /** The kernel names taken over (per backend, the same list). */
@@ -153,9 +156,9 @@ export function enableNativeKernels(options: NativeKernelOptions = {}): NativeKe
   disableNativeKernels();
   // Our fallbacks must be the final TF.js kernels, so let the library register its own first.
   installSecondOrderSupport();
-  const threads = options.threads ?? 1;
   const backends = options.backends ?? ['cpu'];
-  validateOptions(options, threads, backends);
+  validateOptions(options, backends);
+  const threads = resolveThreads(options.threads);
   const runtime = loadOnnxRuntime();
   if (runtime == null) {
     return { ...emptyStatus(threads, backends), reason: onnxRuntimeUnavailableReason() };
@@ -313,9 +316,12 @@ function emptyStatus(threads: number, backends: string[]): NativeKernelStatus {
   };
 }
 
-function validateOptions(options: NativeKernelOptions, threads: number, backends: string[]): void {
-  if (!Number.isInteger(threads) || threads < 1) {
-    throw new Error(`enableNativeKernels: 'threads' must be a positive integer, got ${threads}.`);
+function validateOptions(options: NativeKernelOptions, backends: string[]): void {
+  const threadsProblem = options.threads === undefined ? '' : threadCountProblem(options.threads);
+  if (threadsProblem !== '') {
+    throw new Error(
+      `enableNativeKernels: 'threads' ${threadsProblem}, got ${JSON.stringify(options.threads)}.`,
+    );
   }
   if (
     options.cacheSize != null &&

@@ -12,6 +12,13 @@ export {
 } from './enable.js';
 export { useFastestBackend, type FastestBackend } from './fastest.js';
 export {
+  DEFAULT_THREADS,
+  AUTO_THREADS_CAP,
+  autoThreads,
+  defaultThreads,
+  type ThreadCount,
+} from './threads.js';
+export {
   enableStepGraphs,
   disableStepGraphs,
   stepGraphsStatus,

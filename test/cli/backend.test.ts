@@ -17,6 +17,7 @@ import {
   ONNX_RUNTIME_NODE_VERSION,
   reloadOnnxRuntimeForTesting,
 } from '../../src/native/onnx-runtime.js';
+import { defaultThreads } from '../../src/native/threads.js';
 
 const unavailable = loadOnnxRuntime() == null ? 'onnxruntime-node is not installed' : false;
 
@@ -28,12 +29,13 @@ describe('the CLI backend choice', () => {
   });
 
   it(
-    'without --backend: cpu with the native kernels, silently',
+    'without --backend: cpu with the native kernels on the default threads, silently',
     { skip: unavailable },
     async () => {
       const io = memoryIo();
       const choice = await prepareBackend(undefined, undefined, io);
-      assert.deepEqual(choice, { backend: 'cpu', native: true, stepGraphs: 'all', threads: 1 });
+      const threads = defaultThreads(); // src/native/threads.ts (npm test pins 1)
+      assert.deepEqual(choice, { backend: 'cpu', native: true, stepGraphs: 'all', threads });
       assert.equal(tf.getBackend(), 'cpu');
       assert.equal(nativeKernelStatus().enabled, true);
       assert.equal(io.err(), '');
@@ -86,7 +88,7 @@ describe('the CLI backend choice', () => {
     'turns the native kernels off for --backend cpu --no-native',
     { skip: unavailable },
     async () => {
-      const on = { backend: 'cpu', native: true, stepGraphs: 'all', threads: 1 };
+      const on = { backend: 'cpu', native: true, stepGraphs: 'all', threads: defaultThreads() };
       assert.deepEqual(await prepareBackend('cpu', true), on);
       assert.deepEqual(await prepareBackend('cpu'), on);
       assert.deepEqual(await prepareBackend('cpu', false), {
@@ -109,7 +111,7 @@ describe('the CLI backend choice', () => {
         backend: 'cpu',
         native: true,
         stepGraphs: 'adahessian',
-        threads: 1,
+        threads: defaultThreads(),
       });
       assert.equal(stepGraphsStatus().firstOrder, false);
       // A run of a set (train-many, a resumed run) prepares again without the flag.

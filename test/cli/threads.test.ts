@@ -215,8 +215,9 @@ describe('--threads with the native kernels', { skip: unavailable }, () => {
 
   it('a checkpoint with the native kernels from before --threads was recorded ran on 1', async () => {
     const out = tempDir();
-    disableNativeKernels(); // as a fresh process finds them: one thread by default
-    const started = await cli(['train', ...FAST, '--native', '--epochs', '1', '--out', out]);
+    disableNativeKernels(); // as a fresh process finds them
+    const started = await cli(['train', ...FAST, '--native', '--threads', '1', '--epochs', '1',
+      '--out', out]); // prettier-ignore
     assert.equal(started.code, 0, started.err);
     const file = join(out, CHECKPOINT_FILE);
     const saved = JSON.parse(readFileSync(file, 'utf8'));
