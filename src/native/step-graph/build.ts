@@ -8,6 +8,7 @@
 import type { OnnxGraph, OnnxNode, OnnxTensorInitializer, OnnxValueInfo } from '../onnx-model.js';
 import { StepGraphRefusal, type Recording, type StepDtype, type ValueRef } from './capture.js';
 import { fuseConvBiases } from './conv-bias.js';
+import { fuseConvPairs } from './conv-pairs.js';
 import { stackFilterGradients } from './filter-grad-pairs.js';
 import { simplifyGraph, type SimplifyPass } from './simplify.js';
 import { rewriteLayerNormGradients } from './layer-norm-grad.js';
@@ -241,8 +242,14 @@ export function buildStepGraph(
     int64s,
     derived: (node, from) => nodeCall.set(node, nodeCall.get(from) ?? -1),
   });
+  // Before the biases: a channel bias added to a pair's sum then goes into its Conv too.
+  const paired = fuseConvPairs(stacked, {
+    shapes,
+    outputs: graphOutputs.map((o) => o.name),
+    derived: (node, from) => nodeCall.set(node, nodeCall.get(from) ?? -1),
+  });
   // After simplify.ts: the sweep's bias tangents are broadcasts there, read unbroadcast here.
-  const finalNodes = fuseConvBiases(stacked, {
+  const finalNodes = fuseConvBiases(paired, {
     shapes,
     outputs: graphOutputs.map((o) => o.name),
     int64s,

@@ -80,7 +80,8 @@ export function fuseConvBiases(nodes: readonly OnnxNode[], ctx: ConvBiasContext)
         conv == null ||
         conv.opType !== 'Conv' ||
         conv.domain !== NCHWC ||
-        conv.inputs.length !== 2 ||
+        // No bias yet; conv-pairs.ts's Conv with Sum has an empty bias input.
+        !(conv.inputs.length === 2 || (conv.inputs.length === 4 && conv.inputs[2] === '')) ||
         !soleReader(reorder.inputs[0]!)
       ) {
         continue;
@@ -111,7 +112,11 @@ export function fuseConvBiases(nodes: readonly OnnxNode[], ctx: ConvBiasContext)
         ctx.derived?.(reshape, add);
         nodesHere.push(reshape);
       }
-      const biased: OnnxNode = { ...conv, inputs: [...conv.inputs, bias] };
+      const [input, filter, , sum] = conv.inputs;
+      const biased: OnnxNode = {
+        ...conv,
+        inputs: [input!, filter!, bias, ...(sum != null ? [sum] : [])],
+      };
       const written: OnnxNode = { ...reorder, outputs: [add.outputs[0]!] };
       ctx.derived?.(biased, conv);
       ctx.derived?.(written, reorder);
