@@ -193,6 +193,69 @@ function stackedTransposes(): OnnxGraph {
     OUT,
   );
 }
+/** As stackedTransposes, dyd^T by one Transpose (read by the Concat alone: no MatMul fuses it). */
+function stackedPlainTranspose(): OnnxGraph {
+  const g = new G();
+  const xt = g.taps(g.pad('x'), batch, cin);
+  const xdt = g.taps(g.pad('xd'), batch, cin);
+  const dt = g.transposeRows(g.op('Reshape', ['dy', g.i64([rows, cout])]), cout);
+  const ddt = g.op('Transpose', [g.op('Reshape', ['dyd', g.i64([rows, cout])])], {
+    perm: { kind: 'ints', value: [1, 0] },
+  });
+  const dt2 = g.concat([dt, ddt], 0);
+  const p = g.concat(
+    xt.map((t) => g.op('MatMul', [dt2, t])),
+    0,
+  );
+  const s1 = g.concat(
+    xdt.map((t) => g.op('MatMul', [dt, t])),
+    0,
+  );
+  const half = (r0: number) => g.op('Slice', [p, g.i64([r0]), g.i64([r0 + cout]), g.i64([1])]);
+  return g.graph(
+    { G: half(0), S: g.op('Add', [g.op('Reshape', [s1, g.i64(OUT)]), half(cout)]) },
+    OUT,
+  );
+}
+/**
+ * As stackedTransposes, K in chunks of `m` images: per chunk, the 9 taps' products read the
+ * chunk of [dy | dyd]^T while it is in cache (the taps interleaved by chunk, one Concat), then
+ * a ReduceSum over the chunks (another rounding).
+ */
+function chunked(m: number): OnnxGraph {
+  const g = new G();
+  const c = batch / m;
+  const kc = m * h * w;
+  const chunkTaps = (x: string): string => {
+    const xp = g.op('Reshape', [g.pad(x), g.i64([c, m, h + 2, w + 2, cin])]);
+    const taps: string[] = [];
+    for (let i = 0; i < 3; i++)
+      for (let j = 0; j < 3; j++) {
+        const s = g.op('Slice', [xp, g.i64([i, j]), g.i64([i + h, j + w]), g.i64([2, 3])]);
+        taps.push(g.op('Reshape', [s, g.i64([c, 1, kc, cin])]));
+      }
+    return g.concat(taps, 1); // [c, 9, kc, cin]
+  };
+  const chunkT = (d: string, ch: number): string => {
+    const d4 = g.op('Reshape', [d, g.i64([c, 1, kc, ch])]);
+    const b = g.op('ReorderInput', [d4], { channels_last: { kind: 'int', value: 1 } }, NCHWC);
+    const o = g.op(
+      'ReorderOutput',
+      [b],
+      { channels: { kind: 'int', value: ch }, channels_last: { kind: 'int', value: 0 } },
+      NCHWC,
+    );
+    return g.op('Reshape', [o, g.i64([c, 1, ch, kc])]);
+  };
+  const dt = chunkT('dy', cout);
+  const a2 = g.concat([dt, chunkT('dyd', cout)], 2); // [c, 1, 64, kc]
+  const sum = (x: string) =>
+    g.op('ReduceSum', [x, g.i64([0])], { keepdims: { kind: 'int', value: 0 } });
+  const p = sum(g.op('MatMul', [a2, chunkTaps('x')])); // [9, 64, 16]
+  const s1 = sum(g.op('MatMul', [dt, chunkTaps('xd')])); // [9, 32, 16]
+  const half = (r0: number) => g.op('Slice', [p, g.i64([r0]), g.i64([r0 + cout]), g.i64([1])]);
+  return g.graph({ G: half(0), S: g.op('Add', [s1, half(cout)]) }, OUT);
+}
 /** [dy | dyd]^T times both x's and xd's taps (one transpose; a quarter of the products unused). */
 function stackedBoth(): OnnxGraph {
   const g = new G();
@@ -249,6 +312,10 @@ const forms: [string, OnnxGraph][] = [
   ['[dy|dyd] x [x|xd] taps', bothChannels()],
   ['[dy|dyd] x x taps, dy x xd taps', stackedRows()],
   ['stacked, Concat of the transposes', stackedTransposes()],
+  ['stacked, dyd by one Transpose', stackedPlainTranspose()],
+  ['stacked, K in chunks of 4 images', chunked(4)],
+  ['stacked, K in chunks of 8 images', chunked(8)],
+  ['stacked, K in chunks of 16 images', chunked(16)],
   ['[dy|dyd] x x and xd taps', stackedBoth()],
   ['S over K = [dy;dyd] x [xd;x]', kConcat()],
   ['gradient only (first order)', gradientOnly()],

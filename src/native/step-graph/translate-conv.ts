@@ -14,7 +14,8 @@
  *   - Conv2DBackpropFilter: one MatMul per filter tap of shifted strided slices of the padded
  *     input (depthwise: a Conv with batch and channels swapped); dy transposed once for all taps
  *     by NCHWc reorders where they fit (conv2DBackpropFilterTransposedOnce), and for one input
- *     channel one product of the taps' patch matrix (oneChannelPatches);
+ *     channel one product of the taps' patch matrix (oneChannelPatches); where the sweep
+ *     multiplies the gradient's taps again, filter-grad-pairs.ts stacks both into one product;
  *   - MaxPool, AvgPool: MaxPool / AveragePool (count_include_pad 0) between transposes.
  * A call whose geometry the native planner declines refuses the step (its message names it).
  * The transposes sit at every kernel's edges; ONNX Runtime's transpose optimizer pushes them
