@@ -194,6 +194,8 @@ function variant(spec: string, base: Variant): Variant {
     else if (k === 'convbias') v.env = { ...v.env, ADAHESSIAN_CONV_BIAS: x };
     // convpairs=0: added pairs of NCHWc Convs stay two Convs and an Add (conv-pairs.ts).
     else if (k === 'convpairs') v.env = { ...v.env, ADAHESSIAN_CONV_PAIRS: x };
+    // nchwcdup=0: equal NCHWc nodes stay twice (nchwc-duplicates.ts).
+    else if (k === 'nchwcdup') v.env = { ...v.env, ADAHESSIAN_NCHWC_DUPLICATES: x };
     // maxpool=scan: tiling max-pool gradients by the position scan (max-pool-indices.ts).
     else if (k === 'maxpool') v.env = { ...v.env, ADAHESSIAN_MAX_POOL_GRAD: x };
     else if (k === 'lnforward') v.env = { ...v.env, ADAHESSIAN_LN_FORWARD: x };
@@ -210,7 +212,7 @@ function variant(spec: string, base: Variant): Variant {
     else if (k === 'affinity') v.affinity = x.split('+').join(';');
     else
       throw new Error(
-        `--ab: unknown key '${k}' (threads, interop, opt, mempattern, arena, ftz, nchwc, skip, lngrad, lnforward, gelugrad, barematmul, step, disable, fgrad, fgradpairs, convbias, convpairs, maxpool, rowblocks, spin, dynblock, affinity)`,
+        `--ab: unknown key '${k}' (threads, interop, opt, mempattern, arena, ftz, nchwc, skip, lngrad, lnforward, gelugrad, barematmul, step, disable, fgrad, fgradpairs, convbias, convpairs, nchwcdup, maxpool, rowblocks, spin, dynblock, affinity)`,
       );
   }
   return v;

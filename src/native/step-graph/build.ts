@@ -9,8 +9,10 @@ import type { OnnxGraph, OnnxNode, OnnxTensorInitializer, OnnxValueInfo } from '
 import { StepGraphRefusal, type Recording, type StepDtype, type ValueRef } from './capture.js';
 import { fuseConvBiases } from './conv-bias.js';
 import { fuseConvPairs } from './conv-pairs.js';
+import { mergeNchwcDuplicates } from './nchwc-duplicates.js';
 import { stackFilterGradients } from './filter-grad-pairs.js';
 import { simplifyGraph, type SimplifyPass } from './simplify.js';
+import { keepsCommonSubexpressionElimination } from './step-graph.js';
 import { rewriteLayerNormGradients } from './layer-norm-grad.js';
 import { rewriteGeluGradients } from './gelu-grad.js';
 import { rawBytes, TRANSLATIONS, type TranslationContext } from './translate.js';
@@ -242,8 +244,13 @@ export function buildStepGraph(
     int64s,
     derived: (node, from) => nodeCall.set(node, nodeCall.get(from) ?? -1),
   });
+  // ONNX Runtime's own common-subexpression elimination skips the NCHWc ops.
+  const merged = mergeNchwcDuplicates(stacked, {
+    outputs: graphOutputs.map((o) => o.name),
+    enabled: keepsCommonSubexpressionElimination({ values }),
+  });
   // Before the biases: a channel bias added to a pair's sum then goes into its Conv too.
-  const paired = fuseConvPairs(stacked, {
+  const paired = fuseConvPairs(merged, {
     shapes,
     outputs: graphOutputs.map((o) => o.name),
     derived: (node, from) => nodeCall.set(node, nodeCall.get(from) ?? -1),
