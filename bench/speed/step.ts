@@ -45,16 +45,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import * as tf from '@tensorflow/tfjs';
-import {
-  adahessian,
-  buildCharTransformer,
-  buildMlp,
-  buildResNet20,
-  buildSmallCnn,
-  softmaxCrossEntropy,
-  useBackend,
-  type BackendName,
-} from '../../src/index.js';
+import { useBackend, type BackendName } from '../../src/index.js';
 import {
   disableNativeKernels,
   enableNativeKernels,
@@ -63,19 +54,21 @@ import {
 } from '../../src/native/index.js';
 
 tf.env().set('IS_TEST', false); // quiet TF.js's "install tfjs-node" banner
+import {
+  batchFor,
+  batchOf,
+  buildModel,
+  HEAVY,
+  lossOf,
+  MODELS,
+  OPTIMIZERS,
+  trainingStep,
+  type ModelName,
+  type OptimizerName,
+} from './step-setups.js';
 
-const MODELS = ['mlp', 'cnn', 'transformer', 'resnet20'] as const;
-const OPTIMIZERS = ['sgd', 'adam', 'adahessian-f1', 'adahessian-f5'] as const;
 const VARIANTS = ['cpu', 'wasm', 'cpu+native'] as const;
-type ModelName = (typeof MODELS)[number];
-type OptimizerName = (typeof OPTIMIZERS)[number];
 type Variant = (typeof VARIANTS)[number];
-
-/** The transformer's batch is 64 sequences of CONTEXT ids; the loss is over every position. */
-const VOCAB = 96;
-const CONTEXT = 64;
-const HEAVY: readonly ModelName[] = ['transformer', 'resnet20'];
-const batchOf = (model: ModelName) => (HEAVY.includes(model) ? 64 : 128);
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -177,77 +170,12 @@ interface Setup {
   warmUpSteps: number;
 }
 
-/**
- * Below the paper's 0.15: on this benchmark's random labels and seeded CNN, 0.15 (and 0.02
- * with hessianEvery 5) drives the loss to Infinity within a few steps, and AdaHessian refuses
- * a non-finite step. The same rate in torch_step.py. Timing does not depend on it.
- */
-const ADAHESSIAN_LR = 0.005;
-
-function makeOptimizer(name: OptimizerName): tf.Optimizer {
-  switch (name) {
-    case 'sgd':
-      return tf.train.sgd(0.01);
-    case 'adam':
-      return tf.train.adam(0.001);
-    case 'adahessian-f1':
-      return adahessian({ hessianEvery: 1, seed: 1, learningRate: ADAHESSIAN_LR });
-    case 'adahessian-f5':
-      return adahessian({ hessianEvery: 5, seed: 1, learningRate: ADAHESSIAN_LR });
-  }
-}
-
-function buildModel(modelName: ModelName): tf.LayersModel {
-  switch (modelName) {
-    case 'mlp':
-      return buildMlp({ seed: 1 });
-    case 'cnn':
-      return buildSmallCnn({ seed: 1 });
-    case 'transformer':
-      return buildCharTransformer({ vocabSize: VOCAB, contextLength: CONTEXT, seed: 1 });
-    case 'resnet20':
-      return buildResNet20({ inputShape: [28, 28, 1], seed: 1 });
-  }
-}
-
-/** Inputs and one-hot targets: ids [B, T] and [B, T, VOCAB] for the transformer. */
-function batchFor(modelName: ModelName): { x: tf.Tensor; labels: tf.Tensor; ids: tf.Tensor } {
-  const batch = batchOf(modelName);
-  return tf.tidy(() => {
-    if (modelName === 'transformer') {
-      const x = tf.randomUniform([batch, CONTEXT], 0, VOCAB, 'int32', 1);
-      const ids = tf.randomUniform([batch, CONTEXT], 0, VOCAB, 'int32', 2);
-      return { x, ids, labels: tf.oneHot(ids, VOCAB) };
-    }
-    const x = tf.randomUniform([batch, 28, 28, 1], 0, 1, 'float32', 1);
-    const ids = tf.randomUniform([batch], 0, 10, 'int32', 2);
-    return { x, ids, labels: tf.oneHot(ids, 10) };
-  });
-}
-
-/** training: true so that ResNet-20's batch norm uses the batch's moments, as PyTorch's. */
-const lossOf = (model: tf.LayersModel, x: tf.Tensor, labels: tf.Tensor) =>
-  softmaxCrossEntropy(labels, model.apply(x, { training: true }) as tf.Tensor);
-
 function setUp(modelName: ModelName, optimizerName: OptimizerName): Setup {
-  const model = buildModel(modelName);
-  const { x, labels, ids } = batchFor(modelName);
-  ids.dispose();
-  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const optimizer = makeOptimizer(optimizerName);
-  const lossFn = () => lossOf(model, x, labels);
   return {
     warmedUnder: -1,
     msPerStep: NaN,
     warmUpSteps: 0,
-    step: () => {
-      optimizer.minimize(lossFn, false, vars);
-    },
-    dispose: () => {
-      optimizer.dispose();
-      tf.dispose([x, labels]);
-      model.dispose();
-    },
+    ...trainingStep(modelName, optimizerName),
   };
 }
 
