@@ -5,9 +5,18 @@
  * WebAssembly's f64x2 add, sub, mul, div and sqrt are the same IEEE double operations, and
  * f32x4.demote_f64x2_zero then f64x2.promote_low_f32x4 is Math.fround, so the bits are the JS
  * loop's (test/native/adahessian-simd.test.ts). Like adam-simd.ts (which explains the byte
- * encoding), values go through the module's own memory in chunks; the new values come back as
- * float32 (demoted from float64 values that are float32 already: exact). The loop also sums x - x
- * over g, |D|, and the new m, v and w: 0 while all are finite (the update's finiteness check).
+ * encoding), the loop works on the module's own memory; the new values are stored as float32
+ * (demoted from float64 values that are float32 already: exact). The loop also sums x - x over
+ * g, |D|, and the new m, v and w: 0 while all are finite (the update's finiteness check).
+ *
+ * Operands in the memory: the update's new w, m and v are written into arrays that live in
+ * it (`resident`, recycled-arrays.ts's takeResidentArray), so on the next step w, m and v are
+ * read where they are and the new values written in place: the loop gets each operand's
+ * address. Operands elsewhere (the step graph's g and D, an array someone else read, a model
+ * larger than the memory) are copied through staging regions in chunks, as before; the bits
+ * are the same either way. The memory is never grown (that would detach the arrays' views):
+ * when it is full, new arrays are plain ones. Each resident array has four float32 of slack
+ * after it: the loop reads and writes whole lane pairs, two float32 at a time as four.
  */
 
 import {
@@ -27,13 +36,14 @@ import {
   STORE,
   V128,
 } from './wasm-module.js';
+import type { ResidentArrays } from './recycled-arrays.js';
 
 const CHUNK = 32768;
 /**
- * Byte offsets of the regions (float32 inputs, |D| as float64, float32 outputs, the sum). The
- * outputs are float32 (demoted in the loop, exactly: they hold float32 values) so that copying
- * them out is a memcpy; as float64 the three conversions in JS cost ~1 ms of a small CNN's
- * 207k-parameter step, more than the loop's own arithmetic.
+ * Byte offsets of the staging regions (float32 inputs, |D| as float64, float32 outputs) and
+ * the sum. The outputs are float32 (demoted in the loop, exactly: they hold float32 values) so
+ * that copying them out is a memcpy; as float64 the three conversions in JS cost ~1 ms of a
+ * small CNN's 207k-parameter step, more than the loop's own arithmetic.
  */
 const F32 = CHUNK * 4 + 16;
 const F64 = CHUNK * 8 + 16;
@@ -49,7 +59,10 @@ const AT = {
   outV: 7 * F32 + F64,
   sum: 8 * F32 + F64,
 };
-const BYTES = AT.sum + 16;
+/** Where resident arrays start, and the room for them (a small CNN's take ~5 MB). */
+const HEAP = AT.sum + 16;
+const HEAP_BYTES = 32 * 1024 * 1024;
+const PAGES = Math.ceil((HEAP + HEAP_BYTES) / 65536);
 
 export interface AdaHessianSimdInput {
   w: Float32Array;
@@ -67,7 +80,10 @@ export interface AdaHessianSimdInput {
 }
 
 export interface AdaHessianSimd {
-  /** Fills the new w, m, v; returns whether every g, |D| and new value was finite. */
+  /**
+   * Fills the new w, m, v; returns whether every g, |D| and new value was finite. Operands
+   * that are `resident` arrays are read or written in place.
+   */
   update(
     input: AdaHessianSimdInput,
     outW: Float32Array,
@@ -88,44 +104,42 @@ const MUL = SIMD(0xf2);
 const DIV = SIMD(0xf3);
 
 /**
- * update(n, b1, ob1, b2, ob2, bc1, bc2, lr, eps) over the fixed regions, n a multiple of 2;
- * `rawDiagonal`: |D| is the absolute value of d32's float32 values, else d64's float64 values.
+ * update(n, w, g, m, v, d, outW, outM, outV, b1, ob1, b2, ob2, bc1, bc2, lr, eps): n elements
+ * (a multiple of 2) from and to the given byte addresses; `rawDiagonal`: |D| is the absolute
+ * value of d's float32 values, else d holds |D| as float64 values.
  */
 function moduleBytes(rawDiagonal: boolean): Uint8Array<ArrayBuffer> {
-  // Parameters: 0 n, 1..8 the scalars. Locals: 9 o4, 10 o8, 11 end, 12..19 the scalars
-  // splatted, 20 g, 21 m, 22 d, 23 v, 24 den, 25 w, 26 acc.
+  // Parameters: 0 n, 1..8 the addresses, 9..16 the scalars. Locals: 17 o4, 18 o8, 19 end,
+  // 20..27 the scalars splatted, 28 g, 29 m, 30 d, 31 v, 32 den, 33 w, 34 acc.
   const N = 0;
-  const [O4, O8, END] = [9, 10, 11];
-  const [B1, OB1, B2, OB2, BC1, BC2, LR, EPS] = [12, 13, 14, 15, 16, 17, 18, 19];
-  const [G, M, D, V, DEN, W, ACC] = [20, 21, 22, 23, 24, 25, 26];
-  const f32At = (base: number) => [
-    ...get(O4),
-    ...(base === 0 ? [] : [0x41, ...sleb(base), ...I32_ADD]),
-  ];
-  const f64At = (base: number) => [...get(O8), 0x41, ...sleb(base), ...I32_ADD];
+  const [PW, PG, PM, PV, PD, POW, POM, POV] = [1, 2, 3, 4, 5, 6, 7, 8];
+  const [O4, O8, END] = [17, 18, 19];
+  const [B1, OB1, B2, OB2, BC1, BC2, LR, EPS] = [20, 21, 22, 23, 24, 25, 26, 27];
+  const [G, M, D, V, DEN, W, ACC] = [28, 29, 30, 31, 32, 33, 34];
+  const f32At = (p: number) => [...get(p), ...get(O4), ...I32_ADD];
   const loadD = rawDiagonal
-    ? [...f32At(AT.d32), ...LOAD, ...PROMOTE, ...ABS]
-    : [...f64At(AT.d64), ...LOAD];
+    ? [...f32At(PD), ...LOAD, ...PROMOTE, ...ABS]
+    : [...get(PD), ...get(O8), ...I32_ADD, ...LOAD];
   // prettier-ignore
   const code = [
-    ...[0, 1, 2, 3, 4, 5, 6, 7].flatMap((k) => [...get(1 + k), ...SPLAT, ...set(B1 + k)]),
+    ...[0, 1, 2, 3, 4, 5, 6, 7].flatMap((k) => [...get(9 + k), ...SPLAT, ...set(B1 + k)]),
     ...get(N), ...i32Const(2), ...I32_SHL, ...set(END),
     0x02, 0x40, 0x03, 0x40, // block, loop
     ...get(O4), ...get(END), ...I32_GE_U, 0x0d, 1, // br_if 1: done
-    ...f32At(AT.g), ...LOAD, ...PROMOTE, ...set(G),
-    ...f32At(AT.m), ...LOAD, ...PROMOTE, ...get(B1), ...MUL, ...get(G), ...get(OB1), ...MUL,
+    ...f32At(PG), ...LOAD, ...PROMOTE, ...set(G),
+    ...f32At(PM), ...LOAD, ...PROMOTE, ...get(B1), ...MUL, ...get(G), ...get(OB1), ...MUL,
     ...ADD, ...ROUND, ...set(M),
     ...loadD, ...set(D),
-    ...f32At(AT.v), ...LOAD, ...PROMOTE, ...get(B2), ...MUL,
+    ...f32At(PV), ...LOAD, ...PROMOTE, ...get(B2), ...MUL,
     ...get(D), ...get(D), ...MUL, ...get(OB2), ...MUL, ...ADD, ...ROUND, ...set(V),
     ...get(V), ...get(BC2), ...DIV, ...SQRT, ...get(EPS), ...ADD, ...set(DEN),
-    ...f32At(AT.w), ...LOAD, ...PROMOTE,
+    ...f32At(PW), ...LOAD, ...PROMOTE,
     ...get(M), ...get(BC1), ...DIV, ...get(DEN), ...DIV, ...get(LR), ...MUL, ...SUB, ...ROUND,
     ...set(W),
-    // Two float32 and two zeros: the next pair overwrites the zeros (the regions have room).
-    ...f32At(AT.outW), ...get(W), ...DEMOTE, ...STORE,
-    ...f32At(AT.outM), ...get(M), ...DEMOTE, ...STORE,
-    ...f32At(AT.outV), ...get(V), ...DEMOTE, ...STORE,
+    // Two float32 and two zeros: the next pair overwrites the zeros (there is slack after).
+    ...f32At(POW), ...get(W), ...DEMOTE, ...STORE,
+    ...f32At(POM), ...get(M), ...DEMOTE, ...STORE,
+    ...f32At(POV), ...get(V), ...DEMOTE, ...STORE,
     ...get(ACC), ...get(G), ...get(G), ...SUB, ...ADD, ...get(M), ...get(M), ...SUB, ...ADD,
     ...get(D), ...get(D), ...SUB, ...ADD, ...get(V), ...get(V), ...SUB, ...ADD,
     ...get(W), ...get(W), ...SUB, ...ADD, ...set(ACC),
@@ -138,23 +152,53 @@ function moduleBytes(rawDiagonal: boolean): Uint8Array<ArrayBuffer> {
   ];
   return oneFunctionModule({
     exportName: 'update',
-    params: [I32, ...new Array<number>(8).fill(F64T)],
+    params: [I32, ...new Array<number>(8).fill(I32), ...new Array<number>(8).fill(F64T)],
     locals: [
       [3, I32],
       [15, V128],
     ],
     code,
-    pages: Math.ceil(BYTES / 65536),
+    pages: PAGES,
+    importMemory: true,
   });
 }
 
-let made: { raw: AdaHessianSimd; averaged: AdaHessianSimd } | null | undefined;
+/**
+ * The resident arrays: views of the memory past the staging regions, handed out from free
+ * lists by length, else carved from the room left (never given back to it: a training loop
+ * asks for the same few lengths again and again).
+ */
+function residentArrays(memory: WebAssembly.Memory): ResidentArrays {
+  const buffer = memory.buffer;
+  const free = new Map<number, Float32Array[]>();
+  let next = HEAP;
+  return {
+    take(length) {
+      const reused = free.get(length)?.pop();
+      if (reused != null) return reused;
+      // Four float32 of slack (see above), kept at 16-byte alignment.
+      const bytes = Math.ceil((length + 4) / 4) * 16;
+      if (length === 0 || next + bytes > buffer.byteLength) return null;
+      const array = new Float32Array(buffer, next, length);
+      next += bytes;
+      return array;
+    },
+    giveBack(values) {
+      const list = free.get(values.length) ?? [];
+      list.push(values);
+      free.set(values.length, list);
+    },
+    holds: (values) => values.buffer === buffer,
+  };
+}
 
-function instantiate(rawDiagonal: boolean): AdaHessianSimd {
-  const { memory, run } = instantiateOneFunction(moduleBytes(rawDiagonal), 'update');
+let made:
+  { raw: AdaHessianSimd; averaged: AdaHessianSimd; resident: ResidentArrays } | null | undefined;
+
+function instantiate(rawDiagonal: boolean, memory: WebAssembly.Memory): AdaHessianSimd {
+  const { run } = instantiateOneFunction(moduleBytes(rawDiagonal), 'update', memory);
   const buffer = memory.buffer;
   const f32 = (at: number) => new Float32Array(buffer, at, CHUNK + 4);
-  const f64 = (at: number) => new Float64Array(buffer, at, CHUNK + 2);
   const [w, g, m, v, d32, outW, outM, outV] = [
     AT.w,
     AT.g,
@@ -165,39 +209,64 @@ function instantiate(rawDiagonal: boolean): AdaHessianSimd {
     AT.outM,
     AT.outV,
   ].map(f32);
-  const d64 = f64(AT.d64);
+  const d64 = new Float64Array(buffer, AT.d64, CHUNK + 2);
   const sum = new Float64Array(buffer, AT.sum, 2);
+  const all32 = new Float32Array(buffer);
+  const inMemory = (a: Float32Array | Float64Array) => a.buffer === buffer;
+  /**
+   * The address of `count` elements of `source` from `start`: where they are if `source` is
+   * in the memory (only float32 arrays are), else in `staging` after copying them there. The
+   * spare lane of an odd count reads a zero (the staging region's, or the resident array's
+   * slack), so that it stays finite and the sum says "finite" (else allFinite reads them all).
+   */
+  const input = (
+    source: Float32Array | Float64Array,
+    staging: Float32Array | Float64Array,
+    start: number,
+    count: number,
+  ): number => {
+    const odd = (count & 1) === 1;
+    if (inMemory(source)) {
+      const at = source.byteOffset + start * 4;
+      if (odd) all32[at / 4 + count] = 0;
+      return at;
+    }
+    staging.set(source.subarray(start, start + count));
+    if (odd) staging[count] = 0;
+    return staging.byteOffset;
+  };
   return {
-    update(input, newW, newM, newV) {
-      const n = input.w.length;
+    update(input_, newW, newM, newV) {
+      const n = input_.w.length;
+      const { diagonal } = input_;
       let finite = true;
       for (let start = 0; start < n; start += CHUNK) {
         const count = Math.min(CHUNK, n - start);
-        const end = start + count;
         const padded = Math.ceil(count / 2) * 2;
-        w!.set(input.w.subarray(start, end));
-        g!.set(input.g.subarray(start, end));
-        m!.set(input.m.subarray(start, end));
-        v!.set(input.v.subarray(start, end));
-        (rawDiagonal ? d32! : d64!).set(input.diagonal.subarray(start, end));
-        if (padded > count) {
-          // The last lane pair's spare lane: zeros, so that it stays finite.
-          for (const r of [w!, g!, m!, v!, rawDiagonal ? d32! : d64!]) r[count] = 0;
-        }
+        const out = (target: Float32Array, staging: Float32Array) =>
+          inMemory(target) ? target.byteOffset + start * 4 : staging.byteOffset;
         run(
           padded,
-          input.beta1,
-          1 - input.beta1,
-          input.beta2,
-          1 - input.beta2,
-          input.biasCorrection1,
-          input.biasCorrection2,
-          input.learningRate,
-          input.epsilon,
+          input(input_.w, w!, start, count),
+          input(input_.g, g!, start, count),
+          input(input_.m, m!, start, count),
+          input(input_.v, v!, start, count),
+          input(diagonal, rawDiagonal ? d32! : d64, start, count),
+          out(newW, outW!),
+          out(newM, outM!),
+          out(newV, outV!),
+          input_.beta1,
+          1 - input_.beta1,
+          input_.beta2,
+          1 - input_.beta2,
+          input_.biasCorrection1,
+          input_.biasCorrection2,
+          input_.learningRate,
+          input_.epsilon,
         );
-        newW.set(outW!.subarray(0, count), start);
-        newM.set(outM!.subarray(0, count), start);
-        newV.set(outV!.subarray(0, count), start);
+        if (!inMemory(newW)) newW.set(outW!.subarray(0, count), start);
+        if (!inMemory(newM)) newM.set(outM!.subarray(0, count), start);
+        if (!inMemory(newV)) newV.set(outV!.subarray(0, count), start);
         if (sum[0]! + sum[1]! !== 0) finite = false;
       }
       return finite;
@@ -206,13 +275,22 @@ function instantiate(rawDiagonal: boolean): AdaHessianSimd {
 }
 
 /**
- * The SIMD update for a raw diagonal (no averaging) or an averaged |D|, or null where
- * WebAssembly SIMD is not available.
+ * The SIMD update for a raw diagonal (no averaging) or an averaged |D|, and the arrays that
+ * live in their memory, or null where WebAssembly SIMD is not available.
  */
-export function adaHessianSimd(): { raw: AdaHessianSimd; averaged: AdaHessianSimd } | null {
+export function adaHessianSimd(): {
+  raw: AdaHessianSimd;
+  averaged: AdaHessianSimd;
+  resident: ResidentArrays;
+} | null {
   if (made !== undefined) return made;
   try {
-    made = { raw: instantiate(true), averaged: instantiate(false) };
+    const memory = new WebAssembly.Memory({ initial: PAGES, maximum: PAGES });
+    made = {
+      raw: instantiate(true, memory),
+      averaged: instantiate(false, memory),
+      resident: residentArrays(memory),
+    };
   } catch {
     made = null;
   }

@@ -13,7 +13,7 @@ import type {
 } from '../optimizers/fused-update.js';
 import type { AveragingMode } from '../optimizers/spatial-average.js';
 import { adaHessianSimd } from './adahessian-simd.js';
-import { recycledTensor, takeArray, valuesForUpdate } from './recycled-arrays.js';
+import { recycledTensor, takeResidentArray, valuesForUpdate } from './recycled-arrays.js';
 
 // Reads that keep nothing, and new arrays from the step's disposed ones (recycled-arrays.ts).
 const values = valuesForUpdate;
@@ -57,15 +57,17 @@ export const cpuAdaHessianUpdate: FusedAdaHessianUpdate = {
       raw == null || input.averaging === 'none' ? null : averagedAbs(raw, w.shape, input.averaging);
     const { beta1, beta2, biasCorrection1: bc1, biasCorrection2: bc2 } = input;
     const { learningRate: lr, epsilon, weightDecay, hessianPower: k } = input;
-    // Pooled arrays hold old values: every element is written below (SIMD or loop).
-    const newW = takeArray(n);
-    const newM = takeArray(n);
-    const newV = raw == null ? vv : takeArray(n);
+    // The common case as WebAssembly SIMD, the same bits (adahessian-simd.ts); else the loop.
+    const simd = useSimd && raw != null && k === 1 && weightDecay === 0 ? adaHessianSimd() : null;
+    // Pooled arrays hold old values: every element is written below (SIMD or loop). The SIMD
+    // loop's new w, m, v live in its memory, where the next step's update reads them.
+    const resident = simd?.resident ?? null;
+    const newW = takeResidentArray(n, resident);
+    const newM = takeResidentArray(n, resident);
+    const newV = raw == null ? vv : takeResidentArray(n, resident);
     // x - x is 0 for a finite x and NaN otherwise: `sum` stays 0 while every g, |D| (averaged:
     // a sum of magnitudes, non-finite iff one of them is) and new w, m and v is finite.
     let sum = 0;
-    // The common case as WebAssembly SIMD, the same bits (adahessian-simd.ts); else the loop.
-    const simd = useSimd && raw != null && k === 1 && weightDecay === 0 ? adaHessianSimd() : null;
     if (simd != null) {
       const finite = (d == null ? simd.raw : simd.averaged).update(
         {
@@ -110,9 +112,9 @@ export const cpuAdaHessianUpdate: FusedAdaHessianUpdate = {
       sum += nextW - nextW;
     }
     const out = {
-      w: recycledTensor(newW, w.shape),
-      m: recycledTensor(newM, w.shape),
-      v: raw == null ? null : recycledTensor(newV, w.shape),
+      w: recycledTensor(newW, w.shape, resident),
+      m: recycledTensor(newM, w.shape, resident),
+      v: raw == null ? null : recycledTensor(newV, w.shape, resident),
     };
     if (sum === 0) {
       for (const t of [g, diagonal, out.w, out.m, out.v]) if (t != null) knownFinite.add(t);

@@ -16,6 +16,8 @@ import type * as tf from '@tensorflow/tfjs';
 interface Tracked {
   values: Float32Array;
   seen: boolean;
+  /** Give the array back and hand a copy to the first reader not ours (see track). */
+  copyOnSight?: boolean;
   /** A deferred output's computation, run on its first read (then cleared). */
   fill?: (values: Float32Array) => void;
   /** Lets go of what the deferred computation needs (after it ran, or at disposal). */
@@ -49,7 +51,14 @@ export class OutputBufferPool {
   reused = 0;
   seenAndKept = 0;
 
-  constructor(private readonly maxBytes: number) {}
+  /**
+   * `giveBack`: where unseen arrays go instead of this pool's own lists (arrays that live in
+   * a WebAssembly memory: adahessian-simd.ts keeps their free lists).
+   */
+  constructor(
+    private readonly maxBytes: number,
+    private readonly giveBack?: (values: Float32Array) => void,
+  ) {}
 
   /** An array of `length` floats: a pooled one (old contents) when there is one, else new (zeros). */
   take(length: number): Float32Array {
@@ -64,21 +73,36 @@ export class OutputBufferPool {
   /**
    * Watches the backend's record of a native output (just made by makeTensorInfo): any read
    * of its values from now on marks the array as seen. Backends without such records are
-   * left alone (their arrays are never pooled).
+   * left alone (their arrays are never pooled). With `copyOnSight`, the first such read gets
+   * a copy, which the record keeps from then on, and the array is given back at once: an
+   * array in a WebAssembly memory is never seen by anyone but us, so it is never lost to GC.
    */
-  track(backend: tf.KernelBackend, dataId: object, values: Float32Array): void {
+  track(
+    backend: tf.KernelBackend,
+    dataId: object,
+    values: Float32Array,
+    copyOnSight = false,
+  ): void {
     const record = internals(backend)?.data.get(dataId);
     if (record == null || record.values !== values) return;
-    const entry: Tracked = { values, seen: false };
+    const entry: Tracked = { values, seen: false, copyOnSight };
+    const giveBackOwn = () => {
+      if (entry.seen || !entry.copyOnSight) return;
+      const own = entry.values;
+      entry.values = own.slice();
+      this.put(own);
+    };
     Object.defineProperty(record, 'values', {
       configurable: true,
       enumerable: true,
       get: () => {
-        entry.seen = true;
         materialize(entry);
+        giveBackOwn();
+        entry.seen = true;
         return entry.values;
       },
       set: (v: Float32Array) => {
+        giveBackOwn();
         entry.seen = true;
         entry.values = v;
       },
@@ -184,6 +208,10 @@ export class OutputBufferPool {
   }
 
   private put(values: Float32Array): void {
+    if (this.giveBack != null) {
+      this.giveBack(values);
+      return;
+    }
     if (this.suspended > 0) return;
     if (this.freeBytes + values.byteLength > this.maxBytes) return; // let GC have it
     const list = this.free.get(values.length) ?? [];

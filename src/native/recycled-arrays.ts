@@ -23,6 +23,15 @@
  * The values are what they were: every array taken from the pool is fully written before its
  * tensor is made (ONNX Runtime writes every element of a preallocated output, the generator
  * every sign, the update every element), so results are bit for bit those of new arrays.
+ *
+ * Resident arrays (`takeResidentArray`): AdaHessian's SIMD update (adahessian-simd.ts) writes
+ * its new w, m and v into arrays that live in its WebAssembly memory, so that the next step's
+ * update reads them there instead of copying them in, and writes in place instead of copying
+ * out. They follow the same rule in a pool of their own, with one difference: nobody but our
+ * readers ever sees one. The first other read of such a tensor (an evaluation reading the
+ * weights, dataSync, a checkpoint) gets a copy, which the tensor keeps from then on, and the
+ * region goes back to its free list at once (buffer-pool.ts's copyOnSight), so a region is
+ * never lost to GC and never written while anyone else holds it.
  */
 import * as tf from '@tensorflow/tfjs';
 import { OutputBufferPool } from './buffer-pool.js';
@@ -32,11 +41,30 @@ const DEFAULT_MAX_BYTES = 128 * 1024 * 1024;
 
 interface Recycler {
   pool: OutputBufferPool;
-  /** Backends whose disposals feed the pool (installed on first use). */
-  backends: WeakSet<object>;
+  /** Arrays in a WebAssembly memory (made on first use; see ResidentArrays). */
+  resident: { source: ResidentArrays; pool: OutputBufferPool } | null;
+  /** Per pool, the backends whose disposals feed it (installed on first use). */
+  backends: WeakMap<OutputBufferPool, WeakSet<object>>;
   restore: (() => void)[];
-  /** Data ids of the tensors made here (weak: they go with the data). */
-  made: WeakSet<object>;
+  /** Data ids of the tensors made here (weak: they go with the data), and their pools. */
+  made: WeakMap<object, OutputBufferPool>;
+}
+
+/**
+ * Arrays in a memory of their own (adahessian-simd.ts's WebAssembly memory): `take` gives a
+ * free one of `length` or a new one while there is room (else null), `giveBack` takes one
+ * back, `holds` says whether an array is one of them.
+ */
+export interface ResidentArrays {
+  take(length: number): Float32Array | null;
+  giveBack(values: Float32Array): void;
+  holds(values: Float32Array): boolean;
+}
+
+/** Whether resident arrays are handed out (ADAHESSIAN_RESIDENT_ARRAYS=0, or benchmarks). */
+let residentOn = process.env['ADAHESSIAN_RESIDENT_ARRAYS'] !== '0';
+export function setResidentArrays(on: boolean): void {
+  residentOn = on;
 }
 
 let recycler: Recycler | null = null;
@@ -46,9 +74,10 @@ export function enableRecycledArrays(maxBytes: number = DEFAULT_MAX_BYTES): () =
   disableRecycledArrays();
   const own: Recycler = {
     pool: new OutputBufferPool(maxBytes),
-    backends: new WeakSet(),
+    resident: null,
+    backends: new WeakMap(),
     restore: [],
-    made: new WeakSet(),
+    made: new WeakMap(),
   };
   recycler = own;
   return () => {
@@ -79,21 +108,45 @@ export function takeArray(length: number): Float32Array {
 }
 
 /**
- * tf.tensor(values, shape, 'float32'), the array not copied; its array goes back to the pool
- * once the tensor's data is deleted, unless someone else read it meanwhile.
+ * A Float32Array of `length` for `recycledTensor` from `source`'s memory while recycling is on
+ * and the memory has room (old contents), else as `takeArray`. The caller writes every element.
  */
-export function recycledTensor(values: Float32Array, shape: number[]): tf.Tensor {
+export function takeResidentArray(length: number, source: ResidentArrays | null): Float32Array {
+  const r = recycler;
+  if (r == null || source == null || !residentOn) return takeArray(length);
+  if (!r.pool.watches(tf.backend())) return takeArray(length);
+  if (r.resident != null && r.resident.source !== source) return takeArray(length);
+  return source.take(length) ?? takeArray(length);
+}
+
+/**
+ * tf.tensor(values, shape, 'float32'), the array not copied; its array goes back to the pool
+ * once the tensor's data is deleted, unless someone else read it meanwhile. `source`: where
+ * `values` came from if takeResidentArray gave it.
+ */
+export function recycledTensor(
+  values: Float32Array,
+  shape: number[],
+  source: ResidentArrays | null = null,
+): tf.Tensor {
   const t = tf.tensor(values, shape, 'float32');
   const r = recycler;
   if (r == null) return t;
   const backend = tf.backend();
   if (!r.pool.watches(backend)) return t;
-  if (!r.backends.has(backend)) {
-    r.backends.add(backend);
-    r.restore.push(r.pool.install(backend));
+  let pool = r.pool;
+  if (source?.holds(values)) {
+    r.resident ??= { source, pool: new OutputBufferPool(Infinity, (a) => source.giveBack(a)) };
+    pool = r.resident.pool;
   }
-  r.pool.track(backend, t.dataId, values);
-  r.made.add(t.dataId);
+  const installed = r.backends.get(pool) ?? new WeakSet<object>();
+  r.backends.set(pool, installed);
+  if (!installed.has(backend)) {
+    installed.add(backend);
+    r.restore.push(pool.install(backend));
+  }
+  pool.track(backend, t.dataId, values, pool !== r.pool);
+  r.made.set(t.dataId, pool);
   return t;
 }
 
@@ -103,7 +156,8 @@ export function recycledTensor(values: Float32Array, shape: number[]): tf.Tensor
  */
 export function recycledValues(backend: tf.KernelBackend, dataId: object): Float32Array | null {
   const r = recycler;
-  return r != null && r.made.has(dataId) ? r.pool.valuesOf(backend, dataId) : null;
+  const pool = r?.made.get(dataId);
+  return pool == null ? null : pool.valuesOf(backend, dataId);
 }
 
 /** A float32 tensor's values for a reader that does not keep them (see recycledValues). */

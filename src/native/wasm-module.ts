@@ -57,7 +57,8 @@ export const STORE = [...SIMD(0x0b), 4, 0]; // v128.store
 /**
  * A module exporting one function `exportName` of type (params) -> () with the given locals
  * (vec of [count, type]) and code (ending in `end`), and its memory of `pages` 64 KiB pages as
- * 'mem'.
+ * 'mem'; with `importMemory`, the memory is imported as env.mem (at least `pages`) instead,
+ * so that several modules can work on one memory.
  */
 export function oneFunctionModule(spec: {
   exportName: string;
@@ -65,18 +66,23 @@ export function oneFunctionModule(spec: {
   locals: number[][];
   code: number[];
   pages: number;
+  importMemory?: boolean;
 }): Uint8Array<ArrayBuffer> {
   const body = [...vec(spec.locals), ...spec.code];
   const type = [0x60, ...vec(spec.params.map((t) => [t])), ...vec([])];
+  const memory = spec.importMemory
+    ? section(2, vec([[...name('env'), ...name('mem'), 0x02, 0x00, ...uleb(spec.pages)]]))
+    : [];
   return new Uint8Array([
     ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
     ...section(1, vec([type])),
+    ...memory,
     ...section(3, vec([[0]])),
-    ...section(5, vec([[0x00, ...uleb(spec.pages)]])),
+    ...(spec.importMemory ? [] : section(5, vec([[0x00, ...uleb(spec.pages)]]))),
     ...section(
       7,
       vec([
-        [...name('mem'), 0x02, 0],
+        ...(spec.importMemory ? [] : [[...name('mem'), 0x02, 0]]),
         [...name(spec.exportName), 0x00, 0],
       ]),
     ),
@@ -85,19 +91,22 @@ export function oneFunctionModule(spec: {
 }
 
 /**
- * Compiles and instantiates a oneFunctionModule; throws where the engine cannot (no
- * WebAssembly, or no SIMD: the module does not validate).
+ * Compiles and instantiates a oneFunctionModule (with `memory` as env.mem where it imports
+ * one); throws where the engine cannot (no WebAssembly, or no SIMD: the module does not
+ * validate).
  */
 export function instantiateOneFunction(
   bytes: Uint8Array<ArrayBuffer>,
   exportName: string,
+  memory?: WebAssembly.Memory,
 ): { memory: WebAssembly.Memory; run: (...args: number[]) => void } {
   if (typeof WebAssembly !== 'object' || !WebAssembly.validate(bytes)) {
     throw new Error('no WebAssembly SIMD');
   }
-  const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), {});
+  const imports: WebAssembly.Imports = memory == null ? {} : { env: { mem: memory } };
+  const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), imports);
   return {
-    memory: instance.exports['mem'] as WebAssembly.Memory,
+    memory: memory ?? (instance.exports['mem'] as WebAssembly.Memory),
     run: instance.exports[exportName] as (...args: number[]) => void,
   };
 }
