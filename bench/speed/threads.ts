@@ -17,6 +17,7 @@
  *   npx tsx bench/speed/threads.ts                          # demo, cnn, transformer, resnet20
  *   npx tsx bench/speed/threads.ts --groups demo --rounds 20
  *   npx tsx bench/speed/threads.ts --a 1 --b 2 --groups demo,cnn --min-turn-ms 300
+ *   npx tsx bench/speed/threads.ts --a 2 --b 2 --b-env ADAHESSIAN_ORT_SPINNING=1   # spinning
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { loadavg } from 'node:os';
@@ -54,6 +55,25 @@ function threadsArg(name: string, fallback: string): number {
   if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: '${v}' is not a thread count`);
   return n;
 }
+
+/** --a-env / --b-env KEY=V[,KEY=V]: environment variables for one side's worker. */
+function envArg(name: string): Record<string, string> {
+  const v = arg(name, '');
+  if (v === '') return {};
+  return Object.fromEntries(
+    v.split(',').map((kv) => {
+      const [k, x] = kv.split('=');
+      if (!k || x === undefined) throw new Error(`--${name}: '${kv}' is not KEY=VALUE`);
+      return [k, x];
+    }),
+  );
+}
+const envText = (env: Record<string, string>) =>
+  Object.keys(env).length === 0
+    ? ''
+    : ` (${Object.entries(env)
+        .map(([k, x]) => `${k}=${x}`)
+        .join(' ')})`;
 
 // ---------------------------------------------------------------- worker: one thread count
 interface Prepared {
@@ -133,11 +153,14 @@ async function worker(threads: number): Promise<void> {
 class Side {
   private readonly child: ChildProcessWithoutNullStreams;
   private readonly lines: AsyncIterator<string>;
-  constructor(readonly threads: number) {
+  constructor(
+    readonly threads: number,
+    env: Record<string, string>,
+  ) {
     this.child = spawn(
       process.execPath,
       [...process.execArgv, fileURLToPath(import.meta.url), '--worker', String(threads)],
-      { stdio: 'pipe' },
+      { stdio: 'pipe', env: { ...process.env, ...env } },
     );
     this.child.stderr.on('data', (d: Buffer) => {
       const text = d.toString();
@@ -179,10 +202,12 @@ async function parent(): Promise<void> {
   for (const g of groups) {
     if (!GROUPS.includes(g)) throw new Error(`--groups: '${g}'; expected ${GROUPS.join(', ')}`);
   }
-  const sides = [new Side(a), new Side(b)] as const;
+  const envA = envArg('a-env');
+  const envB = envArg('b-env');
+  const sides = [new Side(a, envA), new Side(b, envB)] as const;
   for (const s of sides) await s.next(); // ready
   console.log(
-    `ONNX Runtime threads: A ${threadsText(a)}, B ${threadsText(b)} (auto here: ${autoThreads()}); ` +
+    `ONNX Runtime threads: A ${threadsText(a)}${envText(envA)}, B ${threadsText(b)}${envText(envB)} (auto here: ${autoThreads()}); ` +
       `${rounds} rounds of A B B A turns, each >= ${minTurnMs} ms; load ${load()}`,
   );
   for (const group of groups) {

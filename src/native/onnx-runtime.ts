@@ -9,6 +9,7 @@
  */
 import { createRequire } from 'node:module';
 import { encodeOnnxModel, type OnnxGraph } from './onnx-model.js';
+import { ortSpinning } from './threads.js';
 
 /** The typed arrays our graphs take and give. */
 export type GraphArray = Float32Array | Int32Array;
@@ -207,7 +208,7 @@ export class SessionCache {
       enableCpuMemArena: this.settings.arenas,
       enableMemPattern: this.settings.arenas,
       // Idle pool threads must not spin: the JS thread runs the small ops between our calls.
-      extra: { session: { intra_op: { allow_spinning: '0' } } },
+      extra: { session: { intra_op: { allow_spinning: ortSpinning() } } },
     });
     this.created++;
     return {

@@ -78,3 +78,14 @@ export function threadCountProblem(threads: unknown): string {
   }
   return '';
 }
+
+/**
+ * ONNX Runtime's session.intra_op.allow_spinning for every session we open: '0', so that idle
+ * pool threads sleep instead of spinning, since the JS thread runs the small ops between calls
+ * and the demo shares its machine (docs/PERFORMANCE.md, eleventh session, engineer D: spinning
+ * cost CPU and gained no wall time). ADAHESSIAN_ORT_SPINNING=1 turns it on, for A/Bs
+ * (bench/speed/threads.ts --b-env ADAHESSIAN_ORT_SPINNING=1).
+ */
+export function ortSpinning(): '0' | '1' {
+  return process.env['ADAHESSIAN_ORT_SPINNING'] === '1' ? '1' : '0';
+}

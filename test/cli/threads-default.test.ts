@@ -18,7 +18,7 @@ import {
   enableNativeKernels,
   nativeKernelStatus,
 } from '../../src/native/index.js';
-import { onnxRuntimeUnavailableReason } from '../../src/native/onnx-runtime.js';
+import { loadOnnxRuntime, onnxRuntimeUnavailableReason } from '../../src/native/onnx-runtime.js';
 import {
   AUTO_THREADS_CAP,
   autoThreads,
@@ -45,6 +45,20 @@ async function withEnv<T>(value: string | undefined, body: () => Promise<T> | T)
   } finally {
     if (before === undefined) delete process.env[THREADS_ENV];
     else process.env[THREADS_ENV] = before;
+  }
+}
+
+/** Runs `body` with ADAHESSIAN_ORT_SPINNING set to `value` (undefined: unset). */
+async function withSpinningEnv<T>(value: string | undefined, body: () => Promise<T>): Promise<T> {
+  const name = 'ADAHESSIAN_ORT_SPINNING';
+  const before = process.env[name];
+  if (value === undefined) delete process.env[name];
+  else process.env[name] = value;
+  try {
+    return await body();
+  } finally {
+    if (before === undefined) delete process.env[name];
+    else process.env[name] = before;
   }
 }
 
@@ -163,6 +177,43 @@ describe('the default thread count, run', { skip: unavailable }, () => {
     assert.equal(resumed.code, 0, resumed.err);
     assert.equal(JSON.parse(resumed.out).threads, 3);
     assert.equal(nativeKernelStatus().threads, 3);
+  });
+
+  it('every ONNX Runtime session runs without spinning threads, unless ADAHESSIAN_ORT_SPINNING=1', async () => {
+    const spinning = async (env: string | undefined) => {
+      const exports = loadOnnxRuntime()!.binding.binding as unknown as {
+        InferenceSession: new () => { loadModel(...args: unknown[]): void };
+      };
+      const Original = exports.InferenceSession;
+      const seen = new Set<string>();
+      exports.InferenceSession = class extends Original {
+        override loadModel(...args: unknown[]): void {
+          const extra = (args[3] as { extra?: { session?: { intra_op?: object } } }).extra;
+          const intraOp = extra?.session?.intra_op as { allow_spinning?: string } | undefined;
+          seen.add(intraOp?.allow_spinning ?? 'unset');
+          super.loadModel(...args);
+        }
+      };
+      try {
+        disableNativeKernels();
+        const run = await withEnv(undefined, () =>
+          withSpinningEnv(env, () => cli(['train', ...FAST, '--native', '--threads', '2'])),
+        );
+        assert.equal(run.code, 0, run.err);
+      } finally {
+        exports.InferenceSession = Original;
+      }
+      return [...seen];
+    };
+    // The kernels' cache and the step graphs (the NCHWc probe sets none: it runs on one thread).
+    assert.deepEqual(
+      (await spinning(undefined)).filter((v) => v !== 'unset'),
+      ['0'],
+    );
+    assert.deepEqual(
+      (await spinning('1')).filter((v) => v !== 'unset'),
+      ['1'],
+    );
   });
 
   it("demo's settings say the number that ran", async () => {

@@ -62,6 +62,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { encodeOnnxModel } from '../onnx-model.js';
 import { loadOnnxRuntime, onnxRuntimeUnavailableReason } from '../onnx-runtime.js';
+import { ortSpinning } from '../threads.js';
 import {
   record,
   StepGraphRefusal,
@@ -714,7 +715,7 @@ export class StepGraphCompiler<E> {
         enableCpuMemArena: arena.arena,
         enableMemPattern: this.options.memoryPattern ?? false,
         extra: {
-          session: { intra_op: { allow_spinning: '0' } },
+          session: { intra_op: { allow_spinning: ortSpinning() } },
           ...(keepCse
             ? {}
             : { optimization: { disable_specified_optimizers: 'CommonSubexpressionElimination' } }),
