@@ -198,6 +198,8 @@ function variant(spec: string, base: Variant): Variant {
     else if (k === 'nchwcdup') v.env = { ...v.env, ADAHESSIAN_NCHWC_DUPLICATES: x };
     // maxpool=scan: tiling max-pool gradients by the position scan (max-pool-indices.ts).
     else if (k === 'maxpool') v.env = { ...v.env, ADAHESSIAN_MAX_POOL_GRAD: x };
+    // poolmasks=0|1|2: relu masks at max pooling's winners (pool-relu-masks.ts).
+    else if (k === 'poolmasks') v.env = { ...v.env, ADAHESSIAN_POOL_MASKS: x };
     else if (k === 'lnforward') v.env = { ...v.env, ADAHESSIAN_LN_FORWARD: x };
     // rowblocks=0: sums and means over [R, N]'s rows stay one reduction on several threads.
     else if (k === 'rowblocks') v.env = { ...v.env, ADAHESSIAN_ROW_BLOCKS: x };
@@ -212,7 +214,7 @@ function variant(spec: string, base: Variant): Variant {
     else if (k === 'affinity') v.affinity = x.split('+').join(';');
     else
       throw new Error(
-        `--ab: unknown key '${k}' (threads, interop, opt, mempattern, arena, ftz, nchwc, skip, lngrad, lnforward, gelugrad, barematmul, step, disable, fgrad, fgradpairs, convbias, convpairs, nchwcdup, maxpool, rowblocks, spin, dynblock, affinity)`,
+        `--ab: unknown key '${k}' (threads, interop, opt, mempattern, arena, ftz, nchwc, skip, lngrad, lnforward, gelugrad, barematmul, step, disable, fgrad, fgradpairs, convbias, convpairs, nchwcdup, maxpool, poolmasks, rowblocks, spin, dynblock, affinity)`,
       );
   }
   return v;

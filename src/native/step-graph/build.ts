@@ -11,8 +11,9 @@ import { fuseConvBiases } from './conv-bias.js';
 import { fuseConvPairs } from './conv-pairs.js';
 import { mergeNchwcDuplicates } from './nchwc-duplicates.js';
 import { stackFilterGradients } from './filter-grad-pairs.js';
+import { foldPoolReluMasks } from './pool-relu-masks.js';
 import { simplifyGraph, type SimplifyPass } from './simplify.js';
-import { keepsCommonSubexpressionElimination } from './step-graph.js';
+import { keepsCommonSubexpressionElimination } from './cse.js';
 import { rewriteLayerNormGradients } from './layer-norm-grad.js';
 import { rewriteGeluGradients } from './gelu-grad.js';
 import { rawBytes, TRANSLATIONS, type TranslationContext } from './translate.js';
@@ -256,10 +257,17 @@ export function buildStepGraph(
     derived: (node, from) => nodeCall.set(node, nodeCall.get(from) ?? -1),
   });
   // After simplify.ts: the sweep's bias tangents are broadcasts there, read unbroadcast here.
-  const finalNodes = fuseConvBiases(paired, {
+  const biased = fuseConvBiases(paired, {
     shapes,
     outputs: graphOutputs.map((o) => o.name),
     int64s,
+    derived: (node, from) => nodeCall.set(node, nodeCall.get(from) ?? -1),
+  });
+  // Relu masks multiplied at max pooling's winners (reads max-pool-indices.ts's gathers).
+  const finalNodes = foldPoolReluMasks(biased, {
+    shapes,
+    initializers: tensorInitializers,
+    outputs: graphOutputs.map((o) => o.name),
     derived: (node, from) => nodeCall.set(node, nodeCall.get(from) ?? -1),
   });
   const used = new Set(finalNodes.flatMap((n) => n.inputs));
