@@ -3,7 +3,8 @@
  * wall and process CPU time per step of the demo's two optimizers (its small CNN, batch 64 of
  * Fashion-MNIST, training.ts's trainStep as the demo calls it) and of bench/speed/step.ts's
  * models (small CNN at batch 128, char transformer and ResNet-20 at batch 64; Adam and
- * AdaHessian f = 1), all on the CLI's default path (cpu + native kernels, step graphs all).
+ * AdaHessian f = 1), all on the CLI's default path (cpu + native kernels, step graphs all),
+ * and one Hessian-vector product of `analyze`'s (op by op).
  *
  * A thread count is a process-wide setting (re-enabling the kernels drops every compiled graph),
  * so each side is its own worker process (this script with --worker n), and the parent has them
@@ -14,7 +15,7 @@
  * the per-round ratios auto / 1 thread, and each side's AdaHessian/Adam. Process CPU counts ONNX
  * Runtime's threads, so it shows what a second thread costs the machine.
  *
- *   npx tsx bench/speed/threads.ts                          # demo, cnn, transformer, resnet20
+ *   npx tsx bench/speed/threads.ts           # groups demo, cnn, transformer, resnet20, analysis
  *   npx tsx bench/speed/threads.ts --groups demo --rounds 20
  *   npx tsx bench/speed/threads.ts --a 1 --b 2 --groups demo,cnn --min-turn-ms 300
  *   npx tsx bench/speed/threads.ts --a 2 --b 2 --b-env ADAHESSIAN_ORT_SPINNING=1   # spinning
@@ -33,7 +34,13 @@ import {
   resolveTrainConfig,
 } from '../../src/cli/train-config.js';
 import { trainStep } from '../../src/cli/training.js';
-import { softmaxCrossEntropy } from '../../src/index.js';
+import {
+  buildSmallCnn,
+  datasetToTensors,
+  HessianAnalyzer,
+  softmaxCrossEntropy,
+} from '../../src/index.js';
+import { loadFashionMnistSlice } from '../../src/data/node/index.js';
 import { stepGraphsStatus } from '../../src/native/index.js';
 import { autoThreads, DEFAULT_THREADS, resolveThreads } from '../../src/native/threads.js';
 import { arg } from './args.js';
@@ -41,11 +48,19 @@ import { trainingStep, type ModelName } from './step-setups.js';
 
 tf.env().set('IS_TEST', false);
 
-const GROUPS = ['demo', 'cnn', 'transformer', 'resnet20'] as const;
+const GROUPS = ['demo', 'cnn', 'transformer', 'resnet20', 'analysis'] as const;
 type Group = (typeof GROUPS)[number];
-/** Each group's configurations: the demo's optimizers, or Adam and AdaHessian f = 1. */
+/**
+ * Each group's configurations: the demo's optimizers; Adam and AdaHessian f = 1; for
+ * 'analysis', one Hessian-vector product of `analyze`'s (HessianAnalyzer, op by op: no step
+ * graphs there) on the small CNN at analyze's default batch, 128 slice images.
+ */
 const configsOf = (group: Group) =>
-  group === 'demo' ? ['demo/adam', 'demo/adahessian'] : [`${group}/adam`, `${group}/adahessian-f1`];
+  group === 'demo'
+    ? ['demo/adam', 'demo/adahessian']
+    : group === 'analysis'
+      ? ['analysis/hvp']
+      : [`${group}/adam`, `${group}/adahessian-f1`];
 
 /** A thread count argument: 'auto', 'default' (DEFAULT_THREADS) or a number. */
 function threadsArg(name: string, fallback: string): number {
@@ -77,7 +92,7 @@ const envText = (env: Record<string, string>) =>
 
 // ---------------------------------------------------------------- worker: one thread count
 interface Prepared {
-  step: () => void;
+  step: () => void | Promise<void>;
   dispose: () => void;
 }
 
@@ -89,6 +104,7 @@ async function worker(threads: number): Promise<void> {
 
   const prepare = (key: string): Prepared => {
     const [group, optimizer] = key.split('/') as [string, string];
+    if (group === 'analysis') return hessianProduct();
     if (group !== 'demo') return trainingStep(group as ModelName, optimizer as 'adam');
     const settings = demoTrainSettings({ ...DEMO_DEFAULTS, backend: path.backend });
     demoData ??= loadDataset(resolveTrainConfig(settings));
@@ -100,7 +116,7 @@ async function worker(threads: number): Promise<void> {
     const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
     const lossFn = (labels: tf.Tensor, logits: tf.Tensor) => softmaxCrossEntropy(labels, logits);
     return {
-      step: () => trainStep(model, opt, vars, x, y, lossFn),
+      step: () => void trainStep(model, opt, vars, x, y, lossFn),
       dispose: () => {
         opt.dispose();
         model.dispose();
@@ -123,11 +139,11 @@ async function worker(threads: number): Promise<void> {
       const replays0 = stepGraphsStatus().replays;
       let n = 0;
       while (n < 3 || (stepGraphsStatus().replays - replays0 < 2 && n < 15)) {
-        p.step();
+        await p.step();
         n++;
       }
       const t = performance.now();
-      for (let i = 0; i < 2; i++) p.step();
+      for (let i = 0; i < 2; i++) await p.step();
       const s = stepGraphsStatus();
       reply({
         ms: (performance.now() - t) / 2,
@@ -139,7 +155,7 @@ async function worker(threads: number): Promise<void> {
       const p = prepared.get(req.run)!;
       const c = cpuMs();
       const t = performance.now();
-      for (let i = 0; i < req.steps!; i++) p.step();
+      for (let i = 0; i < req.steps!; i++) await p.step();
       reply({ wall: performance.now() - t, cpu: cpuMs() - c });
     } else if (req.end !== undefined) {
       prepared.get(req.end)?.dispose();
@@ -147,6 +163,21 @@ async function worker(threads: number): Promise<void> {
       reply({ ended: req.end });
     }
   }
+}
+
+/** One Hessian-vector product of analyze's operator on the small CNN, 128 slice images. */
+function hessianProduct(): Prepared {
+  const model = buildSmallCnn({ seed: 1 });
+  const { x, y } = datasetToTensors(loadFashionMnistSlice('train', { limit: 128 }));
+  const analyzer = new HessianAnalyzer({ model, loss: softmaxCrossEntropy, data: { x, y } });
+  const v = tf.randomNormal([1, analyzer.size], 0, 1, 'float32', 3) as tf.Tensor2D;
+  return {
+    step: async () => tf.dispose(await analyzer.operator.matmat(v)),
+    dispose: () => {
+      tf.dispose([x, y, v]);
+      model.dispose();
+    },
+  };
 }
 
 // ---------------------------------------------------------------- parent: the turns
@@ -259,6 +290,7 @@ async function parent(): Promise<void> {
           `B/A wall ${range(ratios(wb, wa))}, CPU ${range(ratios(cb, ca))}  (${steps.get(key)} steps a turn)`,
       );
     }
+    if (keys.length < 2) continue;
     const [adam, ada] = keys;
     const perSide = sides.map(
       (s, i) =>
