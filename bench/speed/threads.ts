@@ -248,7 +248,7 @@ async function parent(): Promise<void> {
     for (const key of keys) {
       const ready = await Promise.all(sides.map((s) => s.request({ setup: key })));
       for (const [i, r] of ready.entries()) {
-        if ((r['replayed'] as number) < 2) {
+        if (group !== 'analysis' && (r['replayed'] as number) < 2) {
           console.log(
             `  ${key} on ${sides[i]!.threads}t: not replaying (${String(r['lastReason'])})`,
           );
