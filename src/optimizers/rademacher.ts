@@ -75,24 +75,48 @@ export class RademacherGenerator {
    */
   signsInto(out: Float32Array): Float32Array {
     const n = out.length;
-    // Whole words a byte at a time, copying the byte's eight float32 bit patterns from a
-    // table (no arithmetic per sign): 0.85 -> 0.37 ms for a small CNN's 207k signs.
-    const bits = new Uint32Array(out.buffer, out.byteOffset, n);
     const whole = n - (n & 31);
     let i = 0;
-    for (; i < whole; i += 32) {
-      const word = this.nextUint32();
-      for (let k = 0; k < 32; k += 8) {
-        const t = ((word >>> k) & 255) << 3;
-        const o = i + k;
-        bits[o] = SIGN_BITS[t]!;
-        bits[o + 1] = SIGN_BITS[t + 1]!;
-        bits[o + 2] = SIGN_BITS[t + 2]!;
-        bits[o + 3] = SIGN_BITS[t + 3]!;
-        bits[o + 4] = SIGN_BITS[t + 4]!;
-        bits[o + 5] = SIGN_BITS[t + 5]!;
-        bits[o + 6] = SIGN_BITS[t + 6]!;
-        bits[o + 7] = SIGN_BITS[t + 7]!;
+    if (out.byteOffset % 8 === 0) {
+      // Whole words a byte at a time, the byte's eight float32 bit patterns (+1 or -1) as four
+      // float64 stores of pairs from a table (no arithmetic per sign, half the stores of one
+      // float32 each: 0.39 -> 0.16 ms for a small CNN's 207k signs). The pairs are ordinary
+      // doubles (exponent 0x3f8 or 0xbf8, never NaN), so a float64 copy keeps their bits.
+      const pairs = new Float64Array(out.buffer, out.byteOffset, n >> 1);
+      for (; i < whole; i += 32) {
+        const word = this.nextUint32();
+        const o = i >> 1;
+        // Written out byte by byte: V8 does not unroll the loop over the four bytes.
+        let t = (word & 255) << 2;
+        pairs[o] = SIGN_PAIRS[t]!;
+        pairs[o + 1] = SIGN_PAIRS[t + 1]!;
+        pairs[o + 2] = SIGN_PAIRS[t + 2]!;
+        pairs[o + 3] = SIGN_PAIRS[t + 3]!;
+        t = ((word >>> 8) & 255) << 2;
+        pairs[o + 4] = SIGN_PAIRS[t]!;
+        pairs[o + 5] = SIGN_PAIRS[t + 1]!;
+        pairs[o + 6] = SIGN_PAIRS[t + 2]!;
+        pairs[o + 7] = SIGN_PAIRS[t + 3]!;
+        t = ((word >>> 16) & 255) << 2;
+        pairs[o + 8] = SIGN_PAIRS[t]!;
+        pairs[o + 9] = SIGN_PAIRS[t + 1]!;
+        pairs[o + 10] = SIGN_PAIRS[t + 2]!;
+        pairs[o + 11] = SIGN_PAIRS[t + 3]!;
+        t = (word >>> 24) << 2;
+        pairs[o + 12] = SIGN_PAIRS[t]!;
+        pairs[o + 13] = SIGN_PAIRS[t + 1]!;
+        pairs[o + 14] = SIGN_PAIRS[t + 2]!;
+        pairs[o + 15] = SIGN_PAIRS[t + 3]!;
+      }
+    } else {
+      // A view not 8-byte aligned: one float32 bit pattern at a time from the same table.
+      const bits = new Uint32Array(out.buffer, out.byteOffset, n);
+      for (; i < whole; i += 32) {
+        const word = this.nextUint32();
+        for (let k = 0; k < 32; k += 8) {
+          const t = ((word >>> k) & 255) << 3;
+          for (let j = 0; j < 8; j++) bits[i + k + j] = SIGN_BITS[t + j]!;
+        }
       }
     }
     if (i < n) {
@@ -109,6 +133,8 @@ const SIGN_BITS = new Uint32Array(256 * 8);
 for (let b = 0; b < 256; b++) {
   for (let j = 0; j < 8; j++) SIGN_BITS[b * 8 + j] = (b >>> j) & 1 ? 0x3f800000 : 0xbf800000;
 }
+/** The same table as float64: element 4 b + p holds the same eight bytes as signs 2p, 2p + 1. */
+const SIGN_PAIRS = new Float64Array(SIGN_BITS.buffer);
 
 function rotl(x: number, k: number): number {
   return ((x << k) | (x >>> (32 - k))) >>> 0;

@@ -54,11 +54,18 @@ describe('RademacherGenerator', () => {
       const expected = Float32Array.from({ length: n }, (_, i) =>
         (words[i >> 5]! >>> (i & 31)) & 1 ? 1 : -1,
       );
-      // Into a view that does not start its buffer, as well as a fresh array.
+      // Into views that do not start their buffer: at byte 8 (float64 pairs of signs) and at
+      // byte 4 (not 8-byte aligned: one float32 at a time); signs() into a fresh array.
+      const offset = n % 2 ? 1 : 2;
       const backing = new Float32Array(n + 3).fill(7);
-      const view = backing.subarray(2, 2 + n);
-      assert.deepEqual(n % 2 ? g.signs(n) : g.signsInto(view), expected);
-      if (n % 2 === 0) assert.deepEqual([backing[0], backing[1], backing[n + 2]], [7, 7, 7]);
+      const view = backing.subarray(offset, offset + n);
+      assert.deepEqual(n === 4099 ? g.signs(n) : g.signsInto(view), expected);
+      if (n !== 4099) {
+        assert.deepEqual(
+          [...backing.subarray(0, offset), backing[offset + n]],
+          [7, 7, 7].slice(-offset - 1),
+        );
+      }
     }
     assert.deepEqual(g.state, reference.state);
   });
