@@ -222,11 +222,11 @@ describe('the default thread count, run', { skip: unavailable }, () => {
       demo(
         {
           epochs: 1,
-          trainSize: 64,
-          testSize: 32,
+          trainSize: 32,
+          testSize: 16,
           batchSize: 32,
-          analysisBatch: 16,
-          analysis: { topN: 1, eigenIters: 3, traceIters: 2, densityIters: 3 },
+          analysisBatch: 8,
+          analysis: { topN: 1, eigenIters: 2, traceIters: 1, densityIters: 2 },
           out: tempDir(),
         },
         memoryIo({ quiet: true }),
