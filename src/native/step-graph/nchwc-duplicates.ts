@@ -9,7 +9,7 @@
  * second conv blocks that conv's input again (the forward's already did). Both are the sweep's
  * own work: Adam's graph has no such pair.
  *
- * Kept out where step-graph.ts leaves ONNX Runtime's own elimination out (steps above 1 GiB of
+ * Kept out where cse.ts leaves ONNX Runtime's own elimination out (steps above 1 GiB of
  * recorded values: a merged value lives from its first use to its last, across the step), by
  * `enabled`. ADAHESSIAN_NCHWC_DUPLICATES=0 leaves the graph as it is (A/Bs).
  */
@@ -20,7 +20,7 @@ const NCHWC = 'com.microsoft.nchwc';
 export interface NchwcDuplicatesContext {
   /** Names of the graph's outputs (a node writing one is kept). */
   outputs: readonly string[];
-  /** Whether to merge at all (step-graph.ts's keepsCommonSubexpressionElimination). */
+  /** Whether to merge at all (cse.ts's keepsCommonSubexpressionElimination). */
   enabled: boolean;
 }
 

@@ -63,6 +63,7 @@ import * as tf from '@tensorflow/tfjs';
 import { encodeOnnxModel } from '../onnx-model.js';
 import { loadOnnxRuntime, onnxRuntimeUnavailableReason } from '../onnx-runtime.js';
 import { ortSpinning } from '../threads.js';
+import { keepsCommonSubexpressionElimination } from './cse.js';
 import {
   record,
   StepGraphRefusal,
@@ -224,21 +225,6 @@ class ForwardMismatch extends Error {}
 
 /** Captures in a row without a usable graph after which a compiler stops trying. */
 const GIVE_UP = 3;
-/**
- * Whether a step graph's session keeps ONNX Runtime's common subexpression elimination: only
- * when the recording's values (4 bytes per element, the most a StepDtype takes) total at most
- * 1 GiB, or ADAHESSIAN_ORT_CSE says '1' (always) or '0' (never). Why: compile.
- */
-export function keepsCommonSubexpressionElimination(recording: Pick<Recording, 'values'>): boolean {
-  const forced = process.env['ADAHESSIAN_ORT_CSE'];
-  if (forced === '1' || forced === '0') return forced === '1';
-  const bytes = recording.values.reduce(
-    (sum, v) => sum + 4 * v.shape.reduce((a, b) => a * b, 1),
-    0,
-  );
-  return bytes <= 2 ** 30;
-}
-
 /**
  * Captures, compiles and replays one kind of step (e.g. AdaHessian's gradient and Hutchinson
  * diagonal) for one list of variables. Not thread-safe, like TF.js.
@@ -690,15 +676,8 @@ export class StepGraphCompiler<E> {
     });
     const runtime = loadOnnxRuntime()!;
     const bytes = encodeOnnxModel(built.graph);
-    // ONNX Runtime's common subexpression elimination merges equal nodes anywhere in the step,
-    // whose one value then lives from its first reader to its last. In a big step that doubled
-    // the arena (ResNet-20: 1,073 -> 536 MB reserved without it, the same CPU time); in a small
-    // one it saves recomputation (the small CNN: 21 % of its CPU time) and memory is no
-    // concern. So it is left out above 1 GiB of recorded intermediates (ResNet-20's AdaHessian
-    // step at batch 64: 3.4 GB; the char transformer's at context 64, batch 64: 2.7 GB; the small
-    // CNN's at batch 128 and lr-text's transformer: 0.3 GB). Either way the same bits
-    // (docs/PERFORMANCE.md, eighth session, ResNet-20's memory, second task);
-    // ADAHESSIAN_ORT_CSE=1 / 0 keeps it / leaves it out regardless (A/Bs).
+    // ONNX Runtime's common subexpression elimination merges equal nodes anywhere in the step;
+    // left out above 1 GiB of recorded intermediates (cse.ts says why).
     const keepCse = keepsCommonSubexpressionElimination(capture.recording);
     const arena = new ArenaChoice(this.options.memoryArena, capture.recording);
     const open = (): OrtSession => {

@@ -1,6 +1,6 @@
 /**
  * Step graphs' sessions leave ONNX Runtime's common subexpression elimination out for steps
- * above 1 GiB of recorded values (step-graph.ts keepsCommonSubexpressionElimination): it merged
+ * above 1 GiB of recorded values (cse.ts keepsCommonSubexpressionElimination): it merged
  * equal nodes far apart in the step and kept their value alive in between (ResNet-20's arena
  * twice as large; docs/PERFORMANCE.md, eighth session, ResNet-20's memory, second task).
  * Pinned here: the rule; a step with a repeated computation runs it twice without (ONNX
@@ -18,7 +18,7 @@ import { drawProbes } from '../../../src/optimizers/hutchinson.js';
 import { RademacherGenerator } from '../../../src/optimizers/rademacher.js';
 import { onnxRuntimeUnavailableReason } from '../../../src/native/onnx-runtime.js';
 import { CompiledSteps } from '../../../src/native/step-graph/hutchinson-step.js';
-import { keepsCommonSubexpressionElimination } from '../../../src/native/step-graph/step-graph.js';
+import { keepsCommonSubexpressionElimination } from '../../../src/native/step-graph/cse.js';
 import { onBackend } from '../../helpers.js';
 
 const unavailable = onnxRuntimeUnavailableReason();
