@@ -139,7 +139,7 @@ for (const [pair, cin, cout, bias] of [
     const g = graph(form, cin, cout, bias);
     const session = openSession(g);
     const feeds = Object.fromEntries(
-      g.inputs.map((i) => [i.name, new Tensor('float32', data[i.name]!, i.shape)]),
+      g.inputs.map((i) => [i.name, new Tensor('float32', data[i.name]!, [...i.shape])]),
     );
     const out = new Float32Array(size * cout);
     const fetches = { out: new Tensor('float32', out, [batch, h, w, cout]) };
