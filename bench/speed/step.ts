@@ -35,6 +35,7 @@
  *   npx tsx bench/speed/step.ts --quick               # fewer rounds and steps
  *   npx tsx bench/speed/step.ts --models cnn --variants cpu+native --rounds 5
  *   npx tsx bench/speed/step.ts --threads 2           # native and PyTorch on two threads (default 1)
+ *   npx tsx bench/speed/step.ts --threads 1,auto      # and on the library's default count ('auto')
  *   npx tsx bench/speed/step.ts --models transformer,resnet20 --variants cpu+native --threads 1,2 --rounds 3
  *   ADAHESSIAN_FUSED_UPDATE=0 npx tsx bench/speed/step.ts ...  # native kernels without the fused optimizer updates
  *   ADAHESSIAN_STEP_GRAPHS=0 npx tsx bench/speed/step.ts ...   # everything op by op (no step graphs)
@@ -52,6 +53,7 @@ import {
   nativeKernelStatus,
   stepGraphsStatus,
 } from '../../src/native/index.js';
+import { autoThreads } from '../../src/native/threads.js';
 
 tf.env().set('IS_TEST', false); // quiet TF.js's "install tfjs-node" banner
 import {
@@ -85,7 +87,10 @@ function listArg<T extends string>(name: string, all: readonly T[]): T[] {
 }
 
 const quick = process.argv.includes('--quick');
-const threadCounts = (arg('threads') ?? '1').split(',').map(Number);
+/** --threads 1,auto: 'auto' is the default's count here (src/native/threads.ts). */
+const threadCounts = (arg('threads') ?? '1')
+  .split(',')
+  .map((t) => (t === 'auto' ? autoThreads() : Number(t)));
 for (const t of threadCounts) {
   if (!Number.isInteger(t) || t < 1)
     throw new Error(`--threads: '${arg('threads')}' is not a list of positive integers`);
