@@ -4,7 +4,8 @@
  * equal cpu's (same seeds and data) to float32 noise and fall, and nothing may leak. On webgpu
  * (SwiftShader, slow) the MLP and the small CNN: its 8 variables are what webgpu's AddN got wrong
  * before addAll. Prints the time per step of the last epoch (the first compiles the shaders), for
- * the README's table.
+ * the README's table: take those from this file run alone (`node --import tsx --test
+ * test/browser/training.browser.ts`), as `npm run test:browser` runs two files at a time.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
