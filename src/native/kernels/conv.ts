@@ -26,7 +26,7 @@ export function convInfo(
   filterShape: number[],
   attrs: tf.NamedAttrMap,
   depthwise: boolean,
-  dilations: number | [number, number] = 1,
+  dilations: number | [number, number] | null = 1,
 ): Conv2DInfo | null {
   const dataFormat = (attrs['dataFormat'] as string | undefined) ?? 'NHWC';
   if (dataFormat !== 'NHWC' || xShape.length !== 4 || filterShape.length !== 4) return null;
@@ -35,7 +35,8 @@ export function convInfo(
       xShape as Shape4D,
       filterShape as Shape4D,
       attrs['strides'] as number | [number, number],
-      dilations,
+      // null as TF.js's kernels read it: 1 (tf.layers' depthwise convs record dilations: null).
+      dilations ?? 1,
       attrs['pad'] as Parameters<typeof tf.backend_util.computeConv2DInfo>[4],
       attrs['dimRoundingMode'] as 'floor' | 'round' | 'ceil' | undefined,
       depthwise,
