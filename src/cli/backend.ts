@@ -69,8 +69,9 @@ export async function prepareBackend(
     );
   }
   checkThreads(threads);
-  // A nonsense ADAHESSIAN_THREADS is one line here, before anything is set up.
-  if (threads === undefined) {
+  // A nonsense ADAHESSIAN_THREADS is one line here, before anything is set up (where native
+  // kernels may run: without them it would be ignored, like --threads is refused).
+  if (threads === undefined && native !== false && backend !== 'tensorflow') {
     try {
       defaultThreads();
     } catch (e) {
