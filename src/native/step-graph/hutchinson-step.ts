@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { hutchinsonDiagonal } from '../../optimizers/hutchinson.js';
 import { probeConnectivity } from '../../optimizers/connected-variables.js';
 import { StepGraphCompiler, type StepGraphOptions } from './step-graph.js';
+import { adaHessianSimd } from '../adahessian-simd.js';
 
 export interface HutchinsonStep {
   loss: tf.Scalar;
@@ -33,7 +34,11 @@ export class CompiledSteps {
     readonly vars: readonly tf.Variable[],
     options: StepGraphOptions = {},
   ) {
-    this.hutchinson = new StepGraphCompiler(options);
+    // Its gradients and diagonal in the SIMD update's memory, read there in place.
+    this.hutchinson = new StepGraphCompiler({
+      residentOutputs: adaHessianSimd()?.resident ?? null,
+      ...options,
+    });
     // First-order only: the AdaHessian graph's rounding stays (lr-text's results are pinned).
     // ADAHESSIAN_LN_GRAD=0, ADAHESSIAN_GELU_GRAD=0 and ADAHESSIAN_MATMUL_RESHAPES=1 leave them
     // out (benchmarks' A/Bs).

@@ -84,11 +84,21 @@ import {
 import { aliveAfter, fillData, poison, watchMadeTensors, type Escape } from './escape.js';
 import { interceptKernels, sameAttrs, sameShape } from './stub-kernels.js';
 import { ArenaChoice, minorPageFaults } from './arena.js';
-import { recycledTensor, recycledValues, takeArray } from '../recycled-arrays.js';
+import {
+  recycledTensor,
+  recycledValues,
+  takeResidentArray,
+  type ResidentArrays,
+} from '../recycled-arrays.js';
 
 export interface StepGraphOptions {
   /** ONNX Runtime intra-op threads for the whole step (default 1). */
   threads?: number;
+  /**
+   * Where the float32 outputs' arrays come from when it has room (AdaHessian's: its SIMD
+   * update then reads g and D in place; recycled-arrays.ts). Default: the recycled pool.
+   */
+  residentOutputs?: ResidentArrays | null;
   /** ONNX Runtime graph optimisation level (default 'all'). */
   optimization?: 'disabled' | 'basic' | 'extended' | 'all';
   /**
@@ -775,7 +785,8 @@ export class StepGraphCompiler<E> {
     const results = entry.outputShapes.map((s, k) => {
       const dtype = entry.outputDtypes[k]!;
       const size = s.reduce((a, b) => a * b, 1);
-      return dtype === 'float32' ? takeArray(size) : zerosOf(dtype, size);
+      const resident = this.options.residentOutputs ?? null;
+      return dtype === 'float32' ? takeResidentArray(size, resident) : zerosOf(dtype, size);
     });
     const fetches: Record<string, OrtTensor> = {};
     results.forEach(
@@ -801,7 +812,7 @@ export class StepGraphCompiler<E> {
     this.status.graphMs += performance.now() - t1;
     return results.map((r, k) =>
       r instanceof Float32Array
-        ? recycledTensor(r, entry.outputShapes[k]!)
+        ? recycledTensor(r, entry.outputShapes[k]!, this.options.residentOutputs ?? null)
         : tf.tensor(r, entry.outputShapes[k]!, entry.outputDtypes[k]!),
     );
   }
