@@ -226,7 +226,9 @@ function buildCase(name: string, c: Case): tf.LayersModel {
 /** disagreement()'s L2 ratio: L2 error / (2e-2 L2 norm + 1e-4 of the largest |b| overall). */
 function l2Ratio(got: tf.Tensor[], want: tf.Tensor[]): number {
   const ws = want.map((t) => t.dataSync());
-  const overall = Math.max(...ws.map((w) => w.reduce((m, v) => Math.max(m, Math.abs(v)), 0)));
+  let overall = 0;
+  for (const w of ws)
+    for (let i = 0; i < w.length; i++) overall = Math.max(overall, Math.abs(w[i]!));
   let worst = 0;
   got.forEach((g, k) => {
     const a = g.dataSync();
@@ -278,7 +280,7 @@ for (const name of names) {
           else process.env[k] = v;
       }
     };
-    let all;
+    let all: ReturnType<typeof build> | undefined;
     try {
       all = build();
     } catch (e) {

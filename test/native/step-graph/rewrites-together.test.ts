@@ -81,7 +81,9 @@ function buildModel(): tf.LayersModel {
 
 /** disagreement()'s L2 ratio (step-graph.ts): L2 error / its tolerance, worst output; 1 refuses. */
 function l2Ratio(got: ArrayLike<number>[], want: ArrayLike<number>[]): number {
-  const overall = Math.max(...want.map((w) => Math.max(...Array.from(w, Math.abs))));
+  let overall = 0;
+  for (const w of want)
+    for (let i = 0; i < w.length; i++) overall = Math.max(overall, Math.abs(w[i]!));
   let worst = 0;
   want.forEach((b, k) => {
     const a = got[k]!;
