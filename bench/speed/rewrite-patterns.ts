@@ -1,9 +1,8 @@
 /**
- * The step-graph rewrites of build.ts (filter-grad-pairs.ts, shared-operand-products.ts,
- * nchwc-duplicates.ts, conv-pairs.ts, conv-bias.ts, pool-relu-masks.ts) on convolution models
- * they were not written for: 1x1 convs, strides, 'valid' padding, dilation, no bias, depthwise,
- * a conv read twice, convs in a row, batch 1, odd sizes, non-tiling max pools. Not a timing: a
- * correctness sweep.
+ * The step-graph rewrites of build.ts (filter-grad-pairs.ts, nchwc-duplicates.ts, conv-pairs.ts,
+ * conv-bias.ts, pool-relu-masks.ts) on convolution models they were not written for: 1x1 convs,
+ * strides, 'valid' padding, dilation, no bias, depthwise, a conv read twice, convs in a row,
+ * batch 1, odd sizes, non-tiling max pools. Not a timing: a correctness sweep.
  *
  *   npx tsx bench/speed/rewrite-patterns.ts [--cases a,b] [--threads 1,2] [--steps 3]
  *
@@ -33,7 +32,6 @@ await useBackend('cpu');
 /** The passes this session added or extended, by the variable that turns each off. */
 const PASSES: [string, string, string][] = [
   ['fgradpairs', 'ADAHESSIAN_FILTER_GRAD_PAIRS', '0'],
-  ['sharedprod', 'ADAHESSIAN_SHARED_PRODUCTS', '0'],
   ['nchwcdup', 'ADAHESSIAN_NCHWC_DUPLICATES', '0'],
   ['convpairs', 'ADAHESSIAN_CONV_PAIRS', '0'],
   ['convbias', 'ADAHESSIAN_CONV_BIAS', '0'],
