@@ -20,6 +20,7 @@
  * leaves the graph as it is (A/Bs).
  */
 import type { OnnxNode } from '../onnx-model.js';
+import { indexNodes } from './node-index.js';
 
 const NCHWC = 'com.microsoft.nchwc';
 
@@ -37,14 +38,7 @@ export interface ConvBiasContext {
 /** The nodes with every fusable bias Add folded into its Conv (the others untouched). */
 export function fuseConvBiases(nodes: readonly OnnxNode[], ctx: ConvBiasContext): OnnxNode[] {
   if (process.env['ADAHESSIAN_CONV_BIAS'] === '0') return [...nodes];
-  const producer = new Map<string, OnnxNode>();
-  const readers = new Map<string, number>();
-  for (const node of nodes) {
-    for (const out of node.outputs) producer.set(out, node);
-    for (const input of node.inputs) readers.set(input, (readers.get(input) ?? 0) + 1);
-  }
-  for (const out of ctx.outputs) readers.set(out, (readers.get(out) ?? 0) + 1);
-  const soleReader = (name: string) => readers.get(name) === 1;
+  const { producer, soleReader } = indexNodes(nodes, ctx.outputs);
 
   /** Per fused Add: the nodes that replace it; the Conv and ReorderOutput it took, removed. */
   const replacing = new Map<OnnxNode, OnnxNode[]>();

@@ -25,6 +25,7 @@
  * the sum into that Conv. ADAHESSIAN_CONV_PAIRS=0 leaves the graph as it is (A/Bs).
  */
 import type { OnnxNode } from '../onnx-model.js';
+import { indexNodes } from './node-index.js';
 
 const NCHWC = 'com.microsoft.nchwc';
 
@@ -40,16 +41,7 @@ export interface ConvPairsContext {
 /** The nodes with each fusable pair of added NCHWc Convs as one Conv with Sum. */
 export function fuseConvPairs(nodes: readonly OnnxNode[], ctx: ConvPairsContext): OnnxNode[] {
   if (process.env['ADAHESSIAN_CONV_PAIRS'] === '0') return [...nodes];
-  const producer = new Map<string, OnnxNode>();
-  const readers = new Map<string, number>();
-  const position = new Map<OnnxNode, number>();
-  nodes.forEach((node, i) => {
-    position.set(node, i);
-    for (const out of node.outputs) producer.set(out, node);
-    for (const input of node.inputs) readers.set(input, (readers.get(input) ?? 0) + 1);
-  });
-  for (const out of ctx.outputs) readers.set(out, (readers.get(out) ?? 0) + 1);
-  const soleReader = (name: string) => readers.get(name) === 1;
+  const { producer, position, soleReader } = indexNodes(nodes, ctx.outputs);
 
   /** The NCHWc Conv and its NHWC ReorderOutput that write `name` for one reader, or null. */
   const convWriting = (name: string) => {

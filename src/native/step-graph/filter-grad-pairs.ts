@@ -32,6 +32,7 @@
  * the graph as it is (A/Bs: step-graph-profile.ts --ab fgradpairs=0).
  */
 import type { OnnxNode } from '../onnx-model.js';
+import { indexNodes } from './node-index.js';
 
 const NCHWC = 'com.microsoft.nchwc';
 
@@ -59,15 +60,7 @@ export function stackFilterGradients(
   ctx: FilterGradPairsContext,
 ): OnnxNode[] {
   if (process.env['ADAHESSIAN_FILTER_GRAD_PAIRS'] === '0') return [...nodes];
-  const producer = new Map<string, OnnxNode>();
-  const readers = new Map<string, number>();
-  const position = new Map<OnnxNode, number>();
-  nodes.forEach((node, i) => {
-    position.set(node, i);
-    for (const out of node.outputs) producer.set(out, node);
-    for (const input of node.inputs) readers.set(input, (readers.get(input) ?? 0) + 1);
-  });
-  for (const out of ctx.outputs) readers.set(out, (readers.get(out) ?? 0) + 1);
+  const { producer, position, soleReader } = indexNodes(nodes, ctx.outputs);
 
   /** Per value, the first value known to equal it (graph inputs and constants: themselves). */
   const canonical = new Map<string, string>();
@@ -106,7 +99,7 @@ export function stackFilterGradients(
           p?.opType === 'MatMul' &&
           p.domain == null &&
           p.inputs[0] === a &&
-          readers.get(concat.inputs[k]!) === 1,
+          soleReader(concat.inputs[k]!),
       )
     ) {
       continue;

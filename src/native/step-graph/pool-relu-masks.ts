@@ -35,6 +35,7 @@
  * graph as it is, =1 takes only the exact rewrite (A/Bs; docs/PERFORMANCE.md, eleventh session).
  */
 import type { OnnxNode, OnnxTensorInitializer } from '../onnx-model.js';
+import { indexNodes } from './node-index.js';
 
 export interface PoolReluMaskContext {
   /** Shapes of named values (the recording's values and externals, and reshapes of them). */
@@ -60,14 +61,7 @@ export function foldPoolReluMasks(
 ): OnnxNode[] {
   const level = poolReluMaskLevel();
   if (level === 0) return [...nodes];
-  const producer = new Map<string, OnnxNode>();
-  const readers = new Map<string, number>();
-  for (const node of nodes) {
-    for (const out of node.outputs) producer.set(out, node);
-    for (const input of node.inputs) readers.set(input, (readers.get(input) ?? 0) + 1);
-  }
-  for (const out of ctx.outputs) readers.set(out, (readers.get(out) ?? 0) + 1);
-  const soleReader = (name: string) => readers.get(name) === 1;
+  const { producer, soleReader } = indexNodes(nodes, ctx.outputs);
   const constants = new Map(ctx.initializers.map((i) => [i.name, i]));
   /** A float32 scalar (or one-element) constant's value, else null. */
   const floatConstant = (name: string): number | null => {

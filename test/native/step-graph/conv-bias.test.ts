@@ -8,14 +8,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { buildSmallCnn, softmaxCrossEntropy } from '../../../src/index.js';
 import type { OnnxNode } from '../../../src/native/onnx-model.js';
 import { onnxRuntimeUnavailableReason } from '../../../src/native/onnx-runtime.js';
 import { buildStepGraph } from '../../../src/native/step-graph/build.js';
 import { fuseConvBiases } from '../../../src/native/step-graph/conv-bias.js';
 import { nchwcBlockSize } from '../../../src/native/step-graph/translate-conv.js';
 import { onBackend } from '../../helpers.js';
-import { recordHutchinsonStep, runBuiltGraph } from './helpers.js';
+import { largestDifferences, recordSmallCnnStep, runBuiltGraph, withEnv } from './helpers.js';
 
 const NCHWC = 'com.microsoft.nchwc';
 const unavailable = onnxRuntimeUnavailableReason();
@@ -124,28 +123,14 @@ describe('conv-bias.ts: channel biases into NCHWc Convs', () => {
     async () => {
       await onBackend('cpu');
       const tensorsBefore = tf.memory().numTensors;
-      const model = buildSmallCnn({ seed: 3 });
-      const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-      const x = tf.randomUniform([8, 28, 28, 1], 0, 1, 'float32', 4);
-      const y = tf.tidy(() => tf.oneHot(tf.randomUniform([8], 0, 10, 'int32', 5), 10));
-      const { result, recording, outputs, probes } = recordHutchinsonStep(
-        () => softmaxCrossEntropy(y, model.apply(x) as tf.Tensor),
-        vars,
-        6,
-      );
+      const { result, recording, outputs, dispose } = recordSmallCnnStep();
 
       const biased = (nodes: readonly OnnxNode[]) =>
         nodes.filter((n) => n.opType === 'Conv' && n.domain === NCHWC && (n.inputs[2] ?? '') !== '')
           .length;
-      const saved = process.env['ADAHESSIAN_CONV_BIAS'];
-      let plain: ReturnType<typeof buildStepGraph>;
-      try {
-        process.env['ADAHESSIAN_CONV_BIAS'] = '0';
-        plain = buildStepGraph(recording, outputs);
-      } finally {
-        if (saved === undefined) delete process.env['ADAHESSIAN_CONV_BIAS'];
-        else process.env['ADAHESSIAN_CONV_BIAS'] = saved;
-      }
+      const plain = withEnv({ ADAHESSIAN_CONV_BIAS: '0' }, () =>
+        buildStepGraph(recording, outputs),
+      );
       const fused = buildStepGraph(recording, outputs);
       // Both forward bias adds and the sweep's tangents of both (the second one's Conv is
       // conv-pairs.ts's Conv with Sum: the bias tangent is added to the pair's sum).
@@ -158,20 +143,12 @@ describe('conv-bias.ts: channel biases into NCHWc Convs', () => {
       const [got] = runBuiltGraph(fused, recording);
       const opByOp = result.map((t) => t.dataSync());
       got!.forEach((g, k) => {
-        let scale = 0;
-        let fromPlain = 0;
-        let fromOps = 0;
-        g.forEach((v, i) => {
-          scale = Math.max(scale, Math.abs(opByOp[k]![i]!));
-          fromPlain = Math.max(fromPlain, Math.abs(v - want![k]![i]!));
-          fromOps = Math.max(fromOps, Math.abs(v - opByOp[k]![i]!));
-        });
+        const { scale, fromPlain, fromOps } = largestDifferences(g, want![k]!, opByOp[k]!);
         // MLAS adds the bias to the finished sum, as the Add did: the same value.
         assert.ok(fromPlain <= 1e-6 * scale, `output ${k}: ${fromPlain} from the plain graph`);
         assert.ok(fromOps <= 1e-4 * scale, `output ${k}: ${fromOps} from op by op (${scale})`);
       });
-      tf.dispose([...result, x, y, ...probes.flat()]);
-      model.dispose();
+      dispose();
       assert.equal(tf.memory().numTensors, tensorsBefore);
     },
   );

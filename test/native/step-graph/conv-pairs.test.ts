@@ -9,7 +9,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { buildSmallCnn, softmaxCrossEntropy } from '../../../src/index.js';
 import type { OnnxAttribute, OnnxNode } from '../../../src/native/onnx-model.js';
 import { onnxRuntimeUnavailableReason } from '../../../src/native/onnx-runtime.js';
 import { buildStepGraph } from '../../../src/native/step-graph/build.js';
@@ -17,7 +16,7 @@ import { fuseConvBiases } from '../../../src/native/step-graph/conv-bias.js';
 import { fuseConvPairs } from '../../../src/native/step-graph/conv-pairs.js';
 import { nchwcBlockSize } from '../../../src/native/step-graph/translate-conv.js';
 import { onBackend } from '../../helpers.js';
-import { recordHutchinsonStep, runBuiltGraph } from './helpers.js';
+import { largestDifferences, recordSmallCnnStep, runBuiltGraph, withEnv } from './helpers.js';
 
 const NCHWC = 'com.microsoft.nchwc';
 const unavailable = onnxRuntimeUnavailableReason();
@@ -129,28 +128,14 @@ describe('conv-pairs.ts: added NCHWc Convs as one Conv with Sum', () => {
     async () => {
       await onBackend('cpu');
       const tensorsBefore = tf.memory().numTensors;
-      const model = buildSmallCnn({ seed: 3 });
-      const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-      const x = tf.randomUniform([8, 28, 28, 1], 0, 1, 'float32', 4);
-      const y = tf.tidy(() => tf.oneHot(tf.randomUniform([8], 0, 10, 'int32', 5), 10));
-      const { result, recording, outputs, probes } = recordHutchinsonStep(
-        () => softmaxCrossEntropy(y, model.apply(x) as tf.Tensor),
-        vars,
-        6,
-      );
+      const { result, recording, outputs, dispose } = recordSmallCnnStep();
 
       const withSum = (nodes: readonly OnnxNode[]) =>
         nodes.filter((n) => n.opType === 'Conv' && n.domain === NCHWC && n.inputs.length === 4)
           .length;
-      const saved = process.env['ADAHESSIAN_CONV_PAIRS'];
-      let plain: ReturnType<typeof buildStepGraph>;
-      try {
-        process.env['ADAHESSIAN_CONV_PAIRS'] = '0';
-        plain = buildStepGraph(recording, outputs);
-      } finally {
-        if (saved === undefined) delete process.env['ADAHESSIAN_CONV_PAIRS'];
-        else process.env['ADAHESSIAN_CONV_PAIRS'] = saved;
-      }
+      const plain = withEnv({ ADAHESSIAN_CONV_PAIRS: '0' }, () =>
+        buildStepGraph(recording, outputs),
+      );
       const fused = buildStepGraph(recording, outputs);
       // conv(x2, v2) + conv(dxBar2, W2), and the two backprop inputs of the second layer.
       assert.equal(withSum(plain.graph.nodes), 0);
@@ -163,20 +148,12 @@ describe('conv-pairs.ts: added NCHWc Convs as one Conv with Sum', () => {
       const [got] = runBuiltGraph(fused, recording);
       const opByOp = result.map((t) => t.dataSync());
       got!.forEach((g, k) => {
-        let scale = 0;
-        let fromPlain = 0;
-        let fromOps = 0;
-        g.forEach((v, i) => {
-          scale = Math.max(scale, Math.abs(opByOp[k]![i]!));
-          fromPlain = Math.max(fromPlain, Math.abs(v - want![k]![i]!));
-          fromOps = Math.max(fromOps, Math.abs(v - opByOp[k]![i]!));
-        });
+        const { scale, fromPlain, fromOps } = largestDifferences(g, want![k]!, opByOp[k]!);
         // The sum is formed inside MLAS's accumulation: float32 rounding apart.
         assert.ok(fromPlain <= 1e-5 * scale, `output ${k}: ${fromPlain} from the plain graph`);
         assert.ok(fromOps <= 1e-4 * scale, `output ${k}: ${fromOps} from op by op (${scale})`);
       });
-      tf.dispose([...result, x, y, ...probes.flat()]);
-      model.dispose();
+      dispose();
       assert.equal(tf.memory().numTensors, tensorsBefore);
     },
   );

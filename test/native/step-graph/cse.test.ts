@@ -20,22 +20,14 @@ import { onnxRuntimeUnavailableReason } from '../../../src/native/onnx-runtime.j
 import { CompiledSteps } from '../../../src/native/step-graph/hutchinson-step.js';
 import { keepsCommonSubexpressionElimination } from '../../../src/native/step-graph/cse.js';
 import { onBackend } from '../../helpers.js';
+import { withEnv } from './helpers.js';
 
 const unavailable = onnxRuntimeUnavailableReason();
 if (unavailable !== '') console.log(`# cse test skipped: ${unavailable}`);
 
 /** Runs `body` with ADAHESSIAN_ORT_CSE set to `value` (undefined: unset). */
-function withCse<T>(value: string | undefined, body: () => T): T {
-  const saved = process.env['ADAHESSIAN_ORT_CSE'];
-  if (value === undefined) delete process.env['ADAHESSIAN_ORT_CSE'];
-  else process.env['ADAHESSIAN_ORT_CSE'] = value;
-  try {
-    return body();
-  } finally {
-    if (saved === undefined) delete process.env['ADAHESSIAN_ORT_CSE'];
-    else process.env['ADAHESSIAN_ORT_CSE'] = saved;
-  }
-}
+const withCse = <T>(value: string | undefined, body: () => T): T =>
+  withEnv({ ADAHESSIAN_ORT_CSE: value }, body);
 
 /** Three Hutchinson steps (two captures, one replay); the replay's values, as float32 bits. */
 function replayedBits(

@@ -9,14 +9,19 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { buildSmallCnn, softmaxCrossEntropy } from '../../../src/index.js';
 import type { OnnxNode } from '../../../src/native/onnx-model.js';
 import { onnxRuntimeUnavailableReason } from '../../../src/native/onnx-runtime.js';
 import { buildStepGraph } from '../../../src/native/step-graph/build.js';
 import { stackFilterGradients } from '../../../src/native/step-graph/filter-grad-pairs.js';
 import { nchwcBlockSize } from '../../../src/native/step-graph/translate-conv.js';
 import { onBackend } from '../../helpers.js';
-import { recordGradients, recordHutchinsonStep, runBuiltGraph } from './helpers.js';
+import {
+  largestDifferences,
+  recordGradients,
+  recordSmallCnnStep,
+  runBuiltGraph,
+  withEnv,
+} from './helpers.js';
 
 const NCHWC = 'com.microsoft.nchwc';
 const unavailable = onnxRuntimeUnavailableReason();
@@ -140,15 +145,10 @@ describe('filter-grad-pairs.ts: filter gradients of the same taps stacked', () =
     for (const [what, nodes, outputs] of cases)
       assert.deepEqual(stack(nodes, outputs), nodes, what);
 
-    const saved = process.env['ADAHESSIAN_FILTER_GRAD_PAIRS'];
-    try {
-      process.env['ADAHESSIAN_FILTER_GRAD_PAIRS'] = '0';
-      const nodes = pair(filterGradient('g_', 'x', 'dy'), filterGradient('b_', 'x', 'dyDot'));
-      assert.deepEqual(stack(nodes, ['g_y', 'b_y']), nodes, 'the switch off');
-    } finally {
-      if (saved === undefined) delete process.env['ADAHESSIAN_FILTER_GRAD_PAIRS'];
-      else process.env['ADAHESSIAN_FILTER_GRAD_PAIRS'] = saved;
-    }
+    const nodes = pair(filterGradient('g_', 'x', 'dy'), filterGradient('b_', 'x', 'dyDot'));
+    withEnv({ ADAHESSIAN_FILTER_GRAD_PAIRS: '0' }, () =>
+      assert.deepEqual(stack(nodes, ['g_y', 'b_y']), nodes, 'the switch off'),
+    );
   });
 
   it(
@@ -157,22 +157,8 @@ describe('filter-grad-pairs.ts: filter gradients of the same taps stacked', () =
     async () => {
       await onBackend('cpu');
       const tensorsBefore = tf.memory().numTensors;
-      const model = buildSmallCnn({ seed: 3 });
-      const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-      const x = tf.randomUniform([8, 28, 28, 1], 0, 1, 'float32', 4);
-      const y = tf.tidy(() => tf.oneHot(tf.randomUniform([8], 0, 10, 'int32', 5), 10));
-      const loss = () => softmaxCrossEntropy(y, model.apply(x) as tf.Tensor);
-      const { result, recording, outputs, probes } = recordHutchinsonStep(loss, vars, 6);
-      const without = (build: () => ReturnType<typeof buildStepGraph>) => {
-        const saved = process.env['ADAHESSIAN_FILTER_GRAD_PAIRS'];
-        try {
-          process.env['ADAHESSIAN_FILTER_GRAD_PAIRS'] = '0';
-          return build();
-        } finally {
-          if (saved === undefined) delete process.env['ADAHESSIAN_FILTER_GRAD_PAIRS'];
-          else process.env['ADAHESSIAN_FILTER_GRAD_PAIRS'] = saved;
-        }
-      };
+      const { result, recording, outputs, loss, vars, dispose } = recordSmallCnnStep();
+      const without = <T>(build: () => T) => withEnv({ ADAHESSIAN_FILTER_GRAD_PAIRS: '0' }, build);
       const plain = without(() => buildStepGraph(recording, outputs));
       const stacked = buildStepGraph(recording, outputs);
       const matmuls = (b: ReturnType<typeof buildStepGraph>) =>
@@ -184,12 +170,7 @@ describe('filter-grad-pairs.ts: filter gradients of the same taps stacked', () =
       const [got] = runBuiltGraph(stacked, recording);
       const opByOp = result.map((t) => t.dataSync());
       got!.forEach((g, k) => {
-        let scale = 0;
-        let fromOps = 0;
-        g.forEach((v, i) => {
-          scale = Math.max(scale, Math.abs(opByOp[k]![i]!));
-          fromOps = Math.max(fromOps, Math.abs(v - opByOp[k]![i]!));
-        });
+        const { scale, fromOps } = largestDifferences(g, want![k]!, opByOp[k]!);
         // The same dot products in the same order: the same bits.
         assert.deepEqual(g, want![k], `output ${k}: not the plain graph's bits`);
         assert.ok(fromOps <= 1e-4 * scale, `output ${k}: ${fromOps} from op by op (${scale})`);
@@ -200,8 +181,8 @@ describe('filter-grad-pairs.ts: filter gradients of the same taps stacked', () =
       const firstPlain = without(() => buildStepGraph(first.recording, first.outputs));
       const firstBuilt = buildStepGraph(first.recording, first.outputs);
       assert.deepEqual(firstBuilt.graph.nodes, firstPlain.graph.nodes);
-      tf.dispose([...result, ...first.result, x, y, ...probes.flat()]);
-      model.dispose();
+      tf.dispose(first.result);
+      dispose();
       assert.equal(tf.memory().numTensors, tensorsBefore);
     },
   );

@@ -5,6 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
+// The package's entry, not its modules: importing it registers the kernels (MaxPoolGrad's
+// transpose and the others) that the tests' recordings run.
+import { buildSmallCnn, softmaxCrossEntropy } from '../../../src/index.js';
 import { encodeOnnxModel } from '../../../src/native/onnx-model.js';
 import { loadOnnxRuntime } from '../../../src/native/onnx-runtime.js';
 import { record, type Recording } from '../../../src/native/step-graph/capture.js';
@@ -120,6 +123,67 @@ export function recordHutchinsonStep(loss: () => tf.Scalar, vars: tf.Variable[],
   const outputs: GraphOutput[] = result.map((t) => ({ ref: refOf(t)!, shape: [...t.shape] }));
   asGraphInputs(recording, [...vars, ...probes.flat()]);
   return { result, recording, outputs, probes };
+}
+
+/**
+ * The small CNN's AdaHessian step (buildSmallCnn seed 3, `batch` random images and labels,
+ * probe seed 6) recorded by recordHutchinsonStep: what the step-graph rewrite tests build their
+ * graphs from. dispose() frees what this made (model, data, probes, recorded results).
+ */
+export function recordSmallCnnStep(batch = 8) {
+  const model = buildSmallCnn({ seed: 3 });
+  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const x = tf.randomUniform([batch, 28, 28, 1], 0, 1, 'float32', 4);
+  const y = tf.tidy(() => tf.oneHot(tf.randomUniform([batch], 0, 10, 'int32', 5), 10));
+  const loss = () => softmaxCrossEntropy(y, model.apply(x) as tf.Tensor);
+  const step = recordHutchinsonStep(loss, vars, 6);
+  const dispose = () => {
+    tf.dispose([...step.result, x, y, ...step.probes.flat()]);
+    model.dispose();
+  };
+  return { ...step, vars, loss, dispose };
+}
+
+/**
+ * `build()` with these environment variables set (undefined: unset), each restored after:
+ * the rewrites read their ADAHESSIAN_* switches when a graph is built. Synchronous `build` only
+ * (a promise would settle after the restore).
+ */
+export function withEnv<T>(vars: Record<string, string | undefined>, build: () => T): T {
+  const saved = Object.keys(vars).map((name) => [name, process.env[name]] as const);
+  const set = (entries: (readonly [string, string | undefined])[]) => {
+    for (const [name, value] of entries) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  };
+  set(Object.entries(vars));
+  try {
+    return build();
+  } finally {
+    set(saved);
+  }
+}
+
+/**
+ * One output's largest |op-by-op value| (its scale) and its largest differences from another
+ * build's values (`plain`) and from op by op.
+ */
+export function largestDifferences(
+  got: ArrayLike<number>,
+  plain: ArrayLike<number>,
+  opByOp: ArrayLike<number>,
+): { scale: number; fromPlain: number; fromOps: number } {
+  assert.ok(plain.length === got.length && opByOp.length === got.length, 'output sizes differ');
+  let scale = 0;
+  let fromPlain = 0;
+  let fromOps = 0;
+  for (let i = 0; i < got.length; i++) {
+    scale = Math.max(scale, Math.abs(opByOp[i]!));
+    fromPlain = Math.max(fromPlain, Math.abs(got[i]! - plain[i]!));
+    fromOps = Math.max(fromOps, Math.abs(got[i]! - opByOp[i]!));
+  }
+  return { scale, fromPlain, fromOps };
 }
 
 /**

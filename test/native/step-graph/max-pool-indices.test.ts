@@ -8,29 +8,19 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { buildSmallCnn, softmaxCrossEntropy } from '../../../src/index.js';
 import { onnxRuntimeUnavailableReason } from '../../../src/native/onnx-runtime.js';
 import { record } from '../../../src/native/step-graph/capture.js';
 import { buildStepGraph, type BuiltGraph } from '../../../src/native/step-graph/build.js';
 import { MAX_POOL_GRAD_TRANSPOSE } from '../../../src/kernels/max-pool-grad.js';
 import { onBackend } from '../../helpers.js';
-import { recordHutchinsonStep, runBuiltGraph } from './helpers.js';
+import { recordSmallCnnStep, runBuiltGraph, withEnv } from './helpers.js';
 
 const unavailable = onnxRuntimeUnavailableReason();
 if (unavailable !== '') console.log(`# max-pool-indices test skipped: ${unavailable}`);
 
 /** `build()` with the rule off (`ADAHESSIAN_MAX_POOL_GRAD=scan`) or on. */
-function withRule<T>(on: boolean, build: () => T): T {
-  const saved = process.env['ADAHESSIAN_MAX_POOL_GRAD'];
-  if (on) delete process.env['ADAHESSIAN_MAX_POOL_GRAD'];
-  else process.env['ADAHESSIAN_MAX_POOL_GRAD'] = 'scan';
-  try {
-    return build();
-  } finally {
-    if (saved === undefined) delete process.env['ADAHESSIAN_MAX_POOL_GRAD'];
-    else process.env['ADAHESSIAN_MAX_POOL_GRAD'] = saved;
-  }
-}
+const withRule = <T>(on: boolean, build: () => T): T =>
+  withEnv({ ADAHESSIAN_MAX_POOL_GRAD: on ? undefined : 'scan' }, build);
 
 const count = (built: BuiltGraph, op: string) =>
   built.graph.nodes.filter((n) => n.opType === op).length;
@@ -158,15 +148,7 @@ describe(
     it("a small CNN's AdaHessian step graph: the same outputs with the rule as without", async () => {
       await onBackend('cpu');
       const before = tf.memory().numTensors;
-      const model = buildSmallCnn({ seed: 3 });
-      const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-      const x = tf.randomUniform([4, 28, 28, 1], 0, 1, 'float32', 4);
-      const y = tf.tidy(() => tf.oneHot(tf.randomUniform([4], 0, 10, 'int32', 5), 10));
-      const { result, recording, outputs, probes } = recordHutchinsonStep(
-        () => softmaxCrossEntropy(y, model.apply(x) as tf.Tensor),
-        vars,
-        6,
-      );
+      const { recording, outputs, dispose } = recordSmallCnnStep(4);
       const gathered = withRule(true, () => buildStepGraph(recording, outputs));
       const scanned = withRule(false, () => buildStepGraph(recording, outputs));
       // Both poolings' sweep transposes.
@@ -175,8 +157,7 @@ describe(
       const [got] = runBuiltGraph(gathered, recording);
       const [want] = runBuiltGraph(scanned, recording);
       want!.forEach((w, k) => assertSameBits(got![k]!, w, `output ${k}`, false));
-      tf.dispose([...result, x, y, ...probes.flat()]);
-      model.dispose();
+      dispose();
       assert.equal(tf.memory().numTensors, before);
     });
   },

@@ -7,14 +7,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { buildSmallCnn, softmaxCrossEntropy } from '../../../src/index.js';
 import type { OnnxAttribute, OnnxNode } from '../../../src/native/onnx-model.js';
 import { onnxRuntimeUnavailableReason } from '../../../src/native/onnx-runtime.js';
 import { buildStepGraph } from '../../../src/native/step-graph/build.js';
 import { mergeNchwcDuplicates } from '../../../src/native/step-graph/nchwc-duplicates.js';
 import { nchwcBlockSize } from '../../../src/native/step-graph/translate-conv.js';
 import { onBackend } from '../../helpers.js';
-import { recordHutchinsonStep, runBuiltGraph } from './helpers.js';
+import { recordSmallCnnStep, runBuiltGraph, withEnv } from './helpers.js';
 
 const NCHWC = 'com.microsoft.nchwc';
 const unavailable = onnxRuntimeUnavailableReason();
@@ -89,26 +88,12 @@ describe('nchwc-duplicates.ts: equal NCHWc nodes computed once', () => {
     async () => {
       await onBackend('cpu');
       const tensorsBefore = tf.memory().numTensors;
-      const model = buildSmallCnn({ seed: 3 });
-      const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-      const x = tf.randomUniform([8, 28, 28, 1], 0, 1, 'float32', 4);
-      const y = tf.tidy(() => tf.oneHot(tf.randomUniform([8], 0, 10, 'int32', 5), 10));
-      const { result, recording, outputs, probes } = recordHutchinsonStep(
-        () => softmaxCrossEntropy(y, model.apply(x) as tf.Tensor),
-        vars,
-        6,
-      );
+      const { recording, outputs, dispose } = recordSmallCnnStep();
       const reorders = (nodes: readonly OnnxNode[]) =>
         nodes.filter((n) => n.opType === 'ReorderInput').length;
-      const saved = process.env['ADAHESSIAN_NCHWC_DUPLICATES'];
-      let plain: ReturnType<typeof buildStepGraph>;
-      try {
-        process.env['ADAHESSIAN_NCHWC_DUPLICATES'] = '0';
-        plain = buildStepGraph(recording, outputs);
-      } finally {
-        if (saved === undefined) delete process.env['ADAHESSIAN_NCHWC_DUPLICATES'];
-        else process.env['ADAHESSIAN_NCHWC_DUPLICATES'] = saved;
-      }
+      const plain = withEnv({ ADAHESSIAN_NCHWC_DUPLICATES: '0' }, () =>
+        buildStepGraph(recording, outputs),
+      );
       const merged = buildStepGraph(recording, outputs);
       // The second conv's input (forward and sweep) and dy of its backprop input (gradient and sweep).
       assert.equal(reorders(merged.graph.nodes), reorders(plain.graph.nodes) - 2);
@@ -116,8 +101,7 @@ describe('nchwc-duplicates.ts: equal NCHWc nodes computed once', () => {
       const [want] = runBuiltGraph(plain, recording);
       const [got] = runBuiltGraph(merged, recording);
       got!.forEach((g, k) => assert.deepEqual(g, want![k], `output ${k}`));
-      tf.dispose([...result, x, y, ...probes.flat()]);
-      model.dispose();
+      dispose();
       assert.equal(tf.memory().numTensors, tensorsBefore);
     },
   );

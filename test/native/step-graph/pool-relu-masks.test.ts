@@ -10,28 +10,19 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { buildSmallCnn, softmaxCrossEntropy } from '../../../src/index.js';
 import { onnxRuntimeUnavailableReason } from '../../../src/native/onnx-runtime.js';
 import { record } from '../../../src/native/step-graph/capture.js';
 import { buildStepGraph, type BuiltGraph } from '../../../src/native/step-graph/build.js';
 import { MAX_POOL_GRAD_TRANSPOSE } from '../../../src/kernels/max-pool-grad.js';
 import { onBackend } from '../../helpers.js';
-import { recordHutchinsonStep, runBuiltGraph } from './helpers.js';
+import { recordSmallCnnStep, runBuiltGraph, withEnv } from './helpers.js';
 
 const unavailable = onnxRuntimeUnavailableReason();
 if (unavailable !== '') console.log(`# pool-relu-masks test skipped: ${unavailable}`);
 
-/** `build()` with ADAHESSIAN_POOL_MASKS=`level`. */
-function atLevel<T>(level: string, build: () => T): T {
-  const saved = process.env['ADAHESSIAN_POOL_MASKS'];
-  process.env['ADAHESSIAN_POOL_MASKS'] = level;
-  try {
-    return build();
-  } finally {
-    if (saved === undefined) delete process.env['ADAHESSIAN_POOL_MASKS'];
-    else process.env['ADAHESSIAN_POOL_MASKS'] = saved;
-  }
-}
+/** `build()` with ADAHESSIAN_POOL_MASKS=`level` (undefined: unset, the default). */
+const atLevel = <T>(level: string | undefined, build: () => T): T =>
+  withEnv({ ADAHESSIAN_POOL_MASKS: level }, build);
 
 const ATTRS = { filterSize: 2, strides: 2, pad: 'valid' } as tf.NamedAttrMap;
 const SHAPE: [number, number, number, number] = [2, 4, 6, 3];
@@ -204,22 +195,11 @@ describe(
     it("a small CNN's AdaHessian step graph: both folds by default; level 1 bit for bit, 2 up to signs of zero", async () => {
       await onBackend('cpu');
       const before = tf.memory().numTensors;
-      const model = buildSmallCnn({ seed: 3 });
-      const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-      const x = tf.randomUniform([8, 28, 28, 1], 0, 1, 'float32', 4);
-      const y = tf.tidy(() => tf.oneHot(tf.randomUniform([8], 0, 10, 'int32', 5), 10));
-      const { result, recording, outputs, probes } = recordHutchinsonStep(
-        () => softmaxCrossEntropy(y, model.apply(x) as tf.Tensor),
-        vars,
-        6,
-      );
+      const { recording, outputs, dispose } = recordSmallCnnStep();
       const [plain, exact] = ['0', '1'].map((level) =>
         atLevel(level, () => buildStepGraph(recording, outputs)),
       );
-      const saved = process.env['ADAHESSIAN_POOL_MASKS'];
-      delete process.env['ADAHESSIAN_POOL_MASKS'];
-      const byDefault = buildStepGraph(recording, outputs);
-      if (saved !== undefined) process.env['ADAHESSIAN_POOL_MASKS'] = saved;
+      const byDefault = atLevel(undefined, () => buildStepGraph(recording, outputs));
       assert.deepEqual(
         [plain, exact, byDefault].map((b) => gatheredProducts(b!)),
         [2, 0, 0],
@@ -240,8 +220,7 @@ describe(
           );
         });
       });
-      tf.dispose([...result, x, y, ...probes.flat()]);
-      model.dispose();
+      dispose();
       assert.equal(tf.memory().numTensors, before);
     });
   },

@@ -22,7 +22,7 @@ import { nchwcBlockSize } from '../../../src/native/step-graph/translate-conv.js
 import { drawProbes, hutchinsonDiagonal } from '../../../src/optimizers/hutchinson.js';
 import { RademacherGenerator } from '../../../src/optimizers/rademacher.js';
 import { onBackend } from '../../helpers.js';
-import { recordHutchinsonStep, runBuiltGraph } from './helpers.js';
+import { recordHutchinsonStep, runBuiltGraph, withEnv } from './helpers.js';
 
 const unavailable = onnxRuntimeUnavailableReason();
 if (unavailable !== '') console.log(`# rewrites-together tests skipped: ${unavailable}`);
@@ -99,19 +99,6 @@ function l2Ratio(got: ArrayLike<number>[], want: ArrayLike<number>[]): number {
   return worst;
 }
 
-function withEnv<T>(env: [string, string][], body: () => T): T {
-  const saved = env.map(([k]) => [k, process.env[k]] as const);
-  for (const [k, v] of env) process.env[k] = v;
-  try {
-    return body();
-  } finally {
-    for (const [k, v] of saved) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  }
-}
-
 describe(
   "step graphs: build.ts's rewrites together on a model they were not written for",
   { skip: unavailable || nchwcBlockSize() === 0 || false },
@@ -130,11 +117,16 @@ describe(
         3,
       );
       const all = buildStepGraph(recording, outputs);
-      const none = withEnv(PASSES_OFF, () => buildStepGraph(recording, outputs));
+      const none = withEnv(Object.fromEntries(PASSES_OFF), () =>
+        buildStepGraph(recording, outputs),
+      );
       // Each pass alone off: more nodes, but pool-relu-masks (which trades a full-size product
       // for pooled-size ones) and conv-bias (which needs conv-pairs' Conv with Sum here).
       const fired = PASSES_OFF.map((off) =>
-        withEnv([off], () => buildStepGraph(recording, outputs).nodeCount - all.nodeCount),
+        withEnv(
+          Object.fromEntries([off]),
+          () => buildStepGraph(recording, outputs).nodeCount - all.nodeCount,
+        ),
       );
       assert.ok(
         fired.every((d) => d !== 0),
