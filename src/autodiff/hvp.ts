@@ -42,8 +42,8 @@ export interface HvpOptions {
 /**
  * Backends on which the whole coverage suite (checkSecondOrder) passes, in Node (cpu, wasm) and
  * in headless Chromium (webgl, wasm, webgpu on SwiftShader; test/browser/coverage.browser.ts runs
- * it whole on webgl and wasm, a sample on webgpu). Products on any other backend (tfjs-node's
- * 'tensorflow', a custom one) are refused unless the user opts in.
+ * it whole on webgl and wasm, coverage-webgpu.browser.ts on webgpu). Products on any other
+ * backend (tfjs-node's 'tensorflow', a custom one) are refused unless the user opts in.
  */
 export const SECOND_ORDER_VERIFIED_BACKENDS: readonly string[] = ['cpu', 'wasm', 'webgl', 'webgpu'];
 

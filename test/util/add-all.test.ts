@@ -1,7 +1,8 @@
 /**
  * addAll equals tf.addN bit for bit on cpu and wasm (same left-to-right order) for any count,
  * and never hands AddN more than 7 inputs (webgpu's AddN is silently wrong past that; the
- * browser check is test/browser/coverage.browser.ts, whose model cases have 8 to 40 variables).
+ * browser check is test/browser/coverage-webgpu.browser.ts, whose model cases (coverage-suite.ts)
+ * have 8 to 40 variables).
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
