@@ -20,6 +20,9 @@ export interface OnnxNode {
   domain?: string;
 }
 
+/** ONNX Runtime's domain of its NCHWc (channel-blocked) Conv, ReorderInput and ReorderOutput. */
+export const NCHWC_DOMAIN = 'com.microsoft.nchwc';
+
 export interface OnnxValueInfo {
   name: string;
   shape: readonly number[];

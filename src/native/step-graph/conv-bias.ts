@@ -19,10 +19,8 @@
  * takes b (reshaped to [C]) and the ReorderOutput writes the Add's output. ADAHESSIAN_CONV_BIAS=0
  * leaves the graph as it is (A/Bs).
  */
-import type { OnnxNode } from '../onnx-model.js';
+import { NCHWC_DOMAIN, type OnnxNode } from '../onnx-model.js';
 import { indexNodes } from './node-index.js';
-
-const NCHWC = 'com.microsoft.nchwc';
 
 export interface ConvBiasContext {
   /** Shapes of named values (the recording's values and externals, and reshapes of them). */
@@ -63,7 +61,7 @@ export function fuseConvBiases(nodes: readonly OnnxNode[], ctx: ConvBiasContext)
         reorder == null ||
         removed.has(reorder) ||
         reorder.opType !== 'ReorderOutput' ||
-        reorder.domain !== NCHWC ||
+        reorder.domain !== NCHWC_DOMAIN ||
         reorder.attributes?.['channels_last']?.value !== 1 ||
         !soleReader(convOut)
       ) {
@@ -73,7 +71,7 @@ export function fuseConvBiases(nodes: readonly OnnxNode[], ctx: ConvBiasContext)
       if (
         conv == null ||
         conv.opType !== 'Conv' ||
-        conv.domain !== NCHWC ||
+        conv.domain !== NCHWC_DOMAIN ||
         // No bias yet; conv-pairs.ts's Conv with Sum has an empty bias input.
         !(conv.inputs.length === 2 || (conv.inputs.length === 4 && conv.inputs[2] === '')) ||
         !soleReader(reorder.inputs[0]!)

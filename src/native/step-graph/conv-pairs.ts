@@ -24,10 +24,8 @@
  * its ReorderOutput writes the Add's output. conv-bias.ts then may fold a channel bias added to
  * the sum into that Conv. ADAHESSIAN_CONV_PAIRS=0 leaves the graph as it is (A/Bs).
  */
-import type { OnnxNode } from '../onnx-model.js';
+import { NCHWC_DOMAIN, type OnnxNode } from '../onnx-model.js';
 import { indexNodes } from './node-index.js';
-
-const NCHWC = 'com.microsoft.nchwc';
 
 export interface ConvPairsContext {
   /** Shapes of named values (the recording's values and externals, and reshapes of them). */
@@ -48,7 +46,7 @@ export function fuseConvPairs(nodes: readonly OnnxNode[], ctx: ConvPairsContext)
     const reorder = producer.get(name);
     if (
       reorder?.opType !== 'ReorderOutput' ||
-      reorder.domain !== NCHWC ||
+      reorder.domain !== NCHWC_DOMAIN ||
       reorder.attributes?.['channels_last']?.value !== 1 ||
       !soleReader(name)
     ) {
@@ -57,7 +55,7 @@ export function fuseConvPairs(nodes: readonly OnnxNode[], ctx: ConvPairsContext)
     const conv = producer.get(reorder.inputs[0]!);
     if (
       conv?.opType !== 'Conv' ||
-      conv.domain !== NCHWC ||
+      conv.domain !== NCHWC_DOMAIN ||
       conv.inputs.length < 2 ||
       conv.inputs.length > 3 ||
       conv.attributes?.['activation'] != null ||

@@ -31,10 +31,8 @@
  * topological order that keeps the original one otherwise. ADAHESSIAN_FILTER_GRAD_PAIRS=0 leaves
  * the graph as it is (A/Bs: step-graph-profile.ts --ab fgradpairs=0).
  */
-import type { OnnxNode } from '../onnx-model.js';
+import { NCHWC_DOMAIN, type OnnxNode } from '../onnx-model.js';
 import { indexNodes } from './node-index.js';
-
-const NCHWC = 'com.microsoft.nchwc';
 
 export interface FilterGradPairsContext {
   /** Names of the graph's outputs. */
@@ -91,7 +89,7 @@ export function stackFilterGradients(
     const out = reorder?.attributes?.['channels']?.value;
     if (
       reorder?.opType !== 'ReorderOutput' ||
-      reorder.domain !== NCHWC ||
+      reorder.domain !== NCHWC_DOMAIN ||
       reorder.attributes?.['channels_last']?.value !== 0 ||
       typeof out !== 'number' ||
       !products.every(

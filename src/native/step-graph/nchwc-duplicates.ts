@@ -13,9 +13,7 @@
  * recorded values: a merged value lives from its first use to its last, across the step), by
  * `enabled`. ADAHESSIAN_NCHWC_DUPLICATES=0 leaves the graph as it is (A/Bs).
  */
-import type { OnnxNode } from '../onnx-model.js';
-
-const NCHWC = 'com.microsoft.nchwc';
+import { NCHWC_DOMAIN, type OnnxNode } from '../onnx-model.js';
 
 export interface NchwcDuplicatesContext {
   /** Names of the graph's outputs (a node writing one is kept). */
@@ -38,7 +36,7 @@ export function mergeNchwcDuplicates(
   for (const node of nodes) {
     const inputs = node.inputs.map((i) => renamed.get(i) ?? i);
     const read = inputs.some((i, k) => i !== node.inputs[k]) ? { ...node, inputs } : node;
-    if (node.domain !== NCHWC || node.outputs.some((o) => outputs.has(o))) {
+    if (node.domain !== NCHWC_DOMAIN || node.outputs.some((o) => outputs.has(o))) {
       kept.push(read);
       continue;
     }

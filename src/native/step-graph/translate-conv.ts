@@ -54,6 +54,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import {
   encodeOnnxModel,
+  NCHWC_DOMAIN,
   type OnnxAttribute,
   type OnnxGraph,
   type OnnxNode,
@@ -171,7 +172,6 @@ function splice(
   if (!sameShape) ctx.node('Reshape', [rename.get(graphOut)!, ctx.int64s(out)], [ctx.output()]);
 }
 
-const NCHWC = 'com.microsoft.nchwc';
 let nchwcBlock: number | undefined;
 
 /**
@@ -187,7 +187,7 @@ export function nchwcBlockSize(): number {
   nchwcBlock = 0;
   const shape = [1, 4, 1, 1];
   const bytes = encodeOnnxModel({
-    nodes: [{ opType: 'ReorderInput', domain: NCHWC, inputs: ['x'], outputs: ['y'] }],
+    nodes: [{ opType: 'ReorderInput', domain: NCHWC_DOMAIN, inputs: ['x'], outputs: ['y'] }],
     inputs: [{ name: 'x', shape }],
     outputs: [{ name: 'y', shape }],
   });
@@ -274,7 +274,7 @@ function nchwcConv(
   if (inChannels % block !== 0 && inChannels >= block) return false;
   const input = ctx.temp();
   if (inChannels % block === 0) {
-    ctx.node('ReorderInput', [x], [input], { channels_last: int(1) }, NCHWC);
+    ctx.node('ReorderInput', [x], [input], { channels_last: int(1) }, NCHWC_DOMAIN);
   } else {
     ctx.node('Transpose', [x], [input], { perm: ints(NHWC_TO_NCHW) });
   }
@@ -289,7 +289,7 @@ function nchwcConv(
       dilations: ints(attributes.dilations),
       kernel_shape: ints(attributes.kernel),
     },
-    NCHWC,
+    NCHWC_DOMAIN,
   );
   const activation = fused.activation?.nodes('a', 'b') ?? [];
   const reordered = activation.length > 0 ? ctx.temp() : ctx.output();
@@ -298,7 +298,7 @@ function nchwcConv(
     [y],
     [reordered],
     { channels: int(outChannels), channels_last: int(1) },
-    NCHWC,
+    NCHWC_DOMAIN,
   );
   // A fused activation: one node on the NHWC output, as the native kernel's graph has it.
   for (const node of activation) {
@@ -502,14 +502,14 @@ const conv2DBackpropFilterTransposedOnce: NativeKernel = {
                 { opType: 'Reshape', inputs: ['d', 'd4Shape'], outputs: ['d4'] },
                 {
                   opType: 'ReorderInput',
-                  domain: NCHWC,
+                  domain: NCHWC_DOMAIN,
                   inputs: ['d4'],
                   outputs: ['dBlocked'],
                   attributes: { channels_last: int(1) },
                 },
                 {
                   opType: 'ReorderOutput',
-                  domain: NCHWC,
+                  domain: NCHWC_DOMAIN,
                   inputs: ['dBlocked'],
                   outputs: ['dNchw'],
                   attributes: { channels: int(rows[1]!), channels_last: int(0) },
