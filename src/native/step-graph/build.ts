@@ -231,44 +231,48 @@ export function buildStepGraph(
   externals.forEach((e, i) => shapes.set(`e${i}`, e.shape));
   for (const [key, name] of reshaped)
     shapes.set(name, key.split('|')[1]!.split(',').filter(Boolean).map(Number));
+  // What every rewrite below is told: the graph's outputs (they must stay written), and how a
+  // new node inherits the recorded call its profile time is credited to.
+  const outputNames = graphOutputs.map((o) => o.name);
+  const derived = (node: OnnxNode, from: OnnxNode) => nodeCall.set(node, nodeCall.get(from) ?? -1);
   const simplified = simplifyGraph(nodes, {
     shapes,
     initializers: tensorInitializers,
-    outputs: graphOutputs.map((o) => o.name),
+    outputs: outputNames,
     int64s,
-    derived: (node, from) => nodeCall.set(node, nodeCall.get(from) ?? -1),
+    derived,
     skip: options.skipRewrites ?? [],
   });
   // Filter gradients sharing their taps (the sweep's and the gradient's) as one product per tap.
   const stacked = stackFilterGradients(simplified, {
-    outputs: graphOutputs.map((o) => o.name),
+    outputs: outputNames,
     int64s,
-    derived: (node, from) => nodeCall.set(node, nodeCall.get(from) ?? -1),
+    derived,
   });
   // ONNX Runtime's own common-subexpression elimination skips the NCHWc ops.
   const merged = mergeNchwcDuplicates(stacked, {
-    outputs: graphOutputs.map((o) => o.name),
+    outputs: outputNames,
     enabled: keepsCommonSubexpressionElimination({ values }),
   });
   // Before the biases: a channel bias added to a pair's sum then goes into its Conv too.
   const paired = fuseConvPairs(merged, {
     shapes,
-    outputs: graphOutputs.map((o) => o.name),
-    derived: (node, from) => nodeCall.set(node, nodeCall.get(from) ?? -1),
+    outputs: outputNames,
+    derived,
   });
   // After simplify.ts: the sweep's bias tangents are broadcasts there, read unbroadcast here.
   const biased = fuseConvBiases(paired, {
     shapes,
-    outputs: graphOutputs.map((o) => o.name),
+    outputs: outputNames,
     int64s,
-    derived: (node, from) => nodeCall.set(node, nodeCall.get(from) ?? -1),
+    derived,
   });
   // Relu masks multiplied at max pooling's winners (reads max-pool-indices.ts's gathers).
   const finalNodes = foldPoolReluMasks(biased, {
     shapes,
     initializers: tensorInitializers,
-    outputs: graphOutputs.map((o) => o.name),
-    derived: (node, from) => nodeCall.set(node, nodeCall.get(from) ?? -1),
+    outputs: outputNames,
+    derived,
   });
   const used = new Set(finalNodes.flatMap((n) => n.inputs));
   return {
