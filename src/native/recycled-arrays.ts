@@ -139,8 +139,8 @@ export function recycledTensor(
     r.resident ??= { source, pool: new OutputBufferPool(Infinity, (a) => source.giveBack(a)) };
     pool = r.resident.pool;
   }
-  const installed = r.backends.get(pool) ?? new WeakSet<object>();
-  r.backends.set(pool, installed);
+  let installed = r.backends.get(pool);
+  if (installed == null) r.backends.set(pool, (installed = new WeakSet<object>()));
   if (!installed.has(backend)) {
     installed.add(backend);
     r.restore.push(pool.install(backend));

@@ -782,10 +782,10 @@ export class StepGraphCompiler<E> {
     });
     // float32 outputs in arrays of the step's disposed tensors (recycled-arrays.ts): ONNX
     // Runtime writes every element of a preallocated output.
+    const resident = this.options.residentOutputs ?? null;
     const results = entry.outputShapes.map((s, k) => {
       const dtype = entry.outputDtypes[k]!;
       const size = s.reduce((a, b) => a * b, 1);
-      const resident = this.options.residentOutputs ?? null;
       return dtype === 'float32' ? takeResidentArray(size, resident) : zerosOf(dtype, size);
     });
     const fetches: Record<string, OrtTensor> = {};
@@ -812,7 +812,7 @@ export class StepGraphCompiler<E> {
     this.status.graphMs += performance.now() - t1;
     return results.map((r, k) =>
       r instanceof Float32Array
-        ? recycledTensor(r, entry.outputShapes[k]!, this.options.residentOutputs ?? null)
+        ? recycledTensor(r, entry.outputShapes[k]!, resident)
         : tf.tensor(r, entry.outputShapes[k]!, entry.outputDtypes[k]!),
     );
   }
